@@ -1,0 +1,147 @@
+"""``bridgeeval bench``: exact kNN of one set, ours against scikit-learn and faiss, same data and process.
+
+Prints seconds, peak extra memory, the ratios ours/faiss and ours/scikit-learn, and our time over
+the matmul floor (2 N^2 d FLOPs at this machine's measured peak GEMM rate).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bridgeeval.metrics.neighbours import knn_indices
+
+DEFAULT_SIZES = ((2000, 300), (2000, 2048), (10000, 300), (10000, 2048), (50000, 300), (50000, 2048))
+
+
+@dataclass
+class Timing:
+    seconds: float
+    peak_extra_bytes: int
+    agree: float | None = None
+
+
+class PeakRSS:
+    """Samples this process's resident memory in a thread; peak above the level at start."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def __enter__(self):
+        gc.collect()
+        self.base = self.rss()
+        self.peak = self.base
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    @property
+    def extra(self) -> int:
+        return self.peak - self.base
+
+
+def _timed(fn) -> tuple[float, int, object]:
+    with PeakRSS() as mem:
+        start = time.perf_counter()
+        out = fn()
+        seconds = time.perf_counter() - start
+    return seconds, mem.extra, out
+
+
+def ours(x: np.ndarray, k: int, metric: str, device: str) -> np.ndarray:
+    t = torch.from_numpy(x).to(device)
+    out = knn_indices(t, k, metric)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return out.cpu().numpy()
+
+
+def sklearn_knn(x: np.ndarray, k: int, metric: str) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors
+
+    # The released code's method: fit on the set, query the set (self comes back; dropped here).
+    nn = NearestNeighbors(n_neighbors=k + 1, metric=metric, algorithm="brute").fit(x)
+    return nn.kneighbors(x, return_distance=False)
+
+
+def faiss_knn(x: np.ndarray, k: int, metric: str) -> np.ndarray:
+    import faiss
+
+    if metric == "cosine":
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        index = faiss.IndexFlatIP(x.shape[1])
+    else:
+        index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    _, idx = index.search(x, k + 1)
+    return idx
+
+
+def drop_self(idx: np.ndarray) -> np.ndarray:
+    """Lists of k+1 that include each query; its own entry removed (or the last, if absent)."""
+    n = len(idx)
+    own = idx == np.arange(n)[:, None]
+    own[~own.any(axis=1), -1] = True
+    return idx[~own].reshape(n, -1)
+
+
+def gemm_peak_flops(device: str) -> float:
+    """Peak float32 GEMM rate of this machine (numpy on CPU, torch on GPU), FLOP/s."""
+    size = 4096
+    a = np.random.default_rng(0).standard_normal((size, 2048), dtype=np.float32)
+    if device.startswith("cuda"):
+        t = torch.from_numpy(a).to(device)
+        (t @ t.T).sum().item()
+        start = time.perf_counter()
+        for _ in range(5):
+            (t @ t.T)
+        torch.cuda.synchronize()
+        seconds = (time.perf_counter() - start) / 5
+    else:
+        a @ a.T
+        start = time.perf_counter()
+        a @ a.T
+        seconds = time.perf_counter() - start
+    return 2.0 * size * size * 2048 / seconds
+
+
+def run_case(n: int, d: int, k: int, metric: str, methods: list[str], device: str, flops: float) -> dict:
+    x = np.random.default_rng(n + d).standard_normal((n, d), dtype=np.float32)
+    row: dict = {"n": n, "d": d}
+    sec, mem, ref = _timed(lambda: ours(x, k, metric, device))
+    row["ours_s"], row["ours_mem_gib"] = sec, mem / 2**30
+    row["floor_s"] = 2.0 * n * n * d / flops
+    row["ours_over_floor"] = sec / row["floor_s"]
+    for name, fn in (("faiss", faiss_knn), ("sklearn", sklearn_knn)):
+        if name not in methods:
+            continue
+        sec, mem, idx = _timed(lambda fn=fn: fn(x, k, metric))
+        row[f"{name}_s"], row[f"{name}_mem_gib"] = sec, mem / 2**30
+        row[f"ours_over_{name}"] = row["ours_s"] / sec
+        # Sets agree up to float32 boundary flips in the other method (ours is exact).
+        other = drop_self(idx)
+        row[f"{name}_set_agreement"] = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ref, other)]))
+    return row

@@ -1,0 +1,154 @@
+"""The ``bridgeeval`` command: thin over library calls; bad input is one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bridgeeval.errors import BridgeEvalError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except BridgeEvalError as err:
+        print(f"bridgeeval: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bridgeeval: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridgeeval", description=__doc__)
+    sub = parser.add_subparsers(title="commands")
+    _add_score(sub)
+    _add_bench(sub)
+    return parser
+
+
+def _add_score(sub) -> None:
+    p = sub.add_parser(
+        "score",
+        help="mNNO report for your own embeddings",
+        description="Score paired embeddings X (input), Y (target) and, optionally, MAPPED = f(X). "
+        "Files: .npy .pt .csv .txt/.vec (word vectors) .parquet; rows are paired by position.",
+    )
+    p.add_argument("input", help="X, the input set")
+    p.add_argument("target", help="Y, the target set paired row by row with X")
+    p.add_argument("mapped", nargs="?", help="f(X), the mapped set (same dimensions as Y)")
+    p.add_argument("-k", type=int, default=10, help="neighbours per item (default 10, as in the paper)")
+    p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine")
+    p.add_argument(
+        "--include-self", action="store_true", help="count each item as its own neighbour (the released code's rule)"
+    )
+    p.add_argument("--sample", type=int, default=None, metavar="M", help="estimate mNNO from M random query rows")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=_score)
+
+
+def _score(args) -> int:
+    import torch
+
+    from bridgeeval.data.formats import read_matrix
+    from bridgeeval.metrics import cross_modal_report, mnno, mnno_sampled
+    from bridgeeval.metrics.validation import check_paired, check_points
+
+    sets = {"input": args.input, "target": args.target}
+    if args.mapped:
+        sets["mapped"] = args.mapped
+    values = {name: torch.from_numpy(read_matrix(path).values).to(args.device) for name, path in sets.items()}
+    check_paired({f"{name} ({sets[name]})": t for name, t in values.items()})
+    for name, t in values.items():
+        check_points(t, f"{name} ({sets[name]})", args.metric)
+    opts = dict(k=args.k, metric=args.metric, include_self=args.include_self)
+    if args.sample:
+        report = {}
+        pairs = [("input", "target")] + ([("input", "mapped"), ("target", "mapped")] if args.mapped else [])
+        for a, b in pairs:
+            key = f"mnno_{a}_{b}"
+            report[key], report[f"{key}_stderr"] = mnno_sampled(values[a], values[b], n_queries=args.sample, **opts)
+    elif args.mapped:
+        report = cross_modal_report(values["input"], values["target"], values["mapped"], **opts)
+    else:
+        report = {"mnno_input_target": mnno(values["input"], values["target"], **opts)}
+    meta = {"n": int(values["input"].shape[0]), "k": args.k, "metric": args.metric, "include_self": args.include_self}
+    if args.json:
+        print(json.dumps({**meta, **report}, indent=2))
+    else:
+        _print_table(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", report)
+    return 0
+
+
+def _print_table(title: str, values: dict[str, float]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in values.items():
+        table.add_row(key, f"{value:.4f}")
+    Console().print(table)
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="time exact kNN against scikit-learn and faiss-cpu")
+    p.add_argument(
+        "--sizes",
+        default=None,
+        help="comma-separated NxD cases, e.g. 2000x300,10000x2048 (default: N in 2k,10k,50k x d in 300,2048)",
+    )
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine")
+    p.add_argument("--methods", default="faiss,sklearn", help="comparisons to run (faiss, sklearn)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_bench)
+
+
+def _parse_sizes(text: str | None):
+    from bridgeeval.bench import DEFAULT_SIZES
+
+    if not text:
+        return DEFAULT_SIZES
+    try:
+        return tuple(tuple(int(v) for v in case.lower().split("x")) for case in text.split(","))
+    except ValueError:
+        raise BridgeEvalError(f"--sizes: expected cases like 2000x300,10000x2048, got {text!r}") from None
+
+
+def _bench(args) -> int:
+    from bridgeeval.bench import gemm_peak_flops, run_case
+
+    methods = [m for m in args.methods.split(",") if m]
+    for method in methods:
+        if method not in ("faiss", "sklearn"):
+            raise BridgeEvalError(f"--methods: unknown method {method!r} (faiss, sklearn)")
+        try:
+            __import__({"faiss": "faiss", "sklearn": "sklearn"}[method])
+        except ImportError:
+            raise BridgeEvalError(f"{method} is not installed: pip install 'bridgeeval[bench]'") from None
+    flops = gemm_peak_flops(args.device)
+    rows = []
+    for n, d in _parse_sizes(args.sizes):
+        row = run_case(n, d, args.k, args.metric, methods, args.device, flops)
+        rows.append(row)
+        if not args.json:
+            print(" ".join(f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}" for key, value in row.items()), flush=True)
+    if args.json:
+        print(json.dumps({"gemm_gflops": flops / 1e9, "cases": rows}, indent=2))
+    else:
+        print(f"peak float32 GEMM: {flops / 1e9:.0f} GFLOP/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""Exact k-nearest neighbours of every row of a set within the set, blockwise and on any device.
+
+One place decides the neighbour convention of the whole project:
+
+* distance: cosine distance ``1 - cos`` or squared Euclidean distance (same order as Euclidean);
+* ties: among equal distances the lower index comes first;
+* self: left out of its own list unless ``include_self=True`` (the released code's convention,
+  where the query itself sits at distance 0).
+
+How it stays exact and fast: float32 GEMMs over pairs of row blocks (each block pair once, used for
+both blocks, so about half the products of a full matrix) pick ``k + margin`` candidates per row;
+the candidates are rescored in float64 and sorted by (distance, index). A row is accepted only when
+its k-th float64 distance lies below every unselected point's distance by more than the worst-case
+float32 error; the few rows that fail are resolved against all points with a float64 rescoring of
+every point the error bound cannot rule out. The result equals a float64 brute force under the tie
+rule; peak extra memory is O(block^2 + N x (k + margin)), never O(N^2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points
+
+_U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
+_RESCORE_ELEMENTS = 1 << 22  # float64 elements per rescoring chunk (32 MiB)
+
+
+def knn_indices(
+    x,
+    k: int,
+    metric: str = "cosine",
+    include_self: bool = False,
+    block_size: int | None = None,
+) -> torch.Tensor:
+    """Exact ``k`` nearest neighbours of every row of ``x`` within ``x``.
+
+    Args:
+        x: ``[N, d]`` numpy array or tensor (any float dtype, any device).
+        k: neighbours per row; at most ``N - 1`` (``N`` with ``include_self``).
+        metric: ``"cosine"`` or ``"euclidean"``.
+        include_self: count each point as its own neighbour (distance 0), as scikit-learn's
+            ``kneighbors`` on the fitted set does in the paper's released code.
+        block_size: rows per block; default adapts to ``N`` and the device.
+
+    Returns:
+        ``LongTensor[N, k]`` on ``x``'s device, nearest first, ties by lower index.
+
+    Example:
+        >>> import torch
+        >>> pts = torch.tensor([[0.0], [1.0], [3.0], [4.0]])
+        >>> knn_indices(pts, k=2, metric="euclidean").tolist()
+        [[1, 2], [0, 2], [3, 1], [2, 1]]
+    """
+    x = as_tensor(x, "x")
+    check_metric(metric)
+    check_points(x, "x", metric)
+    n = x.shape[0]
+    check_k(k, n, include_self)
+    space = _Space(x, metric)
+    n_cand = min(n if include_self else n - 1, k + _margin(k))
+    block = block_size or _default_block(n, x.device)
+    scores, cand = _symmetric_candidates(space, n_cand, include_self, block)
+    rows = torch.arange(n, device=x.device)
+    return _refine(space, rows, cand, scores, k, include_self, exhaustive=n_cand == n - (not include_self))
+
+
+def knn_indices_of_rows(
+    x,
+    rows,
+    k: int,
+    metric: str = "cosine",
+    include_self: bool = False,
+    block_size: int | None = None,
+) -> torch.Tensor:
+    """Exact neighbours (within all of ``x``) of the selected ``rows`` only: ``LongTensor[len(rows), k]``.
+
+    Used to estimate mNNO from a sample of query rows when N is too large for all of them.
+    """
+    x = as_tensor(x, "x")
+    check_metric(metric)
+    check_points(x, "x", metric)
+    n = x.shape[0]
+    check_k(k, n, include_self)
+    rows = torch.as_tensor(rows, dtype=torch.long, device=x.device)
+    space = _Space(x, metric)
+    n_cand = min(n if include_self else n - 1, k + _margin(k))
+    block = block_size or _default_block(n, x.device)
+    scores, cand = _row_candidates(space, rows, n_cand, include_self, block)
+    return _refine(space, rows, cand, scores, k, include_self, exhaustive=n_cand == n - (not include_self))
+
+
+def _margin(k: int) -> int:
+    # Extra candidates so that the float32 preselection rarely needs the slow path.
+    return max(8, k)
+
+
+def _default_block(n: int, device: torch.device) -> int:
+    big = 8192 if device.type == "cuda" else 2048
+    return max(1, min(n, big))
+
+
+class _Space:
+    """The set being searched: float32 search copy, norms, and the float32 error bound."""
+
+    def __init__(self, x: torch.Tensor, metric: str):
+        self.x = x
+        self.metric = metric
+        self.n, self.dim = x.shape
+        self.x32 = x if x.dtype == torch.float32 else x.float()
+        norms64 = _row_norms64(x)
+        self.norms64 = norms64
+        if metric == "cosine":
+            self.inv_norm32 = (1.0 / norms64).float()
+        else:
+            self.sq_norm32 = self.x32.pow(2).sum(dim=1)
+            # Summed directly (not norm**2), so integer-valued data keep exact ties.
+            self.sq_norms64 = _row_sq_norms64(x)
+            self.max_norm = float(norms64.max())
+        # Worst-case error of a float32 score (dot products of length d, input rounding, scaling).
+        self.gamma = 2.0 * (self.dim + 6) * _U32
+
+    def gram(self, rows: slice | torch.Tensor, cols: slice) -> torch.Tensor:
+        a, b = self.x32[rows], self.x32[cols]
+        if a.device.type == "cpu":  # numpy's GEMM is faster than torch's on CPU
+            return torch.from_numpy(np.matmul(a.numpy(), b.numpy().T))
+        return a @ b.T
+
+    def scores(self, gram: torch.Tensor, rows, cols) -> torch.Tensor:
+        """Similarity-like scores, larger is nearer: cos, or 2<q, x> - |x|^2 (= |q|^2 - dist^2)."""
+        if self.metric == "cosine":
+            return gram.mul_(self.inv_norm32[rows].unsqueeze(1)).mul_(self.inv_norm32[cols].unsqueeze(0))
+        return gram.mul_(2.0).sub_(self.sq_norm32[cols].unsqueeze(0))
+
+    def tolerance(self, rows: torch.Tensor) -> torch.Tensor:
+        """Bound on |float32 score - exact score| for the query rows, as float64."""
+        if self.metric == "cosine":
+            return torch.full((len(rows),), self.gamma, dtype=torch.float64, device=self.x.device)
+        q = self.norms64[rows]
+        return self.gamma * (2.0 * q * self.max_norm + self.max_norm**2) * 2.0
+
+    def distance_from_score(self, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        s = scores.double()
+        if self.metric == "cosine":
+            return 1.0 - s
+        return self.sq_norms64[rows].unsqueeze(1) - s
+
+    def exact_distances(self, rows: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+        """float64 distances of query rows ``[R]`` to candidate indices ``[R, c]``."""
+        q = self.x[rows].double().unsqueeze(1)
+        c = self.x[cand].double()
+        dot = torch.bmm(c, q.transpose(1, 2)).squeeze(2)
+        nq, nc = self.norms64[rows].unsqueeze(1), self.norms64[cand]
+        if self.metric == "cosine":
+            dist, scale = 1.0 - dot / (nq * nc), torch.ones_like(dot)
+        else:
+            scale = self.sq_norms64[rows].unsqueeze(1) + self.sq_norms64[cand]
+            dist = scale - 2.0 * dot
+        # Products cancel for near-identical points: recompute those from differences, so that
+        # duplicates sit at exactly 0 (a tie) and near-duplicates keep their order.
+        r, j = (dist < 1e-6 * scale).nonzero(as_tuple=True)
+        if len(r):
+            a, b = q[r, 0], c[r, j]
+            if self.metric == "cosine":
+                a, b = a / nq[r], b / nc[r, j].unsqueeze(1)
+                dist[r, j] = 0.5 * (a - b).pow(2).sum(dim=1)
+            else:
+                dist[r, j] = (a - b).pow(2).sum(dim=1)
+        return dist.clamp_(min=0.0)
+
+
+def _row_sq_norms64(x: torch.Tensor) -> torch.Tensor:
+    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
+    step = max(1, _RESCORE_ELEMENTS // max(1, x.shape[1]))
+    for start in range(0, x.shape[0], step):
+        out[start : start + step] = x[start : start + step].double().pow(2).sum(dim=1)
+    return out
+
+
+def _row_norms64(x: torch.Tensor) -> torch.Tensor:
+    return _row_sq_norms64(x).sqrt_()
+
+
+def _merge(best_s, best_i, r0: int, r1: int, scores: torch.Tensor, col0: int) -> None:
+    """Keeps the top ``c`` scores per row of ``best`` after adding a block of new scores."""
+    c = best_s.shape[1]
+    kk = min(c, scores.shape[1])
+    s, i = torch.topk(scores, kk, dim=1, sorted=False)
+    s = torch.cat([best_s[r0:r1], s], dim=1)
+    i = torch.cat([best_i[r0:r1], i + col0], dim=1)
+    top_s, pos = torch.topk(s, c, dim=1, sorted=False)
+    best_s[r0:r1] = top_s
+    best_i[r0:r1] = torch.gather(i, 1, pos)
+
+
+def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int):
+    """Top-``c`` float32 candidates per row, visiting each pair of row blocks once."""
+    n, dev = space.n, space.x.device
+    best_s = torch.full((n, c), -math.inf, device=dev)
+    best_i = torch.full((n, c), -1, dtype=torch.long, device=dev)
+    starts = list(range(0, n, block))
+    for a, i0 in enumerate(starts):
+        i1 = min(i0 + block, n)
+        for j0 in starts[a:]:
+            j1 = min(j0 + block, n)
+            gram = space.gram(slice(i0, i1), slice(j0, j1))
+            if space.metric == "cosine":
+                s_rows = space.scores(gram, slice(i0, i1), slice(j0, j1))
+                s_cols = s_rows.T
+            else:
+                s_cols = (2.0 * gram.T).sub_(space.sq_norm32[i0:i1].unsqueeze(0))
+                s_rows = space.scores(gram, slice(i0, i1), slice(j0, j1))
+            if i0 == j0:
+                # Self: forced in (so it is rescored at distance 0) or kept out of its own list.
+                s_rows.fill_diagonal_(math.inf if include_self else -math.inf)
+                _merge(best_s, best_i, i0, i1, s_rows, j0)
+                continue
+            _merge(best_s, best_i, i0, i1, s_rows, j0)
+            _merge(best_s, best_i, j0, j1, s_cols.contiguous(), i0)
+    return best_s, best_i
+
+
+def _row_candidates(space: _Space, rows: torch.Tensor, c: int, include_self: bool, block: int):
+    """Top-``c`` float32 candidates for selected query rows against all points."""
+    n, dev = space.n, space.x.device
+    best_s = torch.full((len(rows), c), -math.inf, device=dev)
+    best_i = torch.full((len(rows), c), -1, dtype=torch.long, device=dev)
+    for r0 in range(0, len(rows), block):
+        q = rows[r0 : r0 + block]
+        for j0 in range(0, n, block):
+            j1 = min(j0 + block, n)
+            s = space.scores(space.gram(q, slice(j0, j1)), q, slice(j0, j1))
+            own = (q >= j0) & (q < j1)
+            s[own.nonzero().squeeze(1), q[own] - j0] = math.inf if include_self else -math.inf
+            _merge(best_s, best_i, r0, r0 + len(q), s, j0)
+    return best_s, best_i
+
+
+def _sort_exact(dist: torch.Tensor, idx: torch.Tensor):
+    """Sorts each row by (distance, index): index order first, then a stable sort on distance."""
+    idx, pos = torch.sort(idx, dim=1)
+    dist = torch.gather(dist, 1, pos)
+    dist, pos = torch.sort(dist, dim=1, stable=True)
+    return dist, torch.gather(idx, 1, pos)
+
+
+def _refine(space, rows, cand, cand_scores, k, include_self, exhaustive: bool) -> torch.Tensor:
+    """float64 rescoring of the candidates that can matter, and the slow path for unsure rows.
+
+    With float32 scores sorted, s_k the k-th and t the error bound: the k best float32 points score
+    at least s_k - t exactly, and any point below s_k - 2t in float32 scores below s_k - t exactly,
+    so the exact top k lies among the candidates within 2t of s_k. When even the last candidate is
+    within 2t, an unselected point could be too: that row takes the slow path.
+    """
+    scores, pos = torch.sort(cand_scores, dim=1, descending=True)
+    cand = torch.gather(cand, 1, pos)
+    tol = space.tolerance(rows)
+    within = scores.double() >= (scores[:, k - 1].double() - 2.0 * tol).unsqueeze(1)
+    out = torch.empty((len(rows), k), dtype=torch.long, device=space.x.device)
+    step = max(1, _RESCORE_ELEMENTS // (cand.shape[1] * space.dim))
+    unsure_pos, unsure_kth = [], []
+    for r0 in range(0, len(rows), step):
+        q = rows[r0 : r0 + step]
+        width = int(within[r0 : r0 + step].sum(dim=1).max())
+        c = cand[r0 : r0 + step, : max(width, k)]
+        dist = space.exact_distances(q, c)
+        if include_self:
+            dist[c == q.unsqueeze(1)] = 0.0
+        dist, order = _sort_exact(dist, c)
+        out[r0 : r0 + len(q)] = order[:, :k]
+        if not exhaustive:
+            bad = within[r0 : r0 + step, -1].nonzero().squeeze(1)
+            unsure_pos.append(r0 + bad)
+            unsure_kth.append(dist[bad, k - 1])
+    if unsure_pos:
+        _resolve_rows(space, rows, torch.cat(unsure_pos), torch.cat(unsure_kth), k, include_self, out)
+    return out
+
+
+def _resolve_rows(space, rows, positions, kth, k, include_self, out) -> None:
+    """Slow path: rescore in float64 every point the float32 bound cannot rule out."""
+    for p, bound in zip(positions.tolist(), kth.tolist()):
+        q = rows[p : p + 1]
+        gram = space.gram(q, slice(0, space.n))
+        approx = space.distance_from_score(space.scores(gram, q, slice(0, space.n)), q).squeeze(0)
+        keep = approx <= bound + float(space.tolerance(q))
+        qi = int(q)
+        if include_self:
+            keep[qi] = True
+        else:
+            keep[qi] = False
+        idx = keep.nonzero().squeeze(1)
+        dist = torch.cat(
+            [space.exact_distances(q, idx[s : s + 4096].unsqueeze(0)) for s in range(0, len(idx), 4096)],
+            dim=1,
+        )
+        if include_self:
+            dist[idx.unsqueeze(0) == qi] = 0.0
+        _, order = _sort_exact(dist, idx.unsqueeze(0))
+        out[p] = order[0, :k]

@@ -1,0 +1,66 @@
+"""``MeanNearestNeighborOverlap``: the cross-modal report as a torchmetrics ``Metric``."""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.report import cross_modal_report
+from bridgeeval.metrics.validation import check_metric
+
+
+class MeanNearestNeighborOverlap(Metric):
+    """Accumulates (input, target, mapped) batches and reports over the whole epoch.
+
+    States are concatenated across processes (``dist_reduce_fx="cat"``), so under DDP every rank
+    computes the report of the full validation set. ``index`` (the items' positions) restores the
+    data set's order after the gather, which lets cached neighbour lists of X and Y be reused.
+
+    Example:
+        >>> import torch
+        >>> metric = MeanNearestNeighborOverlap(k=1, metric="euclidean")
+        >>> x = torch.tensor([[0.0], [1.0], [3.0], [4.0]])
+        >>> metric.update(x[:2], x[:2], x[:2]); metric.update(x[2:], x[2:], x[2:])
+        >>> metric.compute()["mnno_input_mapped"]
+        1.0
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, k: int = 10, metric: str = "cosine", include_self: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        check_metric(metric)
+        self.k, self.metric, self.include_self = k, metric, include_self
+        self.add_state("inputs", default=[], dist_reduce_fx="cat")
+        self.add_state("targets", default=[], dist_reduce_fx="cat")
+        self.add_state("mapped", default=[], dist_reduce_fx="cat")
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+        self._cached: dict[str, torch.Tensor] = {}
+
+    def update(self, inputs: torch.Tensor, targets: torch.Tensor, mapped: torch.Tensor, index=None) -> None:
+        if not (len(inputs) == len(targets) == len(mapped)):
+            raise BridgeEvalError(
+                f"batch sizes differ: input {len(inputs)}, target {len(targets)}, mapped {len(mapped)}"
+            )
+        if index is None:
+            start = sum(len(t) for t in self.index)
+            index = torch.arange(start, start + len(inputs), device=inputs.device)
+        self.inputs.append(inputs.detach())
+        self.targets.append(targets.detach())
+        self.mapped.append(mapped.detach())
+        self.index.append(torch.as_tensor(index, device=inputs.device))
+
+    def cache_reference(self, input_neighbours: torch.Tensor, target_neighbours: torch.Tensor) -> None:
+        """Neighbour lists of X and Y in index order, reused by every ``compute``."""
+        self._cached = {"input": input_neighbours, "target": target_neighbours}
+
+    def compute(self) -> dict[str, float]:
+        order = torch.argsort(dim_zero_cat(self.index))
+        x, y, f = (dim_zero_cat(s)[order] for s in (self.inputs, self.targets, self.mapped))
+        return cross_modal_report(
+            x, y, f, k=self.k, metric=self.metric, include_self=self.include_self, neighbours=self._cached
+        )

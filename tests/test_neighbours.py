@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+from conftest import brute_knn
+
+from bridgeeval.data.formats import read_matrix
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics import knn_indices, knn_indices_of_rows
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("include_self", [False, True])
+def test_equals_float64_brute_force_with_duplicates(metric, include_self):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(257, 24)).astype(np.float32)
+    x[[10, 50, 99]] = x[3]  # duplicate rows: ties broken by the lower index
+    x[200] = x[100]
+    expected = brute_knn(x, 10, metric, include_self)
+    for block in (None, 5, 64, 300):
+        got = knn_indices(x, 10, metric, include_self, block_size=block).numpy()
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_float64_input_and_wide_dims():
+    x = np.random.default_rng(2).normal(size=(120, 700))
+    np.testing.assert_array_equal(knn_indices(x, 7).numpy(), brute_knn(x, 7))
+
+
+def test_exact_ties_on_integer_points_take_lower_index():
+    x = np.random.default_rng(0).integers(0, 3, size=(200, 3)).astype(np.float32)
+    got = knn_indices(x, 10, "euclidean").numpy()
+    np.testing.assert_array_equal(got, brute_knn(x, 10, "euclidean"))
+
+
+def test_hand_worked_line():
+    pts = torch.tensor([[0.0], [1.0], [3.0], [4.0]])
+    # Point 1 is at distance 1 from 0 and 2 from 3: ties would go to the lower index.
+    assert knn_indices(pts, 2, "euclidean").tolist() == [[1, 2], [0, 2], [3, 1], [2, 1]]
+    assert knn_indices(pts, 2, "euclidean", include_self=True).tolist() == [[0, 1], [1, 0], [2, 3], [3, 2]]
+
+
+def test_include_self_matches_scikit_learn_kneighbors():
+    from sklearn.neighbors import NearestNeighbors
+
+    x = np.random.default_rng(3).normal(size=(300, 16))
+    for metric in ("cosine", "euclidean"):
+        ref = NearestNeighbors(n_neighbors=10, metric=metric, algorithm="brute").fit(x).kneighbors(x)[1]
+        np.testing.assert_array_equal(knn_indices(x, 10, metric, include_self=True).numpy(), ref)
+
+
+def test_real_iapr_features_with_duplicate_rows(iapr_paths):
+    for path in iapr_paths:
+        x = read_matrix(path).values
+        assert len(np.unique(x, axis=0)) < len(x)  # the released features repeat some rows
+        nonzero = np.abs(x).sum(1) > 0
+        x = x[nonzero]
+        for metric in ("cosine", "euclidean"):
+            np.testing.assert_array_equal(knn_indices(x, 10, metric).numpy(), brute_knn(x, 10, metric))
+
+
+def test_rows_subset_equals_full_search():
+    x = np.random.default_rng(4).normal(size=(150, 8))
+    rows = torch.tensor([5, 0, 149, 77])
+    full = knn_indices(x, 6)
+    np.testing.assert_array_equal(knn_indices_of_rows(x, rows, 6, block_size=32).numpy(), full[rows].numpy())
+
+
+@pytest.mark.parametrize(
+    "x,k,message",
+    [
+        (np.ones((5, 2)), 5, "k=5 is too large for 5 items"),
+        (np.array([[1.0, 0.0], [np.nan, 1.0], [1.0, 1.0]]), 1, "row 1 has NaN"),
+        (np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]]), 1, "row 1 is a zero vector"),
+        (np.ones(5), 1, "expected a 2-D matrix"),
+    ],
+)
+def test_bad_input_is_named(x, k, message):
+    with pytest.raises(BridgeEvalError, match=message):
+        knn_indices(x, k)

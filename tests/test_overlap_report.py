@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from conftest import brute_knn
+
+from bridgeeval.data.formats import read_matrix
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics import (
+    MeanNearestNeighborOverlap,
+    cross_modal_report,
+    mnno,
+    mnno_sampled,
+    nn_overlap,
+)
+
+
+def brute_mnno(a, b, k, metric="cosine", include_self=False):
+    na, nb = brute_knn(a, k, metric, include_self), brute_knn(b, k, metric, include_self)
+    return np.mean([len(set(p) & set(q)) for p, q in zip(na, nb)]) / k
+
+
+def test_paper_example_overlap_is_two():
+    assert nn_overlap(torch.tensor([[3, 5, 6]]), torch.tensor([[2, 3, 6]])).tolist() == [2]
+
+
+def test_mnno_equals_brute_force_and_bounds():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 30))
+    b = a @ rng.normal(size=(30, 12)) + 0.5 * rng.normal(size=(200, 12))  # different dimension
+    for metric in ("cosine", "euclidean"):
+        for include_self in (False, True):
+            got = mnno(a, b, k=10, metric=metric, include_self=include_self)
+            assert got == pytest.approx(brute_mnno(a, b, 10, metric, include_self), abs=1e-12)
+    assert mnno(a, a, k=5) == 1.0
+    assert 0.0 <= mnno(a, rng.normal(size=(200, 4)), k=5) < 0.2
+
+
+def test_counting_self_inflates_mnno(iapr_paths):
+    text, image = (read_matrix(p).values for p in iapr_paths)
+    keep = (np.abs(text).sum(1) > 0) & (np.abs(image).sum(1) > 0)
+    without = mnno(text[keep], image[keep], k=10)
+    with_self = mnno(text[keep], image[keep], k=10, include_self=True)
+    # Self always overlaps: with k=10 it adds one shared neighbour in (almost) every row.
+    assert with_self > without + 0.05
+
+
+def test_report_against_independent_references():
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(150, 20))
+    y = x[:, :8] * 2 + rng.normal(size=(150, 8))
+    f = x[:, :8] * 1.8
+    r = cross_modal_report(x, y, f, k=10)
+    assert r["mnno_input_mapped"] == pytest.approx(brute_mnno(x, f, 10))
+    assert r["mnno_target_mapped"] == pytest.approx(brute_mnno(y, f, 10))
+    assert r["mnno_input_target"] == pytest.approx(brute_mnno(x, y, 10))
+    assert r["mse"] == pytest.approx(np.mean((f - y) ** 2))
+    assert r["r2"] == pytest.approx(r2_score(y, f))
+    # recall@k: is y_i among the k targets nearest (cosine) to f(x_i)?
+    yn, fn = y / np.linalg.norm(y, axis=1, keepdims=True), f / np.linalg.norm(f, axis=1, keepdims=True)
+    sims = fn @ yn.T
+    recall = np.mean([i in np.argsort(-sims[i], kind="stable")[:10] for i in range(150)])
+    assert r["recall_at_k"] == pytest.approx(recall)
+    counts = np.bincount(brute_knn(f, 10).ravel(), minlength=150)
+    assert r["hubness"] == pytest.approx(scipy.stats.skew(counts))
+
+
+def test_report_rejects_mismatched_sets():
+    x = np.ones((10, 3)) + np.arange(30).reshape(10, 3)
+    with pytest.raises(BridgeEvalError, match="differ in number of rows: input has 10, target has 9"):
+        cross_modal_report(x, x[:9], x)
+    with pytest.raises(BridgeEvalError, match="mapped has 2 dimensions but target has 3"):
+        cross_modal_report(x, x, x[:, :2])
+
+
+def test_metric_class_equals_functional_core_over_shuffled_batches():
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.normal(size=(97, 10)))
+    y = torch.tensor(rng.normal(size=(97, 6)))
+    f = x[:, :6] + 0.3 * torch.tensor(rng.normal(size=(97, 6)))
+    metric = MeanNearestNeighborOverlap(k=5)
+    perm = torch.randperm(97, generator=torch.Generator().manual_seed(0))
+    for chunk in perm.split(20):  # batches arrive out of order, as from several ranks
+        metric.update(x[chunk], y[chunk], f[chunk], index=chunk)
+    got = metric.compute()
+    want = cross_modal_report(x, y, f, k=5)
+    assert got == pytest.approx(want)
+    assert MeanNearestNeighborOverlap.higher_is_better and not MeanNearestNeighborOverlap.full_state_update
+
+
+def test_sampled_estimate_is_exact_on_all_rows_and_close_on_few():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(400, 16))
+    b = a + 0.8 * rng.normal(size=(400, 16))
+    exact = mnno(a, b, k=10)
+    full, _ = mnno_sampled(a, b, k=10, n_queries=400)
+    assert full == pytest.approx(exact)
+    est, se = mnno_sampled(a, b, k=10, n_queries=150, seed=1)
+    assert se > 0 and abs(est - exact) < 4 * se
