@@ -27,6 +27,7 @@ from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, chec
 
 _U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
 _RESCORE_ELEMENTS = 1 << 22  # float64 elements per rescoring chunk (32 MiB)
+_DENSE_MAX_N = 1024  # up to here one float64 distance matrix is cheaper than candidates + rescoring
 
 
 def knn_indices(
@@ -61,6 +62,8 @@ def knn_indices(
     n = x.shape[0]
     check_k(k, n, include_self)
     space = _Space(x, metric)
+    if n <= _DENSE_MAX_N and block_size is None:
+        return _dense_knn(space, k, include_self)
     n_cand = min(n if include_self else n - 1, k + _margin(k))
     block = block_size or _default_block(n, x.device)
     scores, cand = _symmetric_candidates(space, n_cand, include_self, block)
@@ -151,25 +154,50 @@ class _Space:
     def exact_distances(self, rows: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
         """float64 distances of query rows ``[R]`` to candidate indices ``[R, c]``."""
         q = self.x[rows].double().unsqueeze(1)
-        c = self.x[cand].double()
-        dot = torch.bmm(c, q.transpose(1, 2)).squeeze(2)
-        nq, nc = self.norms64[rows].unsqueeze(1), self.norms64[cand]
+        dot = torch.bmm(self.x[cand].double(), q.transpose(1, 2)).squeeze(2)
+        return self.distances_from_dots(dot, rows, cand)
+
+    def all_distances(self) -> torch.Tensor:
+        """float64 ``[N, N]`` distances (small sets only)."""
+        x = self.x.double()
+        rows = torch.arange(self.n, device=x.device)
+        return self.distances_from_dots(x @ x.T, rows, rows.unsqueeze(0))
+
+    def distances_from_dots(self, dot: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Distances from float64 dot products of ``rows`` [R] with ``cols`` ([R, c] or [1, c])."""
         if self.metric == "cosine":
+            nq, nc = self.norms64[rows].unsqueeze(1), self.norms64[cols]
             dist, scale = 1.0 - dot / (nq * nc), torch.ones_like(dot)
         else:
-            scale = self.sq_norms64[rows].unsqueeze(1) + self.sq_norms64[cand]
+            scale = self.sq_norms64[rows].unsqueeze(1) + self.sq_norms64[cols]
             dist = scale - 2.0 * dot
         # Products cancel for near-identical points: recompute those from differences, so that
         # duplicates sit at exactly 0 (a tie) and near-duplicates keep their order.
         r, j = (dist < 1e-6 * scale).nonzero(as_tuple=True)
         if len(r):
-            a, b = q[r, 0], c[r, j]
+            cols = cols.expand_as(dist)
+            a, b = self.x[rows[r]].double(), self.x[cols[r, j]].double()
             if self.metric == "cosine":
-                a, b = a / nq[r], b / nc[r, j].unsqueeze(1)
+                a = a / self.norms64[rows[r]].unsqueeze(1)
+                b = b / self.norms64[cols[r, j]].unsqueeze(1)
                 dist[r, j] = 0.5 * (a - b).pow(2).sum(dim=1)
             else:
                 dist[r, j] = (a - b).pow(2).sum(dim=1)
         return dist.clamp_(min=0.0)
+
+
+def _dense_knn(space: _Space, k: int, include_self: bool) -> torch.Tensor:
+    """Small sets: all float64 distances at once, then a stable sort (index order breaks ties)."""
+    dist = space.all_distances()
+    dist.fill_diagonal_(0.0 if include_self else math.inf)
+    c = min(space.n, k + _margin(k))
+    vals, idx = _sort_exact(*torch.topk(dist, c, dim=1, largest=False))
+    out = idx[:, :k]
+    # A tie reaching the last selected value may hide lower indices: sort those rows fully.
+    tied = (vals[:, k - 1] == vals[:, c - 1]).nonzero().squeeze(1) if c < space.n else vals.new_empty(0).long()
+    if len(tied):
+        out[tied] = torch.sort(dist[tied], dim=1, stable=True).indices[:, :k]
+    return out
 
 
 def _row_sq_norms64(x: torch.Tensor) -> torch.Tensor:

@@ -56,7 +56,8 @@ def cross_modal_report(
     check_metric(metric)
     check_k(k, n, include_self)
     dev = mapped.device
-    y = y.to(dev)
+    # One float64 copy of each set serves every measure below.
+    y, mapped = y.to(dev).double(), mapped.double()
     cached = neighbours or {}
     idx = {
         "input": cached.get("input"),
@@ -75,7 +76,7 @@ def cross_modal_report(
         "mnno_input_mapped": mnno_from_indices(idx["input"], idx["mapped"]),
         "mnno_target_mapped": mnno_from_indices(idx["target"], idx["mapped"]),
         "mnno_input_target": mnno_from_indices(idx["input"], idx["target"]),
-        "mse": float((mapped.double() - y.double()).pow(2).mean()),
+        "mse": float((mapped - y).pow(2).mean()),
         "r2": r2_score(mapped, y),
         "recall_at_k": recall_at_k(mapped, y, k, metric),
         "hubness": hubness(idx["mapped"], n),
@@ -84,7 +85,7 @@ def cross_modal_report(
 
 def r2_score(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Coefficient of determination per output dimension, averaged (scikit-learn's default)."""
-    pred, target = pred.double(), target.double()
+    pred, target = pred.double(), target.double()  # no-ops for float64 input
     ss_res = (target - pred).pow(2).sum(dim=0)
     ss_tot = (target - target.mean(dim=0)).pow(2).sum(dim=0)
     ok = ss_tot > 0

@@ -1,0 +1,102 @@
+"""From a ``dataset`` config to ``PairedFeatures``: the one list of data sets, and user files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bridgeeval.data import builtin
+from bridgeeval.data.formats import read_matrix
+from bridgeeval.data.paired import Modalities, PairedFeatures, check_paired_features, labels_from_id_lists, orient
+from bridgeeval.errors import BridgeEvalError
+
+# name -> (loader, text features, image features); the first of each is the default.
+DATASETS: dict[str, tuple[Callable[..., Modalities], tuple[str, ...], tuple[str, ...]]] = {
+    "imagenet1k": (lambda cfg: builtin.load_imagenet1k(), ("glove50",), ("efficientnet_lite0",)),
+}
+
+
+def register(name: str, loader: Callable[..., Modalities], text: tuple[str, ...], image: tuple[str, ...]) -> None:
+    DATASETS[name] = (loader, text, image)
+
+
+def known_datasets() -> list[str]:
+    return sorted([*DATASETS, "custom"])
+
+
+def load_paired(dataset: dict, features: dict | None = None, direction: str = "text2image") -> PairedFeatures:
+    """Loads the configured data set and orients it (X = input modality, Y = target)."""
+    name = dataset.get("name")
+    if name == "custom":
+        return _limit(load_custom(dataset), dataset.get("limit"))
+    if name not in DATASETS:
+        raise BridgeEvalError(f"dataset: unknown {name!r}; known data sets: {', '.join(known_datasets())}")
+    loader, texts, images = DATASETS[name]
+    features = features or {}
+    text = features.get("text") or texts[0]
+    image = features.get("image") or images[0]
+    for kind, chosen, available in (("text", text, texts), ("image", image, images)):
+        if chosen not in available:
+            raise BridgeEvalError(
+                f"features.{kind}={chosen!r} is not available for dataset={name}; it has {', '.join(available)}"
+            )
+    data = loader({**dataset, "text_features": text, "image_features": image})
+    return _limit(orient(data, direction), dataset.get("limit"))
+
+
+def load_custom(cfg: dict) -> PairedFeatures:
+    """Any user's paired files: ``input_path``, ``target_path``, optional ``labels`` and ``test_path``."""
+    paths = {key: cfg.get(key) for key in ("input_path", "target_path")}
+    for key, path in paths.items():
+        if not path:
+            raise BridgeEvalError(f"dataset=custom needs dataset.{key}=FILE")
+    x, y = read_matrix(paths["input_path"]), read_matrix(paths["target_path"])
+    labels = _custom_labels(cfg.get("labels"), x)
+    test_mask = None
+    if cfg.get("test_path"):
+        test_mask = read_matrix(cfg["test_path"]).values[:, 0].astype(bool)
+        if len(test_mask) != len(x.values):
+            raise BridgeEvalError(f"{cfg['test_path']}: {len(test_mask)} rows, but the input has {len(x.values)}")
+    data = PairedFeatures(
+        name="custom",
+        input=np.ascontiguousarray(x.values, dtype=np.float32),
+        target=np.ascontiguousarray(y.values, dtype=np.float32),
+        item_ids=x.names or [str(i) for i in range(len(x.values))],
+        labels=labels,
+        test_mask=test_mask,
+        meta={"input_path": str(paths["input_path"]), "target_path": str(paths["target_path"])},
+    )
+    check_paired_features(data)
+    return data
+
+
+def _custom_labels(spec, x) -> np.ndarray | None:
+    if not spec:
+        return None
+    if spec == "first_column":
+        if x.names is None:
+            raise BridgeEvalError("dataset.labels=first_column: the input file has no leading label column")
+        return labels_from_id_lists(x.names, "dataset.labels")
+    path = Path(spec)
+    if not path.is_file():
+        raise BridgeEvalError(f"dataset.labels: {path}: no such file")
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return labels_from_id_lists(lines, str(path))
+
+
+def _limit(data: PairedFeatures, limit: int | None) -> PairedFeatures:
+    """The first ``limit`` items only (quick trials and tests)."""
+    if not limit:
+        return data
+    cut = slice(0, int(limit))
+    return PairedFeatures(
+        name=data.name,
+        input=data.input[cut],
+        target=data.target[cut],
+        item_ids=data.item_ids[cut],
+        labels=None if data.labels is None else data.labels[cut],
+        test_mask=None if data.test_mask is None else data.test_mask[cut],
+        meta={**data.meta, "limit": int(limit)},
+    )

@@ -1,0 +1,42 @@
+"""Callbacks of the training loop: the per-epoch history with the validation hook's cost."""
+
+from __future__ import annotations
+
+import time
+
+import pytorch_lightning as pl
+
+
+class EpochHistory(pl.Callback):
+    """One row per epoch: every logged epoch metric, the split, and where the epoch's time went.
+
+    ``time/val_*`` is Lightning's whole validation loop; ``time/metrics_*`` only the neighbourhood
+    metrics of the validation hook (``MappingModule.metric_seconds``).
+    """
+
+    def __init__(self, split: str):
+        self.split = split
+        self.rows: list[dict] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._epoch_start = time.perf_counter()
+        self._val_seconds = 0.0
+
+    def on_validation_start(self, trainer, pl_module):
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module):
+        self._val_seconds += time.perf_counter() - self._val_start
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # In Lightning 2 validation runs before this hook, so val/* of this epoch are here.
+        seconds = time.perf_counter() - self._epoch_start
+        row = {"split": self.split, "epoch": trainer.current_epoch}
+        row.update({key: float(value) for key, value in sorted(trainer.callback_metrics.items())})
+        row["time/epoch_s"] = seconds
+        row["time/val_s"] = self._val_seconds
+        row["time/val_fraction"] = self._val_seconds / seconds if seconds > 0 else 0.0
+        metric_seconds = getattr(pl_module, "metric_seconds", 0.0)
+        row["time/metrics_s"] = metric_seconds
+        row["time/metrics_fraction"] = metric_seconds / seconds if seconds > 0 else 0.0
+        self.rows.append(row)

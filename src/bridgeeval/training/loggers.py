@@ -1,0 +1,75 @@
+"""Loggers of one split: CSV by default, W&B grouped by multirun and named after the overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+
+def job_identity() -> dict[str, str]:
+    """Run name (the job's overrides) and group (the multirun's folder, or the run's)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return {"name": "run", "group": "run"}
+    overrides = ",".join(o for o in hc.overrides.task if not o.startswith(("hydra.", "paths.")))
+    multirun = hc.mode == RunMode.MULTIRUN
+    group = Path(hc.sweep.dir).name if multirun else Path(hc.run.dir).name
+    name = overrides or hc.job.name
+    if multirun:
+        name = f"{hc.job.num}:{name}"
+    return {"name": name, "group": group}
+
+
+def build_loggers(cfg: DictConfig, split: str, out_dir: Path) -> list:
+    loggers = []
+    who = job_identity()
+    for key, spec in (cfg.get("logger") or {}).items():
+        if not spec:
+            continue
+        target = spec.get("_target_", "")
+        if target.endswith("CSVLogger"):
+            loggers.append(hydra.utils.instantiate(spec, save_dir=str(out_dir), name="csv", version=split))
+        elif target.endswith("WandbLogger"):
+            loggers.append(_wandb_logger(cfg, spec, split, out_dir, who))
+        else:
+            loggers.append(hydra.utils.instantiate(spec))
+    return loggers
+
+
+def _wandb_logger(cfg: DictConfig, spec, split: str, out_dir: Path, who: dict):
+    import os
+
+    # Offline unless the user has an API key: runs land in out_dir/wandb for a later `wandb sync`.
+    offline = spec.get("offline")
+    if offline is None:
+        offline = not (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE") == "online")
+    logger = hydra.utils.instantiate(
+        spec,
+        save_dir=str(out_dir),
+        name=f"{who['name']}|{split}",
+        group=spec.get("group") or who["group"],
+        job_type=spec.get("job_type") or cfg.get("job_type", "train"),
+        tags=list(cfg.get("tags") or []) + [split],
+        offline=bool(offline),
+    )
+    run = logger.experiment
+    run.config.update(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), allow_val_change=True)
+    # The per-epoch curves use the epoch as their x-axis.
+    run.define_metric("epoch")
+    for prefix in ("train/*", "val/*"):
+        run.define_metric(prefix, step_metric="epoch")
+    return logger
+
+
+def finish_wandb(loggers: list) -> None:
+    """Closes the W&B run of this split, so the next split or job never shares it."""
+    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+        import wandb
+
+        wandb.finish()

@@ -1,0 +1,152 @@
+"""``train(cfg)``: one job of the main task, from a composed config to ``metrics.json``."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from bridgeeval.data.datamodule import CrossModalDataModule
+from bridgeeval.data.datasets import load_paired
+from bridgeeval.data.splits import protocol_splits
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.validation import check_metric
+from bridgeeval.models.mappers import build_mapper
+from bridgeeval.models.module import MappingModule
+from bridgeeval.training.callbacks import EpochHistory
+from bridgeeval.training.loggers import build_loggers, finish_wandb
+from bridgeeval.training.outputs import write_csv_atomic, write_json_atomic
+
+log = logging.getLogger(__name__)
+# Lightning's per-Trainer banners (devices, tips) drown the job's own log across many folds.
+for _name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+SUMMARY_KEYS = ("val/mnno_input_mapped", "val/mnno_target_mapped", "val/mnno_input_target", "val/loss")
+
+
+class SkippedJob(Exception):
+    """A job that would only duplicate another (e.g. ``mapper=lin`` with ``depth=3``)."""
+
+
+def train(cfg: DictConfig) -> dict:
+    """Runs every split of the configured protocol; returns the summary written to ``metrics.json``.
+
+    The summary holds each logged metric averaged over the splits (folds or the one train/test
+    split) and, under ``folds``, each split's own values.
+    """
+    out_dir = Path(cfg.paths.output_dir)
+    check_config(cfg)
+    data = load_paired(
+        OmegaConf.to_container(cfg.dataset, resolve=True),
+        OmegaConf.to_container(cfg.features, resolve=True) if cfg.get("features") else None,
+        cfg.direction,
+    )
+    protocol, splits = protocol_splits(
+        len(data), data.test_mask, cfg.cv.folds, cfg.cv.get("fold"), cfg.cv.seed, cfg.cv.get("protocol", "auto")
+    )
+    smallest_val = min(len(s.val) for s in splits)
+    if cfg.metrics.k >= smallest_val:
+        raise BridgeEvalError(
+            f"metrics.k={cfg.metrics.k} needs more validation items than the {smallest_val} of the smallest split"
+        )
+    log.info("data set %s: %d pairs, %s, %d split(s)", data.name, len(data), protocol, len(splits))
+
+    started = time.time()
+    results, history = [], []
+    for split in splits:
+        final, rows = fit_split(cfg, data, split, out_dir)
+        results.append({"split": split.name, **final})
+        history += rows
+    summary = summarise(results)
+    summary.update(
+        {
+            "status": "finished",
+            "protocol": protocol,
+            "dataset": data.name,
+            "n_items": len(data),
+            "direction": cfg.direction,
+            "mapper": cfg.mapper.kind,
+            "depth": int(cfg.depth),
+            "loss": cfg.loss.name,
+            "seed": int(cfg.seed),
+            "seconds": time.time() - started,
+            "folds": results,
+        }
+    )
+    write_csv_atomic(out_dir / "history.csv", history)
+    write_json_atomic(out_dir / "metrics.json", summary)  # written last: marks a finished job
+    return summary
+
+
+def check_config(cfg: DictConfig) -> None:
+    if cfg.mapper.kind == "lin" and int(cfg.depth) != 1:
+        raise SkippedJob(f"mapper=lin has no hidden layers; depth={cfg.depth} would duplicate depth=1")
+    for metric in cfg.metrics.neighbors:
+        check_metric(metric)
+
+
+def fit_split(cfg: DictConfig, data, split, out_dir: Path) -> tuple[dict, list[dict]]:
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule = CrossModalDataModule(data, split, batch_size=cfg.data.batch_size, seed=int(cfg.seed))
+    mapper = build_mapper(
+        cfg.mapper.kind,
+        data.input.shape[1],
+        data.target.shape[1],
+        hidden_units=cfg.mapper.get("hidden_units", 256),
+        depth=int(cfg.depth),
+        activation=cfg.mapper.get("activation", "relu"),
+        dropout=cfg.mapper.get("dropout", 0.0),
+    )
+    module = MappingModule(
+        mapper,
+        loss=cfg.loss.name,
+        margin=cfg.loss.get("margin", 0.5),
+        optimizer=hydra.utils.instantiate(cfg.optimizer),
+        k=cfg.metrics.k,
+        neighbors=tuple(cfg.metrics.neighbors),
+        include_self=cfg.metrics.include_self,
+        on_train=cfg.metrics.on_train,
+    )
+    history = EpochHistory(split.name)
+    callbacks = [history] + [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
+    loggers = build_loggers(cfg, split.name, out_dir)
+    try:
+        trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+        trainer.fit(module, datamodule=datamodule)
+        if cfg.get("checkpoint"):
+            trainer.save_checkpoint(out_dir / "checkpoints" / f"{split.name}.ckpt")
+    finally:
+        finish_wandb(loggers)
+    final = {key: float(value) for key, value in sorted(trainer.callback_metrics.items())}
+    final["epochs"] = trainer.current_epoch
+    return final, history.rows
+
+
+def summarise(results: list[dict]) -> dict:
+    """Mean of every numeric metric over the splits (and its standard deviation where several)."""
+    keys = [k for k in results[0] if k != "split" and all(isinstance(r.get(k), (int, float)) for r in results)]
+    summary = {}
+    for key in keys:
+        values = np.array([r[key] for r in results], dtype=float)
+        summary[key] = float(values.mean())
+        if len(values) > 1 and not key.startswith("time/"):
+            summary[f"{key}_std"] = float(values.std(ddof=1))
+    return summary
+
+
+def optimized_value(summary: dict | None, name: str | None) -> float | None:
+    """The value a sweeper optimises; NaN where the job was skipped or lacks it."""
+    if not name:
+        return None
+    if not summary or name not in summary:
+        return math.nan
+    return float(summary[name])

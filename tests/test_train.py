@@ -1,0 +1,178 @@
+"""The training pipeline: configs compose, real trainings on real data, multiruns, logging."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import open_dict
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.models.losses import max_margin_loss
+from bridgeeval.training import SkippedJob, train
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = str(REPO / "conf")
+GROUPS = {
+    "dataset": ["imagenet1k", "custom"],
+    "direction": ["text2image", "image2text"],
+    "mapper": ["lin", "nn"],
+    "loss": ["mse", "cosine", "max_margin"],
+    "optimizer": ["rmsprop", "adam"],
+    "trainer": ["default", "cpu", "gpu", "ddp"],
+    "logger": ["csv", "wandb", "many", "none"],
+    "callbacks": ["default", "early_stopping", "none"],
+}
+
+
+def make_cfg(tmp_path, *overrides):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", overrides=["debug=fast", *overrides], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(REPO)
+        cfg.paths.output_dir = str(tmp_path)
+        del cfg.hydra
+    return cfg
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_config_composes_and_instantiates(tmp_path, group, option):
+    cfg = make_cfg(tmp_path, f"{group}={option}")
+    assert cfg.trainer.max_epochs == 1
+    optimizer = instantiate(cfg.optimizer)(torch.nn.Linear(2, 2).parameters())
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    for node in list((cfg.callbacks or {}).values()):
+        assert instantiate(node) is not None
+    for name, node in (cfg.logger or {}).items():
+        assert node._target_.startswith("pytorch_lightning.loggers")
+    if group == "trainer" and option in ("default", "cpu"):
+        assert instantiate(cfg.trainer, logger=False).max_epochs == 1
+
+
+def test_depth_builds_that_many_hidden_layers(tmp_path):
+    from bridgeeval.models.mappers import build_mapper
+
+    cfg = make_cfg(tmp_path, "depth=3")
+    net = build_mapper("nn", 50, 1280, hidden_units=8, depth=cfg.depth, dropout=0.0)
+    assert sum(isinstance(m, torch.nn.Linear) for m in net) == 4
+
+
+def test_max_margin_picks_first_violating_negative():
+    mapped = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    target = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    # Item 0 (cos 1 to its own) : negatives 1 (cos 1) and 2 (cos 0); the first violating is 1.
+    # Item 1 (cos 0 to its own) : negative 0 (class differs) has cos 0 -> hinge 0.5; 2 shares its class.
+    # Item 2 (cos .707 to own)  : negative 0 has cos .707 -> hinge 0.5.
+    classes = torch.tensor([0, 1, 1])
+    loss = max_margin_loss(mapped, target, classes, margin=0.5)
+    assert float(loss) == pytest.approx((0.5 + 0.5 + 0.5) / 3)
+    # Multi-label classes: items sharing any label are not negatives of each other.
+    multi = torch.tensor([[1, 0], [1, 1], [0, 1]], dtype=torch.bool)
+    assert float(max_margin_loss(mapped, target, multi, margin=0.5)) == pytest.approx((0.0 + 0.0 + 0.5) / 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mapper", ["lin", "nn"])
+@pytest.mark.parametrize("loss", ["mse", "cosine", "max_margin"])
+def test_train_one_epoch_on_builtin(tmp_path, mapper, loss):
+    cfg = make_cfg(tmp_path, f"mapper={mapper}", f"loss={loss}", "cv.fold=0", "logger=csv")
+    summary = train(cfg)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["status"] == "finished" and saved["n_items"] > 600
+    for key in ("val/mnno_input_mapped", "val/mnno_target_mapped", "val/mnno_input_target", "val/loss", "val/r2"):
+        assert key in saved and saved[key] == pytest.approx(summary[key])
+    assert 0.0 <= saved["val/mnno_input_mapped"] <= 1.0
+    assert (tmp_path / "history.csv").read_text().count("\n") == 2  # header + one epoch
+
+
+@pytest.mark.slow
+def test_train_on_iapr_slice_with_labels_and_euclidean(tmp_path, iapr_paths):
+    text, image = iapr_paths
+    cfg = make_cfg(
+        tmp_path,
+        "dataset=custom",
+        f"dataset.input_path={image}",
+        f"dataset.target_path={text}",
+        "dataset.labels=first_column",
+        "dataset.limit=300",
+        "loss=max_margin",
+        "metrics.neighbors=[cosine,euclidean]",
+        "metrics.on_train=true",
+        "trainer.max_epochs=2",
+    )
+    summary = train(cfg)
+    assert summary["n_items"] == 300 and len(summary["folds"]) == 2
+    for key in ("val/mnno_input_mapped_euclidean", "train/mnno_target_mapped", "val/recall_at_k_cosine"):
+        assert key in summary
+    fold_means = sum(f["val/mnno_input_mapped"] for f in summary["folds"]) / 2
+    assert summary["val/mnno_input_mapped"] == pytest.approx(fold_means)
+
+
+@pytest.mark.slow
+def test_same_config_twice_gives_identical_metrics(tmp_path):
+    a = train(make_cfg(tmp_path / "a", "cv.fold=1", "trainer.max_epochs=2"))
+    b = train(make_cfg(tmp_path / "b", "cv.fold=1", "trainer.max_epochs=2"))
+    keys = [k for k in a if k.startswith(("val/", "train/"))]
+    assert keys and all(a[k] == b[k] for k in keys)
+
+
+def test_bad_configurations_fail_before_training(tmp_path):
+    with pytest.raises(SkippedJob, match="depth=3 would duplicate depth=1"):
+        train(make_cfg(tmp_path, "mapper=lin", "depth=3"))
+    with pytest.raises(BridgeEvalError, match="metrics.k=400 needs more validation items"):
+        train(make_cfg(tmp_path, "metrics.k=400"))
+    x, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    import numpy as np
+
+    np.save(x, np.random.default_rng(0).normal(size=(50, 4)))
+    np.save(y, np.random.default_rng(1).normal(size=(49, 3)))
+    with pytest.raises(BridgeEvalError, match="row counts differ"):
+        train(make_cfg(tmp_path, "dataset=custom", f"dataset.input_path={x}", f"dataset.target_path={y}"))
+    with pytest.raises(BridgeEvalError, match="no such file"):
+        train(make_cfg(tmp_path, "dataset=custom", f"dataset.input_path={x}", "dataset.target_path=/nonexistent.npy"))
+    assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_offline_wandb_run_leaves_a_run_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = make_cfg(tmp_path, "logger=wandb", "cv.fold=0")
+    train(cfg)
+    runs = list((tmp_path / "wandb").glob("offline-run-*/*.wandb"))
+    assert len(runs) == 1 and runs[0].stat().st_size > 0
+
+
+def run_train(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "train.py", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.slow
+def test_multirun_writes_one_folder_and_metrics_per_job(tmp_path):
+    proc = run_train(
+        "-m", "mapper=nn,lin", "loss=mse,cosine", "debug=fast", "cv.fold=0", "logger=none", f"hydra.sweep.dir={tmp_path}"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    combos = set()
+    for job in jobs:
+        metrics = json.loads((job / "metrics.json").read_text())
+        combos.add((metrics["mapper"], metrics["loss"]))
+        assert (job / ".hydra" / "config.yaml").is_file() and (job / "history.csv").is_file()
+    assert combos == {("nn", "mse"), ("nn", "cosine"), ("lin", "mse"), ("lin", "cosine")}
+
+
+@pytest.mark.slow
+def test_cli_errors_are_one_line(tmp_path):
+    proc = run_train("dataset=custom", "dataset.input_path=/nope.npy", "dataset.target_path=/nope.npy",
+                     f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "bridgeeval: error: /nope.npy: no such file"
+    assert "Traceback" not in proc.stderr
