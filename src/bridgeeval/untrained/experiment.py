@@ -1,0 +1,174 @@
+"""Experiment 2: do untrained mappings preserve the semantic structure of their input?
+
+For an embedding X and word-similarity benchmarks, the Spearman correlation between human ratings
+and the similarities predicted by X itself (``none``), by an untrained linear map f_lin(X) and by an
+untrained one-hidden-layer net f_nn(X): weights uniform in [-r, r], biases zero, tanh, output
+dimension 2,048, averaged over random draws; cosine and Euclidean (negative distance) similarity.
+
+Statistics, exactly: for each (embedding, benchmark, similarity, mapping) cell, a two-sided Wilcoxon
+rank-sum test between the mapping's correlations over the draws (one per seed) and the input
+embedding's correlation repeated as many times (it does not vary across draws). The p-value is
+Bonferroni-adjusted by the number of such tests in the table; ``significant`` is p_adj < alpha.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.stats
+import torch
+from torch import nn
+
+from bridgeeval.data.wordsim import Benchmark
+from bridgeeval.errors import BridgeEvalError
+
+log = logging.getLogger(__name__)
+MAPPINGS = ("nn", "lin", "none")
+SIMILARITIES = ("cosine", "euclidean")
+
+
+def untrained_map(kind: str, in_dim: int, out_dim: int, hidden_units: int, init_range: float, seed: int) -> nn.Module:
+    """A map with weights ~ U(-init_range, init_range) from ``seed``, biases zero, tanh hidden layer."""
+    generator = torch.Generator().manual_seed(seed)
+    if kind == "lin":
+        layers = [nn.Linear(in_dim, out_dim)]
+    elif kind == "nn":
+        layers = [nn.Linear(in_dim, hidden_units), nn.Tanh(), nn.Linear(hidden_units, out_dim)]
+    else:
+        raise BridgeEvalError(f"untrained mapping: unknown {kind!r}; choose lin or nn")
+    with torch.no_grad():
+        for layer in layers:
+            if isinstance(layer, nn.Linear):
+                layer.weight.uniform_(-init_range, init_range, generator=generator)
+                layer.bias.zero_()
+    return nn.Sequential(*layers).eval()
+
+
+def pair_similarities(vectors: torch.Tensor, left: torch.Tensor, right: torch.Tensor, similarity: str) -> np.ndarray:
+    a, b = vectors[left].double(), vectors[right].double()
+    if similarity == "cosine":
+        return torch.nn.functional.cosine_similarity(a, b, dim=1).numpy()
+    if similarity == "euclidean":
+        return (-(a - b).norm(dim=1)).numpy()
+    raise BridgeEvalError(f"similarity: unknown {similarity!r}; choose cosine or euclidean")
+
+
+def covered_pairs(benchmark: Benchmark, vocabulary: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of both words of every pair the embedding knows, and those pairs' human scores."""
+    keep = [i for i, (a, b) in enumerate(benchmark.pairs) if a in vocabulary and b in vocabulary]
+    left = np.array([vocabulary[benchmark.pairs[i][0]] for i in keep], dtype=np.int64)
+    right = np.array([vocabulary[benchmark.pairs[i][1]] for i in keep], dtype=np.int64)
+    return left, right, benchmark.scores[keep]
+
+
+def spearman(scores: np.ndarray, predicted: np.ndarray) -> float:
+    return float(scipy.stats.spearmanr(scores, predicted).statistic)
+
+
+def evaluate_embedding(
+    name: str,
+    vectors: np.ndarray,
+    vocabulary: dict[str, int],
+    benchmarks: list[Benchmark],
+    seeds: list[int],
+    output_dim: int = 2048,
+    hidden_units: int = 2048,
+    init_range: float = 0.05,
+    min_pairs: int = 10,
+    mappings: tuple[str, ...] = MAPPINGS,
+    similarities: tuple[str, ...] = SIMILARITIES,
+) -> list[dict]:
+    """One record per (benchmark, similarity, mapping) cell, before the significance tests."""
+    usable = []
+    for bench in benchmarks:
+        left, right, scores = covered_pairs(bench, vocabulary)
+        if len(scores) < min_pairs:
+            log.warning(
+                "%s: %s has only %d of %d pairs the embedding knows (< min_pairs=%d); left out",
+                name, bench.name, len(scores), len(bench.pairs), min_pairs,
+            )
+            continue
+        usable.append((bench, left, right, scores))
+    if not usable:
+        return []
+    # Map only the words the benchmarks use.
+    rows = np.unique(np.concatenate([np.concatenate([lt, rt]) for _, lt, rt, _ in usable]))
+    local = {int(r): i for i, r in enumerate(rows)}
+    x = torch.from_numpy(np.asarray(vectors[rows], dtype=np.float32))
+    mapped = {"none": [x]}
+    with torch.no_grad():
+        for kind in (m for m in mappings if m != "none"):
+            mapped[kind] = [untrained_map(kind, x.shape[1], output_dim, hidden_units, init_range, s)(x) for s in seeds]
+    records = []
+    for bench, left, right, scores in usable:
+        lt = torch.as_tensor([local[int(r)] for r in left])
+        rt = torch.as_tensor([local[int(r)] for r in right])
+        for similarity in similarities:
+            for kind in mappings:
+                if kind not in mapped:
+                    continue
+                rhos = [spearman(scores, pair_similarities(v, lt, rt, similarity)) for v in mapped[kind]]
+                records.append(
+                    {
+                        "embedding": name,
+                        "mapping": kind,
+                        "benchmark": bench.name,
+                        "similarity": similarity,
+                        "spearman_mean": float(np.mean(rhos)),
+                        "spearman_std": float(np.std(rhos, ddof=1)) if len(rhos) > 1 else 0.0,
+                        "n_pairs": int(len(scores)),
+                        "n_pairs_total": len(bench.pairs),
+                        "spearman_draws": rhos,
+                    }
+                )
+    return records
+
+
+def add_significance(records: list[dict], alpha: float = 0.05) -> list[dict]:
+    """Rank-sum test of each mapped cell against its input cell, Bonferroni over the table."""
+    inputs = {(r["embedding"], r["benchmark"], r["similarity"]): r for r in records if r["mapping"] == "none"}
+    tested = [r for r in records if r["mapping"] != "none"]
+    for r in records:
+        r["p_value"], r["significant"] = None, False
+    for r in tested:
+        base = inputs[(r["embedding"], r["benchmark"], r["similarity"])]["spearman_mean"]
+        draws = r["spearman_draws"]
+        raw = float(scipy.stats.ranksums(draws, [base] * len(draws)).pvalue)
+        r["p_value"] = min(1.0, raw * len(tested))
+        r["significant"] = bool(r["p_value"] < alpha)
+    return records
+
+
+def table2(records: list[dict]):
+    """The paper's Table 2 layout: rows f_nn(X), f_lin(X), X per embedding; benchmark x {cos, eucl}."""
+    from bridgeeval.reports.tables import Cell, Table
+
+    benchmarks = list(dict.fromkeys(r["benchmark"] for r in records))
+    sims = [s for s in SIMILARITIES if any(r["similarity"] == s for r in records)]
+    embeddings = list(dict.fromkeys(r["embedding"] for r in records))
+    index = {(r["embedding"], r["mapping"], r["benchmark"], r["similarity"]): r for r in records}
+    labels = {"nn": "f_nn({})", "lin": "f_lin({})", "none": "{}"}
+    rows = []
+    for emb in embeddings:
+        block = []
+        for kind in MAPPINGS:
+            if not any(key[:2] == (emb, kind) for key in index):
+                continue
+            cells = []
+            for bench in benchmarks:
+                for sim in sims:
+                    r = index.get((emb, kind, bench, sim))
+                    cells.append(Cell(None) if r is None else Cell(r["spearman_mean"], mark="*" if r["significant"] else ""))
+            block.append((labels[kind].format(emb), cells))
+        for col in range(len(benchmarks) * len(sims)):  # best per input embedding in bold
+            values = [cells[col].value for _, cells in block if cells[col].value is not None]
+            for _, cells in block:
+                cells[col].bold = bool(values) and cells[col].value == max(values)
+        rows += block
+    caption = (
+        "Spearman correlation with human ratings (mean over random draws). Bold: best per input embedding. "
+        "*: differs from the input embedding (two-sided Wilcoxon rank-sum, Bonferroni-adjusted, p < 0.05)."
+    )
+    short = {"cosine": "cos", "euclidean": "eucl"}
+    return Table("mapping", benchmarks, [short[s] for s in sims], rows, caption)

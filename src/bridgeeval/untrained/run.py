@@ -1,0 +1,129 @@
+"""``run_untrained(cfg)``: Experiment 2 from a composed config to ``untrained.json`` and Table 2."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from bridgeeval.data import builtin
+from bridgeeval.data.wordsim import GENSIM_FILES, gensim_benchmark, read_benchmark
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.training.outputs import write_json_atomic, write_text_atomic
+from bridgeeval.untrained.experiment import add_significance, evaluate_embedding, table2
+
+log = logging.getLogger(__name__)
+logging.getLogger("gensim").setLevel(logging.WARNING)  # its test-data helpers log every import
+
+
+def load_embedding(name: str, path: str | None) -> tuple[np.ndarray, dict[str, int]]:
+    """Built-in embeddings by name, or any word2vec / GloVe file (text or binary) by path."""
+    if path:
+        return _keyed_vectors(Path(path))
+    if name == "glove50":
+        return builtin.glove50()
+    if name == "efficientnet_lite0":  # the built-in visual concept vectors, keyed by word
+        data = builtin.load_imagenet1k()
+        return data.image, {w: i for i, w in enumerate(data.item_ids)}
+    raise BridgeEvalError(
+        f"embedding {name!r}: unknown; built in are glove50 and efficientnet_lite0, or give embeddings.{name}=PATH"
+    )
+
+
+def _keyed_vectors(path: Path) -> tuple[np.ndarray, dict[str, int]]:
+    from gensim.models import KeyedVectors
+
+    if not path.is_file():
+        raise BridgeEvalError(f"{path}: no such embedding file")
+    binary = path.suffix == ".bin"
+    try:
+        kv = KeyedVectors.load_word2vec_format(str(path), binary=binary, no_header=_no_header(path, binary))
+    except (ValueError, UnicodeDecodeError, EOFError) as err:
+        raise BridgeEvalError(f"{path}: not a word2vec/GloVe vector file ({err})") from None
+    return kv.vectors, {w.lower(): i for i, w in reversed(list(enumerate(kv.index_to_key)))}
+
+
+def _no_header(path: Path, binary: bool) -> bool:
+    if binary:
+        return False
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        first = handle.readline().split()
+    return not (len(first) == 2 and all(f.isdigit() for f in first))
+
+
+def load_benchmarks(spec: dict) -> list:
+    benchmarks = []
+    for name, source in spec.items():
+        if source is None:
+            log.info("benchmark %s: no file given (benchmarks.%s=PATH); left out", name, name)
+        elif source == "gensim":
+            if name not in GENSIM_FILES:
+                raise BridgeEvalError(f"benchmarks.{name}=gensim: gensim ships only {', '.join(GENSIM_FILES)}")
+            benchmarks.append(gensim_benchmark(name))
+        else:
+            benchmarks.append(read_benchmark(source, name))
+    if not benchmarks:
+        raise BridgeEvalError("no benchmark available: give at least one benchmarks.NAME=PATH")
+    return benchmarks
+
+
+def run_untrained(cfg: DictConfig) -> list[dict]:
+    started = time.time()
+    out_dir = Path(cfg.paths.output_dir)
+    benchmarks = load_benchmarks(OmegaConf.to_container(cfg.benchmarks, resolve=True))
+    seeds = [int(cfg.seed) + i for i in range(int(cfg.draws))]
+    records = []
+    for name, path in OmegaConf.to_container(cfg.embeddings, resolve=True).items():
+        vectors, vocabulary = load_embedding(name, path)
+        records += evaluate_embedding(
+            name,
+            vectors,
+            vocabulary,
+            benchmarks,
+            seeds,
+            output_dim=cfg.map.output_dim,
+            hidden_units=cfg.map.hidden_units,
+            init_range=cfg.map.init_range,
+            min_pairs=cfg.min_pairs,
+            mappings=tuple(cfg.mappings),
+            similarities=tuple(cfg.similarities),
+        )
+    if not records:
+        raise BridgeEvalError(f"no benchmark has min_pairs={cfg.min_pairs} pairs known to the embeddings")
+    add_significance(records, alpha=cfg.alpha)
+    table = table2(records)
+    write_text_atomic(out_dir / "table2.md", table.markdown())
+    write_text_atomic(out_dir / "table2.csv", table.csv())
+    write_text_atomic(out_dir / "table2.tex", table.latex())
+    write_json_atomic(out_dir / "untrained.json", records)
+    log.info("Experiment 2: %d cells in %.1f s\n%s", len(records), time.time() - started, table.markdown())
+    _log_to_loggers(cfg, records, table, out_dir)
+    return records
+
+
+def _log_to_loggers(cfg: DictConfig, records: list[dict], table, out_dir: Path) -> None:
+    import hydra
+
+    from bridgeeval.training.loggers import finish_wandb
+
+    loggers = []
+    for spec in (cfg.get("logger") or {}).values():
+        if not spec:
+            continue
+        extra = {"save_dir": str(out_dir)}
+        if spec.get("_target_", "").endswith("WandbLogger"):
+            extra.update(job_type="untrained", offline=spec.get("offline") if spec.get("offline") is not None else True)
+        loggers.append(hydra.utils.instantiate(spec, **extra))
+    values = {
+        f"{r['embedding']}/{r['mapping']}/{r['benchmark']}/{r['similarity']}": r["spearman_mean"] for r in records
+    }
+    for logger in loggers:
+        logger.log_metrics(values)
+        if hasattr(logger, "log_table"):
+            logger.log_table("table2", columns=[table.row_header, *table.columns()],
+                             data=[[label, *[c.value for c in cells]] for label, cells in table.rows])
+        logger.save()
+    finish_wandb(loggers)

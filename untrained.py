@@ -1,0 +1,25 @@
+"""Experiment 2 of the paper: `python untrained.py` (untrained maps on word-similarity benchmarks)."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+import bridgeeval.training  # noqa: F401  (registers the configs' resolvers)
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.untrained.run import run_untrained
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="untrained")
+def main(cfg: DictConfig) -> None:
+    try:
+        run_untrained(cfg)
+    except BridgeEvalError as err:
+        print(f"bridgeeval: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
