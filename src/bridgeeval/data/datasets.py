@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridgeeval.data import builtin
+from bridgeeval.data import builtin, real
 from bridgeeval.data.formats import read_matrix
 from bridgeeval.data.paired import Modalities, PairedFeatures, check_paired_features, labels_from_id_lists, orient
 from bridgeeval.errors import BridgeEvalError
@@ -15,6 +15,9 @@ from bridgeeval.errors import BridgeEvalError
 # name -> (loader, text features, image features); the first of each is the default.
 DATASETS: dict[str, tuple[Callable[..., Modalities], tuple[str, ...], tuple[str, ...]]] = {
     "imagenet1k": (lambda cfg: builtin.load_imagenet1k(), ("glove50",), ("efficientnet_lite0",)),
+    "iaprtc": (real.load_iaprtc, ("bigru",), ("vgg128",)),
+    "wiki": (real.load_wiki, ("wiki_text100",), ("wiki_image128",)),
+    "imagenet": (real.load_imagenet, real.IMAGENET_TEXT, real.IMAGENET_IMAGE),
 }
 
 

@@ -76,6 +76,7 @@ def train(cfg: DictConfig) -> dict:
             "depth": int(cfg.depth),
             "loss": cfg.loss.name,
             "seed": int(cfg.seed),
+            "data": {k: v for k, v in data.meta.items() if not isinstance(v, list)},
             "seconds": time.time() - started,
             "folds": results,
         }

@@ -58,7 +58,11 @@ def load_benchmarks(spec: dict) -> list:
     benchmarks = []
     for name, source in spec.items():
         if source is None:
-            log.info("benchmark %s: no file given (benchmarks.%s=PATH); left out", name, name)
+            cached = _cached_benchmark(name)
+            if cached is None:
+                log.info("benchmark %s: not cached (bridgeeval data fetch %s) and no file given; left out", name, name)
+            else:
+                benchmarks.append(read_benchmark(cached, name))
         elif source == "gensim":
             if name not in GENSIM_FILES:
                 raise BridgeEvalError(f"benchmarks.{name}=gensim: gensim ships only {', '.join(GENSIM_FILES)}")
@@ -68,6 +72,17 @@ def load_benchmarks(spec: dict) -> list:
     if not benchmarks:
         raise BridgeEvalError("no benchmark available: give at least one benchmarks.NAME=PATH")
     return benchmarks
+
+
+def _cached_benchmark(name: str):
+    """The verified cached file of a downloadable benchmark, if `bridgeeval data fetch` got it."""
+    from bridgeeval.data import download
+    from bridgeeval.data.registry import ENTRIES
+
+    e = ENTRIES.get(name)
+    if e is None or e.kind != "benchmark" or not all(ok for ok, _ in download.verify(name).values()):
+        return None
+    return download.entry_dir(e) / e.files[0].name
 
 
 def run_untrained(cfg: DictConfig) -> list[dict]:
