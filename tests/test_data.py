@@ -129,6 +129,7 @@ def test_killed_download_leaves_nothing_valid_and_rerun_completes(mirror, cache)
 
 
 def test_file_mirror_and_unreachable_mirror(cache):
+    shared_file("wordsim", "EN-MC-30.txt")
     download.fetch("mc30", mirror=SHARED_DATA.as_uri(), progress=False)
     assert download.verify("mc30")["EN-MC-30.txt"][0]
     with pytest.raises(BridgeEvalError, match=r"cannot download http://127.0.0.1:9/wordsim/EN-RG-65.txt"):
@@ -136,6 +137,7 @@ def test_file_mirror_and_unreachable_mirror(cache):
 
 
 def test_unwritable_cache_and_unknown_names(tmp_path, monkeypatch):
+    shared_file("wordsim", "EN-MC-30.txt")
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     monkeypatch.setenv("BRIDGEEVAL_DATA", str(blocker / "cache"))
