@@ -11,9 +11,9 @@ from bridgeeval.errors import BridgeEvalError
 
 
 def _iapr_split(prefix: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    entry = "iaprtc" if prefix == "TS" else "iaprtc_train"
-    image = read_delimited(cached_path(entry, f"{prefix}_vis_vgg128.csv"), ",", has_names=True)
-    text = read_delimited(cached_path(entry, f"{prefix}_lang_biGRU.csv"), ",", has_names=True)
+    folder = cached_path("iaprtc" if prefix == "TS" else "iaprtc_train")  # verifies the entry once
+    image = read_delimited(folder / f"{prefix}_vis_vgg128.csv", ",", has_names=True)
+    text = read_delimited(folder / f"{prefix}_lang_biGRU.csv", ",", has_names=True)
     if image.names != text.names or len(image.values) != len(text.values):
         raise BridgeEvalError(f"IAPR TC-12 {prefix}: image and text files are not aligned row by row")
     return text.values, image.values, image.names

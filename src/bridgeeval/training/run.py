@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 for _name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
-SUMMARY_KEYS = ("val/mnno_input_mapped", "val/mnno_target_mapped", "val/mnno_input_target", "val/loss")
-
 
 class SkippedJob(Exception):
     """A job that would only duplicate another (e.g. ``mapper=lin`` with ``depth=3``)."""
