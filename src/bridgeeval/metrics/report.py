@@ -97,15 +97,16 @@ def r2_score(pred: torch.Tensor, target: torch.Tensor) -> float:
 def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str) -> torch.Tensor:
     """Rank of the paired target among all targets for each query (0 = nearest; ties by index)."""
     q, t = queries.double(), targets.double()
+    # Per query, targets rank by cos ~ <q, t>/|t| or by |t|^2 - 2<q, t>: |q| is a row constant.
     if metric == "cosine":
-        q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-300)
-        t = t / t.norm(dim=1, keepdim=True).clamp_min(1e-300)
-    sq_t = t.pow(2).sum(dim=1)
+        scale = -1.0 / t.norm(dim=1).clamp_min(1e-300)
+    else:
+        sq_t = t.pow(2).sum(dim=1)
     ranks = torch.empty(len(q), dtype=torch.long, device=q.device)
     for start in range(0, len(q), _RANK_BLOCK):
         rows = torch.arange(start, min(start + _RANK_BLOCK, len(q)), device=q.device)
-        # Squared distances up to a per-row constant: |t|^2 - 2 <q, t>.
-        dist = sq_t.unsqueeze(0) - 2.0 * q[rows] @ t.T
+        prod = q[rows] @ t.T
+        dist = prod.mul_(scale.unsqueeze(0)) if metric == "cosine" else sq_t.unsqueeze(0) - 2.0 * prod
         own = dist.gather(1, rows.unsqueeze(1))
         cols = torch.arange(len(t), device=q.device).unsqueeze(0)
         before = (dist < own) | ((dist == own) & (cols < rows.unsqueeze(1)))
