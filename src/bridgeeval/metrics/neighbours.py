@@ -114,14 +114,14 @@ class _Space:
         self.metric = metric
         self.n, self.dim = x.shape
         self.x32 = x if x.dtype == torch.float32 else x.float()
-        norms64 = _row_norms64(x)
+        # Squared norms summed directly (not norm**2), so integer-valued data keep exact ties.
+        self.sq_norms64 = _row_sq_norms64(x)
+        norms64 = self.sq_norms64.sqrt()
         self.norms64 = norms64
         if metric == "cosine":
             self.inv_norm32 = (1.0 / norms64).float()
         else:
             self.sq_norm32 = self.x32.pow(2).sum(dim=1)
-            # Summed directly (not norm**2), so integer-valued data keep exact ties.
-            self.sq_norms64 = _row_sq_norms64(x)
             self.max_norm = float(norms64.max())
         # Worst-case error of a float32 score (dot products of length d, input rounding, scaling).
         self.gamma = 2.0 * (self.dim + 6) * _U32
@@ -206,10 +206,6 @@ def _row_sq_norms64(x: torch.Tensor) -> torch.Tensor:
     for start in range(0, x.shape[0], step):
         out[start : start + step] = x[start : start + step].double().pow(2).sum(dim=1)
     return out
-
-
-def _row_norms64(x: torch.Tensor) -> torch.Tensor:
-    return _row_sq_norms64(x).sqrt_()
 
 
 def _merge(best_s, best_i, r0: int, r1: int, scores: torch.Tensor, col0: int) -> None:
