@@ -81,3 +81,19 @@ def test_bad_values_give_one_line(tmp_path):
         code, _, err = run_cli(*args)
         message = message.replace("TMP", str(tmp_path))
         assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_bench_reports_ratios_and_full_agreement_with_baselines():
+    pytest.importorskip("sklearn")
+    code, out, err = run_cli("bench", "--sizes", "1500x24", "--methods", "sklearn,torch", "--json")
+    assert code == 0, err
+    case = json.loads(out)["cases"][0]
+    assert (case["n"], case["d"]) == (1500, 24)
+    assert case["sklearn_set_agreement"] == 1.0  # same neighbour sets as scikit-learn's brute force
+    assert case["ours_over_sklearn"] == pytest.approx(case["ours_s"] / case["sklearn_s"])
+    assert case["ours_over_floor"] > 0 and case["torch_s"] > 0
+
+
+def test_bench_rejects_unknown_method():
+    code, _, err = run_cli("bench", "--sizes", "100x4", "--methods", "annoy")
+    assert code == 2 and "unknown method 'annoy'" in err and "Traceback" not in err

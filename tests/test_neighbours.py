@@ -77,3 +77,20 @@ def test_rows_subset_equals_full_search():
 def test_bad_input_is_named(x, k, message):
     with pytest.raises(BridgeEvalError, match=message):
         knn_indices(x, k)
+
+
+def test_gpu_error_bound_widens_for_tf32_and_bfloat16_products():
+    from bridgeeval.metrics.neighbours import _gemm_input_roundoff
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")  # only the settings are read, no GPU needed
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("highest")
+        assert _gemm_input_roundoff(cuda) == 0.0
+        torch.set_float32_matmul_precision("high")
+        assert _gemm_input_roundoff(cuda) == 2.0**-11
+        torch.set_float32_matmul_precision("medium")
+        assert _gemm_input_roundoff(cuda) == 2.0**-8
+        assert _gemm_input_roundoff(cpu) == 0.0  # numpy's GEMM on CPU is always full float32
+    finally:
+        torch.set_float32_matmul_precision(before)

@@ -69,7 +69,7 @@ def _score(args) -> int:
     check_paired({f"{name} ({sets[name]})": t for name, t in values.items()})
     for name, t in values.items():
         check_points(t, f"{name} ({sets[name]})", args.metric)
-    opts = dict(k=args.k, metric=args.metric, include_self=args.include_self)
+    opts = {"k": args.k, "metric": args.metric, "include_self": args.include_self}
     if args.sample:
         report = {}
         pairs = [("input", "target")] + ([("input", "mapped"), ("target", "mapped")] if args.mapped else [])
@@ -109,7 +109,11 @@ def _add_bench(sub) -> None:
     )
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine")
-    p.add_argument("--methods", default="faiss,sklearn", help="comparisons to run (faiss, sklearn)")
+    p.add_argument(
+        "--methods",
+        default="faiss,sklearn",
+        help="comparisons to run: faiss, sklearn, torch (plain float32 products + topk, not exact)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_bench)
@@ -131,10 +135,10 @@ def _bench(args) -> int:
 
     methods = [m for m in args.methods.split(",") if m]
     for method in methods:
-        if method not in ("faiss", "sklearn"):
-            raise BridgeEvalError(f"--methods: unknown method {method!r} (faiss, sklearn)")
+        if method not in ("faiss", "sklearn", "torch"):
+            raise BridgeEvalError(f"--methods: unknown method {method!r} (faiss, sklearn, torch)")
         try:
-            __import__({"faiss": "faiss", "sklearn": "sklearn"}[method])
+            __import__({"faiss": "faiss", "sklearn": "sklearn", "torch": "torch"}[method])
         except ImportError:
             raise BridgeEvalError(f"{method} is not installed: pip install 'bridgeeval[bench]'") from None
     flops = gemm_peak_flops(args.device)
@@ -143,7 +147,12 @@ def _bench(args) -> int:
         row = run_case(n, d, args.k, args.metric, methods, args.device, flops)
         rows.append(row)
         if not args.json:
-            print(" ".join(f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}" for key, value in row.items()), flush=True)
+            print(
+                " ".join(
+                    f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}" for key, value in row.items()
+                ),
+                flush=True,
+            )
     if args.json:
         print(json.dumps({"gemm_gflops": flops / 1e9, "cases": rows}, indent=2))
     else:

@@ -69,7 +69,9 @@ def fetch(name: str, mirror: str | None = None, root: Path | None = None, progre
     """Downloads every file of an entry that is not already verified; returns the entry's folder."""
     e = entry(name)
     if e.manual:
-        raise BridgeEvalError(f"{name}: no download; get the files by hand, then `bridgeeval data add {name} --from DIR`")
+        raise BridgeEvalError(
+            f"{name}: no download; get the files by hand, then `bridgeeval data add {name} --from DIR`"
+        )
     folder = entry_dir(e, root)
     _ensure_writable(folder)
     for stale in folder.glob(".*.part"):
@@ -84,8 +86,8 @@ def fetch(name: str, mirror: str | None = None, root: Path | None = None, progre
 def _ensure_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", delete=True)
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", delete=True):
+            pass
     except OSError as err:
         raise BridgeEvalError(f"cache folder {folder} is not writable ({err.strerror}); set BRIDGEEVAL_DATA") from None
 

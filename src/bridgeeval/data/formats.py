@@ -62,7 +62,7 @@ def _read_pt(path: Path) -> Matrix:
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for bad files
+    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
         raise BridgeEvalError(f"{path}: not a readable torch file ({type(err).__name__})") from None
     if isinstance(obj, dict):
         tensors = [v for v in obj.values() if isinstance(v, torch.Tensor)]
@@ -79,7 +79,7 @@ def _read_parquet(path: Path) -> Matrix:
 
     try:
         frame = pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises its own types
+    except Exception as err:  # noqa: BLE001 - pyarrow raises its own types
         raise BridgeEvalError(f"{path}: not a readable parquet file ({type(err).__name__})") from None
     text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     names = None
@@ -114,9 +114,7 @@ def read_delimited(path: Path, sep: str | None, has_names: bool | None = None) -
             if width is None:
                 width = len(numbers)
             elif len(numbers) != width:
-                raise BridgeEvalError(
-                    f"{path}, line {line_no}: {len(numbers)} values where earlier lines have {width}"
-                )
+                raise BridgeEvalError(f"{path}, line {line_no}: {len(numbers)} values where earlier lines have {width}")
             try:
                 rows.append(np.array(numbers, dtype=np.float64))
             except ValueError:

@@ -30,7 +30,12 @@ def load_iaprtc(cfg: dict) -> Modalities:
         note = "official train/test split"
     labels = labels_from_id_lists(names, "IAPR TC-12 label column")
     return Modalities(
-        "iaprtc", text, image, [f"iapr{i}" for i in range(len(names))], labels, test_mask,
+        "iaprtc",
+        text,
+        image,
+        [f"iapr{i}" for i in range(len(names))],
+        labels,
+        test_mask,
         {"text_features": "bigru", "image_features": "vgg128", "protocol_note": note},
     )
 
@@ -50,7 +55,12 @@ def load_wiki(cfg: dict) -> Modalities:
     test_mask = np.zeros(len(image), bool)
     test_mask[test_idx] = True
     return Modalities(
-        "wiki", text, image, [f"wiki{i}" for i in range(len(image))], onehot.argmax(axis=1), test_mask,
+        "wiki",
+        text,
+        image,
+        [f"wiki{i}" for i in range(len(image))],
+        onehot.argmax(axis=1),
+        test_mask,
         {"text_features": "wiki_text100", "image_features": "wiki_image128"},
     )
 
@@ -78,6 +88,11 @@ def load_imagenet(cfg: dict) -> Modalities:
         raise BridgeEvalError("imagenet: the text and image files share no words")
     t_rows = {w: i for i, w in enumerate(text.names)}
     return Modalities(
-        "imagenet", text.values[[t_rows[w] for w in words]], image.values[[where[w] for w in words]], words,
-        None, None, {"text_features": cfg["text_features"], "image_features": cfg["image_features"]},
+        "imagenet",
+        text.values[[t_rows[w] for w in words]],
+        image.values[[where[w] for w in words]],
+        words,
+        None,
+        None,
+        {"text_features": cfg["text_features"], "image_features": cfg["image_features"]},
     )

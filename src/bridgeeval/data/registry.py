@@ -33,7 +33,9 @@ class Entry:
 
 
 def _wordsim(name: str, file: str, sha: str, size: int, what: str) -> Entry:
-    return Entry(name, what, _WORDSIM, "wordsim", (RemoteFile(file, sha, size),), "MIT (collection); authors' terms", "benchmark")
+    return Entry(
+        name, what, _WORDSIM, "wordsim", (RemoteFile(file, sha, size),), "MIT (collection); authors' terms", "benchmark"
+    )
 
 
 ENTRIES: dict[str, Entry] = {
@@ -45,8 +47,12 @@ ENTRIES: dict[str, Entry] = {
             _IAPR,
             "iaprtc",
             (
-                RemoteFile("TS_vis_vgg128.csv", "24a512787e4180d8690dc79c12af4fbb15449813929873f9cb0befbab43d0faa", 1628700),
-                RemoteFile("TS_lang_biGRU.csv", "7147e951f2462cc82e85a2d7fa3b137278767ec5e50d8634db0d367d6218536a", 1209758),
+                RemoteFile(
+                    "TS_vis_vgg128.csv", "24a512787e4180d8690dc79c12af4fbb15449813929873f9cb0befbab43d0faa", 1628700
+                ),
+                RemoteFile(
+                    "TS_lang_biGRU.csv", "7147e951f2462cc82e85a2d7fa3b137278767ec5e50d8634db0d367d6218536a", 1209758
+                ),
             ),
             "Apache-2.0",
             "features",
@@ -81,12 +87,40 @@ ENTRIES: dict[str, Entry] = {
             "features",
             manual=True,
         ),
-        _wordsim("men", "EN-MEN-TR-3k.txt", "888b13580faa362c7b11da0a670258cf1b1eb4bf0ecbcd418918729a3bd3f43a", 53593, "MEN (3,000 pairs)"),
-        _wordsim("simverb", "EN-SimVerb-3500.txt", "9d84274e7ad029fd3cf69dd0516e9ade624bbef9bd4e2050f6cc1fa01471e0f5", 65315, "SimVerb-3500"),
-        _wordsim("rg65", "EN-RG-65.txt", "c243f3a91c3f5d8cf67f21a67f6fb80bde8b6bb060851a6a48e6f2d68ec98c9f", 1210, "RG-65"),
-        _wordsim("mc30", "EN-MC-30.txt", "33ee05911496ff83d95cac351d0746c6f63b9181b605cb7d307f4daa8864511b", 543, "MC-30"),
-        _wordsim("simlex", "EN-SIMLEX-999.txt", "405394ffb7d25f6d0e3c041f87c9f27d29dc6b047506769953e85c4523b11685", 18024, "SimLex-999"),
-        _wordsim("ws353", "EN-WS-353-ALL.txt", "ce12919b240af45bdf46d243601eaca2b6212b159b5e7e9b435ee7ee40c5619c", 7405, "WordSim-353 (all)"),
+        _wordsim(
+            "men",
+            "EN-MEN-TR-3k.txt",
+            "888b13580faa362c7b11da0a670258cf1b1eb4bf0ecbcd418918729a3bd3f43a",
+            53593,
+            "MEN (3,000 pairs)",
+        ),
+        _wordsim(
+            "simverb",
+            "EN-SimVerb-3500.txt",
+            "9d84274e7ad029fd3cf69dd0516e9ade624bbef9bd4e2050f6cc1fa01471e0f5",
+            65315,
+            "SimVerb-3500",
+        ),
+        _wordsim(
+            "rg65", "EN-RG-65.txt", "c243f3a91c3f5d8cf67f21a67f6fb80bde8b6bb060851a6a48e6f2d68ec98c9f", 1210, "RG-65"
+        ),
+        _wordsim(
+            "mc30", "EN-MC-30.txt", "33ee05911496ff83d95cac351d0746c6f63b9181b605cb7d307f4daa8864511b", 543, "MC-30"
+        ),
+        _wordsim(
+            "simlex",
+            "EN-SIMLEX-999.txt",
+            "405394ffb7d25f6d0e3c041f87c9f27d29dc6b047506769953e85c4523b11685",
+            18024,
+            "SimLex-999",
+        ),
+        _wordsim(
+            "ws353",
+            "EN-WS-353-ALL.txt",
+            "ce12919b240af45bdf46d243601eaca2b6212b159b5e7e9b435ee7ee40c5619c",
+            7405,
+            "WordSim-353 (all)",
+        ),
     )
 }
 

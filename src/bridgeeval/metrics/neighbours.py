@@ -123,8 +123,10 @@ class _Space:
         else:
             self.sq_norm32 = self.x32.pow(2).sum(dim=1)
             self.max_norm = float(norms64.max())
-        # Worst-case error of a float32 score (dot products of length d, input rounding, scaling).
-        self.gamma = 2.0 * (self.dim + 6) * _U32
+        # Worst-case error of a float32 score (dot products of length d, input rounding, scaling),
+        # widened where the GPU may round GEMM inputs to TF32 or bfloat16 (a user's
+        # torch.set_float32_matmul_precision), so the preselection stays safe and results exact.
+        self.gamma = 2.0 * (self.dim + 6) * _U32 + 4.0 * _gemm_input_roundoff(x.device)
 
     def gram(self, rows: slice | torch.Tensor, cols: slice) -> torch.Tensor:
         a, b = self.x32[rows], self.x32[cols]
@@ -184,6 +186,18 @@ class _Space:
             else:
                 dist[r, j] = (a - b).pow(2).sum(dim=1)
         return dist.clamp_(min=0.0)
+
+
+def _gemm_input_roundoff(device: torch.device) -> float:
+    """Unit roundoff of the operands of a float32 GEMM on ``device`` (0 when kept in float32)."""
+    if device.type != "cuda":
+        return 0.0  # the CPU path multiplies with numpy in full float32
+    precision = torch.get_float32_matmul_precision()
+    if precision == "medium":
+        return 2.0**-8  # bfloat16 operands
+    if precision == "high" or torch.backends.cuda.matmul.allow_tf32:
+        return 2.0**-11  # TF32 operands (10 explicit mantissa bits)
+    return 0.0
 
 
 def _dense_knn(space: _Space, k: int, include_self: bool) -> torch.Tensor:

@@ -72,10 +72,13 @@ def mnno_sampled(
     check_k(k, n, include_self)
     m = min(n_queries, n)
     rows = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:m].to(a.device)
-    overlap = nn_overlap(
-        knn_indices_of_rows(a, rows, k, metric, include_self),
-        knn_indices_of_rows(b.to(a.device), rows, k, metric, include_self),
-    ).double() / k
+    overlap = (
+        nn_overlap(
+            knn_indices_of_rows(a, rows, k, metric, include_self),
+            knn_indices_of_rows(b.to(a.device), rows, k, metric, include_self),
+        ).double()
+        / k
+    )
     mean = float(overlap.mean())
     if m < 2:
         return mean, float("nan")

@@ -71,7 +71,9 @@ def cross_modal_report(
         else:
             idx[name] = idx[name].to(dev)
             if idx[name].shape != (n, k):
-                raise BridgeEvalError(f"cached {name} neighbours have shape {tuple(idx[name].shape)}, expected {(n, k)}")
+                raise BridgeEvalError(
+                    f"cached {name} neighbours have shape {tuple(idx[name].shape)}, expected {(n, k)}"
+                )
     return {
         "mnno_input_mapped": mnno_from_indices(idx["input"], idx["mapped"]),
         "mnno_target_mapped": mnno_from_indices(idx["target"], idx["mapped"]),
@@ -127,4 +129,3 @@ def hubness(neighbour_idx: torch.Tensor, n: int) -> float:
     if float(var) == 0.0:
         return 0.0
     return float(centred.pow(3).mean() / var.pow(1.5))
-

@@ -60,7 +60,9 @@ class Table:
         spec = "l" + "c" * (len(self.groups) * n_sub)
         lines = [f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
         lines.append(" & ".join([""] + [f"\\multicolumn{{{n_sub}}}{{c}}{{{_tex(g)}}}" for g in self.groups]) + " \\\\")
-        lines.append(" & ".join([_tex(self.row_header)] + [_tex(s) for _ in self.groups for s in self.subcolumns]) + " \\\\")
+        lines.append(
+            " & ".join([_tex(self.row_header)] + [_tex(s) for _ in self.groups for s in self.subcolumns]) + " \\\\"
+        )
         lines.append("\\midrule")
         for label, cells in self.rows:
             texts = [_tex(c.text(digits)).replace("±", "$\\pm$") for c in cells]

@@ -29,7 +29,7 @@ def job_identity() -> dict[str, str]:
 def build_loggers(cfg: DictConfig, split: str, out_dir: Path) -> list:
     loggers = []
     who = job_identity()
-    for key, spec in (cfg.get("logger") or {}).items():
+    for spec in (cfg.get("logger") or {}).values():
         if not spec:
             continue
         target = spec.get("_target_", "")

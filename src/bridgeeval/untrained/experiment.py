@@ -86,7 +86,11 @@ def evaluate_embedding(
         if len(scores) < min_pairs:
             log.warning(
                 "%s: %s has only %d of %d pairs the embedding knows (< min_pairs=%d); left out",
-                name, bench.name, len(scores), len(bench.pairs), min_pairs,
+                name,
+                bench.name,
+                len(scores),
+                len(bench.pairs),
+                min_pairs,
             )
             continue
         usable.append((bench, left, right, scores))
@@ -117,7 +121,7 @@ def evaluate_embedding(
                         "similarity": similarity,
                         "spearman_mean": float(np.mean(rhos)),
                         "spearman_std": float(np.std(rhos, ddof=1)) if len(rhos) > 1 else 0.0,
-                        "n_pairs": int(len(scores)),
+                        "n_pairs": len(scores),
                         "n_pairs_total": len(bench.pairs),
                         "spearman_draws": rhos,
                     }
@@ -159,7 +163,9 @@ def table2(records: list[dict]):
             for bench in benchmarks:
                 for sim in sims:
                     r = index.get((emb, kind, bench, sim))
-                    cells.append(Cell(None) if r is None else Cell(r["spearman_mean"], mark="*" if r["significant"] else ""))
+                    cells.append(
+                        Cell(None) if r is None else Cell(r["spearman_mean"], mark="*" if r["significant"] else "")
+                    )
             block.append((labels[kind].format(emb), cells))
         for col in range(len(benchmarks) * len(sims)):  # best per input embedding in bold
             values = [cells[col].value for _, cells in block if cells[col].value is not None]

@@ -138,7 +138,10 @@ def _log_to_loggers(cfg: DictConfig, records: list[dict], table, out_dir: Path) 
     for logger in loggers:
         logger.log_metrics(values)
         if hasattr(logger, "log_table"):
-            logger.log_table("table2", columns=[table.row_header, *table.columns()],
-                             data=[[label, *[c.value for c in cells]] for label, cells in table.rows])
+            logger.log_table(
+                "table2",
+                columns=[table.row_header, *table.columns()],
+                data=[[label, *[c.value for c in cells]] for label, cells in table.rows],
+            )
         logger.save()
     finish_wandb(loggers)
