@@ -7,7 +7,7 @@ import torch
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.neighbours import knn_indices
 from bridgeeval.metrics.overlap import mnno_from_indices
-from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_paired, check_points
+from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_paired
 
 REPORT_KEYS = (
     "mnno_input_mapped",
@@ -66,30 +66,35 @@ def cross_modal_report(
     }
     for name, t in (("input", x), ("target", y), ("mapped", mapped)):
         if idx[name] is None:
-            check_points(t, name, metric)
-            idx[name] = knn_indices(t.to(dev), k, metric, include_self)
+            idx[name] = knn_indices(t.to(dev), k, metric, include_self, name=name)  # checks t too
         else:
             idx[name] = idx[name].to(dev)
             if idx[name].shape != (n, k):
                 raise BridgeEvalError(
                     f"cached {name} neighbours have shape {tuple(idx[name].shape)}, expected {(n, k)}"
                 )
+    diff = mapped - y
+    sq_err = diff.mul_(diff)
     return {
         "mnno_input_mapped": mnno_from_indices(idx["input"], idx["mapped"]),
         "mnno_target_mapped": mnno_from_indices(idx["target"], idx["mapped"]),
         "mnno_input_target": mnno_from_indices(idx["input"], idx["target"]),
-        "mse": float((mapped - y).pow(2).mean()),
-        "r2": r2_score(mapped, y),
+        "mse": float(sq_err.mean()),
+        "r2": r2_score(mapped, y, sq_err),
         "recall_at_k": recall_at_k(mapped, y, k, metric),
         "hubness": hubness(idx["mapped"], n),
     }
 
 
-def r2_score(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """Coefficient of determination per output dimension, averaged (scikit-learn's default)."""
+def r2_score(pred: torch.Tensor, target: torch.Tensor, sq_err: torch.Tensor | None = None) -> float:
+    """Coefficient of determination per output dimension, averaged (scikit-learn's default).
+
+    ``sq_err`` may pass ``(pred - target)**2`` where the caller already has it.
+    """
     pred, target = pred.double(), target.double()  # no-ops for float64 input
-    ss_res = (target - pred).pow(2).sum(dim=0)
-    ss_tot = (target - target.mean(dim=0)).pow(2).sum(dim=0)
+    ss_res = (sq_err if sq_err is not None else (target - pred).pow(2)).sum(dim=0)
+    centred = target - target.mean(dim=0)
+    ss_tot = centred.mul_(centred).sum(dim=0)
     ok = ss_tot > 0
     if not bool(ok.any()):
         return float("nan")

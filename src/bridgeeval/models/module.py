@@ -13,7 +13,8 @@ from bridgeeval.metrics import MeanNearestNeighborOverlap, knn_indices
 from bridgeeval.models.losses import compute_loss
 
 REPORTED = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "mse", "r2", "recall_at_k", "hubness")
-# Also logged per neighbour metric (suffix _cosine, _euclidean); unsuffixed names are the first metric's.
+# Unsuffixed names are the first neighbour metric's; further metrics log these with a suffix
+# (e.g. _euclidean). Each key is logged once: Lightning's self.log costs ~0.15 ms a key on CPU.
 NEIGHBOUR_KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "recall_at_k", "hubness")
 
 
@@ -104,9 +105,10 @@ class MappingModule(pl.LightningModule):
             self._log_report("train", name, report, primary=i == 0)
 
     def _log_report(self, stage: str, metric_name: str, report: dict[str, float], primary: bool) -> None:
-        values = {f"{stage}/{key}_{metric_name}": report[key] for key in NEIGHBOUR_KEYS}
         if primary:
-            values.update({f"{stage}/{key}": report[key] for key in REPORTED})
+            values = {f"{stage}/{key}": report[key] for key in REPORTED}
+        else:
+            values = {f"{stage}/{key}_{metric_name}": report[key] for key in NEIGHBOUR_KEYS}
         # Every rank computed the report of the whole gathered set: no further reduction.
         self.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
 
