@@ -10,6 +10,8 @@ import logging
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from bridgeeval.errors import BridgeEvalError
@@ -27,6 +29,8 @@ def main(cfg: DictConfig) -> float | None:
         log.warning("skipped: %s", skip)
         return optimized_value(None, cfg.get("optimized_metric"))
     except BridgeEvalError as err:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # a failed job of a sweep: the sweeper records it and goes on
         print(f"bridgeeval: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     return optimized_value(summary, cfg.get("optimized_metric"))

@@ -17,7 +17,7 @@ def job_identity() -> dict[str, str]:
         hc = HydraConfig.get()
     except (ImportError, ValueError):
         return {"name": "run", "group": "run"}
-    overrides = ",".join(o for o in hc.overrides.task if not o.startswith(("hydra.", "paths.")))
+    overrides = ",".join(o for o in hc.overrides.task if not o.startswith(("hydra.", "paths.", "sweep_trial.")))
     multirun = hc.mode == RunMode.MULTIRUN
     group = Path(hc.sweep.dir).name if multirun else Path(hc.run.dir).name
     name = overrides or hc.job.name

@@ -19,6 +19,7 @@ from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.validation import check_metric
 from bridgeeval.models.mappers import build_mapper
 from bridgeeval.models.module import MappingModule
+from bridgeeval.sweeps.pruning import OptunaPruning, job_trial
 from bridgeeval.training.callbacks import EpochHistory
 from bridgeeval.training.loggers import build_loggers, finish_wandb
 from bridgeeval.training.outputs import write_csv_atomic, write_json_atomic
@@ -56,10 +57,12 @@ def train(cfg: DictConfig) -> dict:
         )
     log.info("data set %s: %d pairs, %s, %d split(s)", data.name, len(data), protocol, len(splits))
 
+    trial = job_trial(cfg.get("sweep_trial"))
     started = time.time()
     results, history = [], []
-    for split in splits:
-        final, rows = fit_split(cfg, data, split, out_dir)
+    for i, split in enumerate(splits):
+        pruning = OptunaPruning(trial, cfg.optimized_metric, i * int(cfg.trainer.max_epochs)) if trial else None
+        final, rows = fit_split(cfg, data, split, out_dir, pruning)
         results.append({"split": split.name, **final})
         history += rows
     summary = summarise(results)
@@ -91,7 +94,7 @@ def check_config(cfg: DictConfig) -> None:
         check_metric(metric)
 
 
-def fit_split(cfg: DictConfig, data, split, out_dir: Path) -> tuple[dict, list[dict]]:
+def fit_split(cfg: DictConfig, data, split, out_dir: Path, pruning=None) -> tuple[dict, list[dict]]:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = CrossModalDataModule(data, split, batch_size=cfg.data.batch_size, seed=int(cfg.seed))
     mapper = build_mapper(
@@ -115,6 +118,8 @@ def fit_split(cfg: DictConfig, data, split, out_dir: Path) -> tuple[dict, list[d
     )
     history = EpochHistory(split.name)
     callbacks = [history] + [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if pruning is not None:
+        callbacks.append(pruning)
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
     loggers = build_loggers(cfg, split.name, out_dir)

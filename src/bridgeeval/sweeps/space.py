@@ -1,0 +1,108 @@
+"""The search space in the stock Hydra Optuna sweeper's syntax, as Optuna distributions.
+
+``choice(a,b,...)``, ``range(start,stop[,step])``, ``interval(low,high)``,
+``tag(log, interval(low,high))`` and ``int(interval(low,high))``; a plain value is fixed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from hydra.errors import HydraException
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from bridgeeval.errors import BridgeEvalError
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched key: its Optuna distribution and, when discrete, its values in order."""
+
+    name: str
+    distribution: BaseDistribution
+    values: tuple | None
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            return trial.suggest_categorical(self.name, d.choices)
+        if isinstance(d, IntDistribution):
+            return trial.suggest_int(self.name, d.low, d.high, step=d.step, log=d.log)
+        return trial.suggest_float(self.name, d.low, d.high, step=d.step, log=d.log)
+
+
+def parse_space(params: Mapping[str, Any] | None, arguments: list[str] = ()) -> tuple[dict[str, Param], list[str]]:
+    """Searched params from the sweeper's ``params`` and sweep-like command-line arguments.
+
+    Returns the params and the fixed overrides (plain ``key=value`` arguments) every trial gets.
+    """
+    parser = OverridesParser.create()
+    texts = [f"{key}={value}" for key, value in (params or {}).items()]
+    try:
+        overrides = parser.parse_overrides(texts) + parser.parse_overrides(list(arguments))
+    except HydraException as err:
+        raise BridgeEvalError(f"sweep params: {err}") from None
+    space, fixed = {}, []
+    for override in overrides:
+        if override.is_sweep_override():
+            param = param_from_override(override)
+            space[param.name] = param
+        else:
+            fixed.append(override.input_line)
+    return space, fixed
+
+
+def param_from_override(override: Override) -> Param:
+    name = override.get_key_element()
+    value = override.value()
+    if isinstance(value, ChoiceSweep) or override.is_discrete_sweep() and not isinstance(value, RangeSweep):
+        choices = tuple(_encode(v) for v in override.sweep_iterator())
+        return Param(name, CategoricalDistribution(choices), choices)
+    if isinstance(value, RangeSweep):
+        values = tuple(override.sweep_iterator())
+        if not values:
+            raise BridgeEvalError(f"sweep params: {name}: empty range")
+        step = value.step
+        if all(isinstance(v, int) for v in (value.start, value.stop, step)):
+            return Param(name, IntDistribution(values[0], values[-1], step=step), values)
+        return Param(name, FloatDistribution(values[0], values[-1], step=step), values)
+    if isinstance(value, IntervalSweep):
+        log = "log" in (value.tags or set())
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return Param(name, IntDistribution(value.start, value.end, log=log), None)
+        return Param(name, FloatDistribution(float(value.start), float(value.end), log=log), None)
+    raise BridgeEvalError(f"sweep params: {name}: unsupported sweep {override.input_line!r}")
+
+
+def _encode(value: Any) -> Any:
+    """Optuna's categorical choices must be None, bool, int, float or str."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    from hydra.core.override_parser.types import Transformer
+
+    return Transformer.encode(value)
+
+
+def grid_points(space: Mapping[str, Param]) -> list[dict[str, Any]]:
+    """Every combination of the discrete params, in a fixed order."""
+    continuous = [p.name for p in space.values() if p.values is None]
+    if continuous:
+        raise BridgeEvalError(
+            f"sampler=grid needs discrete params (choice or range); continuous: {', '.join(continuous)}"
+        )
+    names = list(space)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(space[n].values for n in names))]
+
+
+def as_override(name: str, value: Any) -> str:
+    if value is None:
+        return f"{name}=null"
+    if isinstance(value, bool):
+        return f"{name}={str(value).lower()}"
+    return f"{name}={value}"

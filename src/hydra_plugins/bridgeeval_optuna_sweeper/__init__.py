@@ -1,0 +1,1 @@
+"""bridgeeval's Hydra sweeper on current Optuna (``hydra/sweeper=optuna``)."""

@@ -1,0 +1,288 @@
+"""Optuna sweeps of train.py: real sweeps on the built-in set, killed and resumed, shared by workers."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.sweeps.space import grid_points, parse_space
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["trainer.max_epochs=1", "cv.folds=2", "trainer.enable_progress_bar=false", "logger=none", "callbacks=none"]
+
+
+def grid_params(lr="0.01,0.001", hidden="64,128", dropout="0.0") -> str:
+    return (
+        f'hydra.sweeper.params={{optimizer.lr:"choice({lr})",mapper.hidden_units:"choice({hidden})",'
+        f'mapper.dropout:"choice({dropout})"}}'
+    )
+
+
+def sweep_cmd(tmp: Path, *extra: str, search: str = "paper_grid") -> list[str]:
+    return [sys.executable, "train.py", f"hparams_search={search}", f"paths.log_dir={tmp}", *FAST, *extra]
+
+
+def run_sweep(tmp: Path, *extra: str, search: str = "paper_grid", check: bool = True):
+    proc = subprocess.run(sweep_cmd(tmp, *extra, search=search), cwd=REPO, capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def study_of(url: str, name: str = "s") -> optuna.Study:
+    from bridgeeval.sweeps.storage import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(url))
+
+
+def completed_points(study: optuna.Study) -> list[tuple]:
+    return [tuple(sorted(t.params.items())) for t in study.get_trials(states=(TrialState.COMPLETE,))]
+
+
+# -- search space ----------------------------------------------------------------------------------
+def test_stock_plugin_params_syntax_becomes_optuna_distributions():
+    space, fixed = parse_space(
+        {
+            "a": "choice(mse, cosine)",
+            "b": "range(1, 7, 2)",
+            "c": "interval(0.0, 0.5)",
+            "d": "tag(log, interval(0.0001, 0.1))",
+            "e": "int(interval(8, 64))",
+        },
+        ["trainer.max_epochs=3", "f=choice(1,2)"],
+    )
+    assert space["a"].distribution == CategoricalDistribution(("mse", "cosine"))
+    assert space["b"].distribution == IntDistribution(1, 5, step=2) and space["b"].values == (1, 3, 5)
+    assert space["c"].distribution == FloatDistribution(0.0, 0.5)
+    assert space["d"].distribution == FloatDistribution(0.0001, 0.1, log=True)
+    assert space["e"].distribution == IntDistribution(8, 64)
+    assert space["f"].values == (1, 2)  # sweep-like command-line arguments join the space
+    assert fixed == ["trainer.max_epochs=3"]
+
+
+def test_grid_is_every_combination_and_refuses_continuous_params():
+    space, _ = parse_space({"lr": "choice(0.01,0.001,0.0001)", "h": "choice(64,128,256,512,1024)"})
+    points = grid_points(space)
+    assert len(points) == 15 and len({tuple(p.items()) for p in points}) == 15
+    space, _ = parse_space({"lr": "interval(0.001, 0.1)"})
+    with pytest.raises(BridgeEvalError, match="continuous: lr"):
+        grid_points(space)
+
+
+def test_paper_grid_config_is_the_papers_space():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("train", overrides=["hparams_search=paper_grid", "loss=max_margin"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    space, _ = parse_space(sweeper.params)
+    assert space["optimizer.lr"].values == (0.01, 0.001, 0.0001)
+    assert space["mapper.hidden_units"].values == (64, 128, 256, 512, 1024)
+    assert space["mapper.dropout"].values == (0.0, 0.25, 0.5, 0.75)
+    assert sweeper.sampler == "grid" and cfg.cv.folds == 5 and cfg.optimized_metric == "val/loss"
+    from hydra_plugins.bridgeeval_optuna_sweeper.optuna_sweeper import active_params
+
+    assert "loss.margin" in active_params(sweeper.conditional_params, cfg)  # searched with max_margin
+    cfg.loss.name = "mse"
+    assert active_params(sweeper.conditional_params, cfg) == {}
+
+
+# -- real sweeps -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_grid_sweep_runs_every_point_once_and_resumes_without_rerunning(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    args = [grid_params(), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s"]
+    run_sweep(tmp_path, *args)
+    study = study_of(url)
+    points = completed_points(study)
+    assert len(points) == 4 and len(set(points)) == 4  # 2 x 2 grid, each point exactly once
+    for trial in study.trials:  # the objective is the job's cross-validated val/loss
+        metrics = json.loads((Path(trial.user_attrs["output_dir"]) / "metrics.json").read_text())
+        assert trial.value == pytest.approx(metrics["val/loss"]) and len(metrics["folds"]) == 2
+    run_sweep(tmp_path, *args)  # the same command again: nothing left to do
+    assert len(study_of(url).trials) == 4
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bridgeeval.cli", "sweep", "best", "s", "--storage", url, "--json"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    best = json.loads(out)["best"]
+    assert best["value"] == min(t.value for t in study.trials)
+    assert set(best["params"]) == {"optimizer.lr", "mapper.hidden_units", "mapper.dropout"}
+    assert "val/mnno_input_mapped_std" in best["metrics"] and "trainer.max_epochs=1" in best["command"]
+
+
+@pytest.mark.slow
+def test_sigkilled_sweep_resumes_and_finishes_the_grid_without_redoing_trials(tmp_path):
+    url = f"journal:///{tmp_path}/study.log"
+    args = [grid_params(hidden="64,128,256"), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s",
+            "trainer.max_epochs=4"]
+    proc = subprocess.Popen(sweep_cmd(tmp_path, *args), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            time.sleep(0.5)
+            if Path(f"{tmp_path}/study.log").exists():
+                done = completed_points(study_of(url))
+                if len(done) >= 2:
+                    break
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = {t.number: t.params for t in study_of(url).get_trials(states=(TrialState.COMPLETE,))}
+    assert 2 <= len(before) < 6
+    run_sweep(tmp_path, *args)
+    study = study_of(url)
+    points = completed_points(study)
+    assert len(points) == 6 and len(set(points)) == 6  # whole grid, no point twice
+    after = {t.number: t.params for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    assert all(after[n] == p for n, p in before.items())  # finished trials kept, not rerun
+    stale = study.get_trials(states=(TrialState.FAIL,))
+    assert all("no heartbeat" in t.user_attrs["error"] for t in stale)  # the killed trial in flight
+
+
+def _two_workers(tmp_path: Path, url: str) -> optuna.Study:
+    args = [grid_params(lr="0.01,0.001,0.0001", hidden="64,128"), f"hydra.sweeper.storage={url}",
+            "hydra.sweeper.study_name=s"]
+    procs = [
+        subprocess.Popen(sweep_cmd(tmp_path / f"w{i}", *args), cwd=REPO, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    study = study_of(url)
+    points = completed_points(study)
+    assert len(points) == 6 and len(set(points)) == 6  # nothing duplicated, nothing lost
+    assert len(study.trials) == 6
+    worked = [len(glob.glob(f"{tmp_path}/w{i}/train/multiruns/*/*/metrics.json")) for i in range(2)]
+    assert sum(worked) == 6
+    return study
+
+
+@pytest.mark.slow
+def test_two_sweepers_share_a_journal_file_study(tmp_path):
+    _two_workers(tmp_path, f"journal:///{tmp_path}/shared/study.log")
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL server on a loopback port in a temporary data folder."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins and not shutil.which("initdb"):
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    bindir = Path(bins[-1]) if bins else Path(shutil.which("initdb")).parent
+    # Directly under /tmp: the server runs as the postgres user, who cannot enter pytest's root-only folders.
+    data = Path(tempfile.mkdtemp(prefix="bridgeeval-pg-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(data, "postgres")
+    subprocess.run([*as_user, bindir / "initdb", "-D", data / "db", "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_user, bindir / "pg_ctl", "-D", data / "db", "-o", opts, "-l", data / "log", "-w", "start"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run([bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "optuna"],
+                       check=True, capture_output=True)
+        yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
+    finally:
+        subprocess.run([*as_user, bindir / "pg_ctl", "-D", data / "db", "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_sweepers_share_a_postgresql_study(tmp_path, postgres):
+    study = _two_workers(tmp_path, postgres)
+    assert study.best_value == min(t.value for t in study.trials)
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_two_job_batch(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    run_sweep(tmp_path, grid_params(lr="0.01"), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s",
+              "hydra.sweeper.n_jobs=2", "hydra/launcher=submitit_local_cpu")
+    study = study_of(url)
+    assert len(completed_points(study)) == 2
+    assert glob.glob(f"{tmp_path}/train/multiruns/*/.submitit/*")  # jobs ran through submitit
+    assert {Path(t.user_attrs["output_dir"]).name for t in study.trials} == {"0", "1"}  # one batch
+
+
+@pytest.mark.slow
+def test_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    # metrics.k=500 exceeds the validation split: that trial fails before training. A sweep-like
+    # command-line argument joins the searched params.
+    run_sweep(tmp_path, grid_params(lr="0.01", hidden="64"), "metrics.k=choice(10,500)",
+              f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s", "hydra.sweeper.max_failure_rate=0.6")
+    study = study_of(url)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and failed[0].params["metrics.k"] == 500
+    assert "metrics.k=500 needs more validation items" in failed[0].user_attrs["error"]
+    assert [t.params["metrics.k"] for t in study.get_trials(states=(TrialState.COMPLETE,))] == [10]
+
+
+@pytest.mark.slow
+def test_failure_rate_over_the_limit_stops_the_sweep_with_one_line(tmp_path):
+    proc = run_sweep(tmp_path, grid_params(lr="0.01", hidden="64"), "metrics.k=choice(500,600)",
+                     f"hydra.sweeper.storage=sqlite:///{tmp_path}/study.db", "hydra.sweeper.study_name=s",
+                     check=False)
+    assert proc.returncode != 0 and "failure rate 1.00 > max_failure_rate 0.25" in proc.stderr
+
+
+@pytest.mark.slow
+def test_pruner_stops_a_trial_that_reports_a_bad_value(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    run_sweep(tmp_path, f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s", "hydra.sweeper.n_trials=2",
+              # Any val/loss above 1e-9 is "bad": every trial is pruned after its first epoch.
+              "hydra.sweeper.pruner={name:threshold,upper:1e-9}", "trainer.max_epochs=5", search="tpe")
+    trials = study_of(url).trials
+    assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.PRUNED]
+    assert all(list(t.intermediate_values) == [0] for t in trials)  # stopped at the first report
+    assert not glob.glob(f"{tmp_path}/train/multiruns/*/*/metrics.json")  # no job looks finished
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_finishes(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    args = [grid_params(hidden="64,128"), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s"]
+    proc = subprocess.Popen(sweep_cmd(tmp_path, *args, "trainer.max_epochs=30"), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not glob.glob(f"{tmp_path}/train/multiruns/*/0/history.csv*"):
+        if Path(f"{tmp_path}/study.db").exists() and study_of(url).get_trials(states=(TrialState.RUNNING,)):
+            break
+        time.sleep(0.3)
+    time.sleep(1.0)  # inside the first trial's training
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=120)
+    study = study_of(url)
+    assert not study.get_trials(states=(TrialState.RUNNING,))  # nothing left looking alive
+    interrupted = study.get_trials(states=(TrialState.FAIL,))
+    assert interrupted and all(t.user_attrs.get("error") == "interrupted" for t in interrupted)
+    run_sweep(tmp_path, *args)  # rerun (1 epoch now): the interrupted point runs again
+    points = completed_points(study_of(url))
+    assert len(points) == 4 and len(set(points)) == 4
