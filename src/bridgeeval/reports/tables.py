@@ -13,6 +13,7 @@ class Cell:
     std: float | None = None
     bold: bool = False
     mark: str = ""  # e.g. "*" for a significant difference
+    note: str = ""  # appended as is, e.g. " (+0.012)"
 
     def text(self, digits: int = 3) -> str:
         if self.value is None:
@@ -20,7 +21,7 @@ class Cell:
         out = f"{self.value:.{digits}f}"
         if self.std is not None:
             out += f" ± {self.std:.{digits}f}"
-        return out + self.mark
+        return out + self.mark + self.note
 
 
 @dataclass

@@ -1,0 +1,159 @@
+"""Learning-curve figures (the paper's Fig. 2) for runs and multiruns, and sweep figures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+from bridgeeval.errors import BridgeEvalError
+
+CURVES = (
+    ("mnno_input_mapped", "mNNO(X, f(X))", "tab:blue"),
+    ("mnno_target_mapped", "mNNO(Y, f(X))", "tab:orange"),
+)
+
+
+def save_figure(fig, path: Path) -> list[Path]:
+    """Writes ``path`` as PNG and the same name as PDF, each atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for target in (path.with_suffix(".png"), path.with_suffix(".pdf")):
+        handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
+        os.close(handle)
+        try:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight")
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        written.append(target)
+    plt.close(fig)
+    return written
+
+
+def read_history(job_dir: Path) -> pd.DataFrame:
+    path = Path(job_dir) / "history.csv"
+    try:
+        history = pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        raise BridgeEvalError(f"{path}: cannot read the per-epoch history ({type(err).__name__})") from None
+    if "epoch" not in history or "val/mnno_input_mapped" not in history:
+        raise BridgeEvalError(f"{path}: no per-epoch mNNO columns")
+    return history
+
+
+def job_label(job_dir: Path) -> str:
+    """A job's own overrides (``mapper=lin cv.fold=1``), else its folder name."""
+    import yaml
+
+    try:
+        overrides = yaml.safe_load((Path(job_dir) / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return Path(job_dir).name
+    keep = [o for o in overrides if not o.startswith(("hydra", "paths.", "sweep_trial.", "trainer.enable_progress"))]
+    return " ".join(keep) or Path(job_dir).name
+
+
+def _mean_curve(history: pd.DataFrame, column: str) -> pd.DataFrame | None:
+    if column not in history or history[column].isna().all():
+        return None
+    return history.groupby("epoch")[column].agg(["mean", "std", "count"]).reset_index()
+
+
+def draw_curves(ax_mnno, ax_loss, history: pd.DataFrame, title: str = "") -> None:
+    """mNNO(X, f(X)) and mNNO(Y, f(X)) per epoch (solid: test/validation, dashed: train) and the
+    losses; folds averaged with a +-1 std band."""
+    for key, label, colour in CURVES:
+        for stage, style in (("val", "-"), ("train", "--")):
+            curve = _mean_curve(history, f"{stage}/{key}")
+            if curve is None:
+                continue
+            name = f"{label} {'test' if stage == 'val' else 'train'}"
+            ax_mnno.plot(curve["epoch"] + 1, curve["mean"], style, color=colour, label=name)
+            if (curve["count"] > 1).any():
+                low, high = curve["mean"] - curve["std"].fillna(0), curve["mean"] + curve["std"].fillna(0)
+                ax_mnno.fill_between(curve["epoch"] + 1, low, high, color=colour, alpha=0.15, linewidth=0)
+    ax_mnno.set_xlabel("epoch")
+    ax_mnno.set_ylabel("mNNO@K")
+    ax_mnno.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_mnno.set_title(title, fontsize=9)
+    if ax_loss is None:
+        return
+    for stage, style in (("val", "-"), ("train", "--")):
+        curve = _mean_curve(history, f"{stage}/loss")
+        if curve is not None:
+            ax_loss.plot(curve["epoch"] + 1, curve["mean"], style, color="tab:gray", label=f"loss {stage}")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_run(job_dir: Path, out: Path) -> list[Path]:
+    """The paper's Fig. 2 for one job: mNNO curves (left) and losses (right)."""
+    history = read_history(job_dir)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    draw_curves(left, right, history, title=job_label(job_dir))
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def plot_multirun(job_dirs: list[Path], labels: list[str], out: Path) -> list[Path]:
+    """A grid with one panel per job: its mNNO curves, and its validation loss on a second axis."""
+    if not job_dirs:
+        raise BridgeEvalError("no job with a history.csv to plot")
+    labels = _distinct(labels)
+    cols = min(4, len(job_dirs))
+    rows = -(-len(job_dirs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    for ax, job_dir, label in zip(axes.flat, job_dirs, labels):
+        history = read_history(job_dir)
+        draw_curves(ax, None, history, title=label)
+        loss = _mean_curve(history, "val/loss")
+        if loss is not None:
+            twin = ax.twinx()
+            twin.plot(loss["epoch"] + 1, loss["mean"], ":", color="tab:gray")
+            twin.tick_params(labelsize=7)
+            ax.plot([], [], ":", color="tab:gray", label="test loss (right axis)")
+    for ax in list(axes.flat)[len(job_dirs) :]:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return save_figure(fig, out)
+
+
+def _distinct(labels: list[str]) -> list[str]:
+    """Drops the overrides every job shares, so that panel titles show what varies."""
+    tokens = [label.split() for label in labels]
+    common = set.intersection(*map(set, tokens)) if len(tokens) > 1 else set()
+    return [" ".join(t for t in toks if t not in common) or label for toks, label in zip(tokens, labels)]
+
+
+def plot_study(study, out: Path) -> list[Path]:
+    """A sweep: the objective over trials and each hyperparameter's importance (Optuna's plots)."""
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise BridgeEvalError(f"study {study.study_name}: no completed trial to plot")
+    with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        history = Path(out).with_name(Path(out).stem + "_history")
+        written = save_figure(ovm.plot_optimization_history(study).figure, history)
+        if len(complete) > 1 and len(complete[0].params) > 0:
+            ax = ovm.plot_param_importances(study)
+            written += save_figure(ax.figure, Path(out).with_name(Path(out).stem + "_importance"))
+    return written
