@@ -265,6 +265,14 @@ def test_pruner_stops_a_trial_that_reports_a_bad_value(tmp_path):
     assert not glob.glob(f"{tmp_path}/train/multiruns/*/*/metrics.json")  # no job looks finished
 
 
+def _training_trials(url: str) -> list:
+    try:
+        running = study_of(url).get_trials(states=(TrialState.RUNNING,))
+    except (KeyError, ValueError):  # the study is not created yet
+        return []
+    return [t for t in running if t.intermediate_values]
+
+
 @pytest.mark.slow
 def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_finishes(tmp_path):
     url = f"sqlite:///{tmp_path}/study.db"
@@ -272,11 +280,9 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_finishes(tmp_path):
     proc = subprocess.Popen(sweep_cmd(tmp_path, *args, "trainer.max_epochs=30"), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while time.time() < deadline and not glob.glob(f"{tmp_path}/train/multiruns/*/0/history.csv*"):
-        if Path(f"{tmp_path}/study.db").exists() and study_of(url).get_trials(states=(TrialState.RUNNING,)):
-            break
-        time.sleep(0.3)
-    time.sleep(1.0)  # inside the first trial's training
+    # Press Ctrl-C once the first trial is training (it has reported an epoch to its trial).
+    while time.time() < deadline and not _training_trials(url):
+        time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=120)
     study = study_of(url)

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.training.outputs import default_file_mode
 
 CURVES = (
     ("mnno_input_mapped", "mNNO(X, f(X))", "tab:blue"),
@@ -32,6 +33,7 @@ def save_figure(fig, path: Path) -> list[Path]:
         os.close(handle)
         try:
             fig.savefig(tmp, dpi=150, bbox_inches="tight")
+            os.chmod(tmp, default_file_mode())
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
@@ -138,7 +140,9 @@ def _distinct(labels: list[str]) -> list[str]:
     """Drops the overrides every job shares, so that panel titles show what varies."""
     tokens = [label.split() for label in labels]
     common = set.intersection(*map(set, tokens)) if len(tokens) > 1 else set()
-    return [" ".join(t for t in toks if t not in common) or label for toks, label in zip(tokens, labels)]
+    kept = [[t for t in toks if t not in common] for toks in tokens]
+    # Values alone when the keys are long (dataset=iaprtc mapper=lin -> iaprtc lin).
+    return [" ".join(t.split("=")[-1] if len(k) > 2 else t for t in k) or label for k, label in zip(kept, labels)]
 
 
 def plot_study(study, out: Path) -> list[Path]:
