@@ -1,0 +1,39 @@
+"""The ``bridgeeval`` command: thin over library calls; bad input is one line and a non-zero exit.
+
+One module per command group (score, bench, data, sweep, report/plot), each with ``add_parser``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bridgeeval.cli import bench, data, report, score, sweep
+from bridgeeval.errors import BridgeEvalError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except BridgeEvalError as err:
+        print(f"bridgeeval: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bridgeeval: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bridgeeval",
+        description="Do cross-modal mappings bridge modalities? Exact mNNO scores, data sets, sweeps and reports.",
+    )
+    sub = parser.add_subparsers(title="commands")
+    for command in (score, bench, data, sweep, report):
+        command.add_parser(sub)
+    return parser

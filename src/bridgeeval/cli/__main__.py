@@ -1,0 +1,7 @@
+"""``python -m bridgeeval.cli``."""
+
+import sys
+
+from bridgeeval.cli import main
+
+sys.exit(main())

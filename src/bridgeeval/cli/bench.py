@@ -1,0 +1,67 @@
+"""``bridgeeval bench``: exact kNN timed against scikit-learn and faiss."""
+
+from __future__ import annotations
+
+import json
+
+from bridgeeval.errors import BridgeEvalError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="time exact kNN against scikit-learn and faiss-cpu")
+    p.add_argument(
+        "--sizes",
+        default=None,
+        help="comma-separated NxD cases, e.g. 2000x300,10000x2048 (default: N in 2k,10k,50k x d in 300,2048)",
+    )
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine")
+    p.add_argument(
+        "--methods",
+        default="faiss,sklearn",
+        help="comparisons to run: faiss, sklearn, torch (plain float32 products + topk, not exact)",
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_bench)
+
+
+def _parse_sizes(text: str | None):
+    from bridgeeval.bench import DEFAULT_SIZES
+
+    if not text:
+        return DEFAULT_SIZES
+    try:
+        return tuple(tuple(int(v) for v in case.lower().split("x")) for case in text.split(","))
+    except ValueError:
+        raise BridgeEvalError(f"--sizes: expected cases like 2000x300,10000x2048, got {text!r}") from None
+
+
+def _bench(args) -> int:
+    from bridgeeval.bench import gemm_peak_flops, run_case
+
+    methods = [m for m in args.methods.split(",") if m]
+    for method in methods:
+        if method not in ("faiss", "sklearn", "torch"):
+            raise BridgeEvalError(f"--methods: unknown method {method!r} (faiss, sklearn, torch)")
+        try:
+            __import__({"faiss": "faiss", "sklearn": "sklearn", "torch": "torch"}[method])
+        except ImportError:
+            raise BridgeEvalError(f"{method} is not installed: pip install 'bridgeeval[bench]'") from None
+    flops = gemm_peak_flops(args.device)
+    rows = []
+    for n, d in _parse_sizes(args.sizes):
+        row = run_case(n, d, args.k, args.metric, methods, args.device, flops)
+        rows.append(row)
+        if not args.json:
+            print(
+                " ".join(
+                    f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}" for key, value in row.items()
+                ),
+                flush=True,
+            )
+    if args.json:
+        print(json.dumps({"gemm_gflops": flops / 1e9, "cases": rows}, indent=2))
+    else:
+        print(f"peak float32 GEMM: {flops / 1e9:.0f} GFLOP/s")
+    return 0

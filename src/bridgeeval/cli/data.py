@@ -1,0 +1,82 @@
+"""``bridgeeval data list|fetch|verify|path|add``: the data cache."""
+
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("data", help="download, verify and register data sets (cache: $BRIDGEEVAL_DATA)")
+    verbs = p.add_subparsers(title="data commands")
+    v = verbs.add_parser("list", help="every data set, and whether it is cached and verified")
+    v.set_defaults(handler=_data_list)
+    v = verbs.add_parser("fetch", help="download data sets (verified; a second fetch is a no-op)")
+    v.add_argument("names", nargs="+")
+    v.add_argument("--mirror", default=None, help="base URL replacing the upstream hosts (file:// or http://)")
+    v.set_defaults(handler=_data_fetch)
+    v = verbs.add_parser("verify", help="check sizes and checksums of cached files")
+    v.add_argument("names", nargs="*")
+    v.set_defaults(handler=_data_verify)
+    v = verbs.add_parser("path", help="print the cache folder of a data set")
+    v.add_argument("name")
+    v.set_defaults(handler=_data_path)
+    v = verbs.add_parser("add", help="register files you downloaded by hand (format-checked)")
+    v.add_argument("name")
+    v.add_argument("--from", dest="source", required=True, help="folder holding the files")
+    v.set_defaults(handler=_data_add)
+    p.set_defaults(handler=lambda args: p.print_help() or 2)
+
+
+def _data_list(args) -> int:
+    from bridgeeval.data import download
+    from bridgeeval.data.registry import ENTRIES
+
+    print(f"cache: {download.cache_dir()}")
+    for name, e in sorted(ENTRIES.items()):
+        status = download.verify(name)
+        state = "verified" if all(ok for ok, _ in status.values()) else "not cached"
+        how = " (manual: data add)" if e.manual else (" (optional)" if e.optional else "")
+        print(f"{name:14s} {state:11s} {e.kind:9s} {e.description}{how}")
+    return 0
+
+
+def _data_fetch(args) -> int:
+    from bridgeeval.data import download
+    from bridgeeval.data.registry import entry
+
+    for name in args.names:
+        entry(name)  # unknown names fail before any download
+    for name in args.names:
+        folder = download.fetch(name, mirror=args.mirror)
+        print(f"{name}: {folder}")
+    return 0
+
+
+def _data_verify(args) -> int:
+    from bridgeeval.data import download
+    from bridgeeval.data.registry import ENTRIES
+
+    names = args.names or sorted(ENTRIES)
+    bad = 0
+    for name in names:
+        for file, (ok, reason) in download.verify(name).items():
+            if not args.names and reason.startswith("missing"):
+                continue  # `verify` alone checks what is cached
+            print(f"{name}/{file}: {reason}")
+            bad += not ok
+    return 1 if bad else 0
+
+
+def _data_path(args) -> int:
+    from bridgeeval.data import download
+    from bridgeeval.data.registry import entry
+
+    print(download.entry_dir(entry(args.name)))
+    return 0
+
+
+def _data_add(args) -> int:
+    from pathlib import Path
+
+    from bridgeeval.data import download
+
+    print(f"{args.name}: {download.add(args.name, Path(args.source))}")
+    return 0

@@ -1,0 +1,149 @@
+"""``bridgeeval report`` (Table 1) and ``bridgeeval plot`` (learning curves, sweeps)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from bridgeeval.errors import BridgeEvalError
+
+
+def add_parser(sub) -> None:
+    _add_report(sub)
+    _add_plot(sub)
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="the paper's Table 1 from run and multirun folders",
+        description="Collects metrics.json of every job under the folders (and the best trial of each "
+        "--study) and prints mNNO(X,f(X)) vs mNNO(Y,f(X)) per setting and visual feature, with "
+        "Bonferroni-adjusted rank-sum tests and the paper's figures where the setting matches.",
+    )
+    p.add_argument("paths", nargs="*", help="run or multirun folders (outputs/train/...)")
+    p.add_argument("--study", action="append", default=[], help="an Optuna study whose best trial to include")
+    p.add_argument("--storage", default=None, help="the studies' storage URL")
+    p.add_argument("--format", choices=["markdown", "csv", "latex", "json"], default="markdown")
+    p.add_argument("--out", default=None, help="write to this file (atomically) instead of the terminal")
+    p.add_argument("--alpha", type=float, default=0.001, help="significance level after Bonferroni (paper: 0.001)")
+    p.add_argument("--no-paper", action="store_true", help="leave out the paper's figures")
+    p.add_argument("--figures", default=None, metavar="DIR", help="also write the learning-curve figures here")
+    p.set_defaults(handler=_report)
+
+
+def _report(args) -> int:
+    from bridgeeval.reports.collect import collect_jobs
+    from bridgeeval.reports.table1 import build_table1
+
+    paths = list(args.paths) + [_best_trial_dir(name, args.storage) for name in args.study]
+    if not paths:
+        raise BridgeEvalError("report: give run folders or --study")
+    jobs, problems = collect_jobs(paths)
+    for problem in problems:
+        print(f"bridgeeval: {problem}", file=sys.stderr)
+    if not jobs:
+        raise BridgeEvalError(f"no finished job (metrics.json) under {', '.join(map(str, paths))}")
+    result = build_table1(jobs, alpha=args.alpha, with_paper=not args.no_paper)
+    text = _render_report(result, args.format)
+    if args.out:
+        from bridgeeval.training.outputs import write_text_atomic
+
+        write_text_atomic(args.out, text)
+        print(f"wrote {args.out} ({len(jobs)} jobs)")
+    elif args.format == "markdown" and sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(text))
+    else:
+        print(text, end="")
+    if args.figures:
+        for path in _report_figures(jobs, args.figures):
+            print(f"wrote {path}")
+    holds = "holds" if result.finding_holds() else "does NOT hold"
+    print(f"mNNO(X,f(X)) > mNNO(Y,f(X)) {holds} in all {len(result.comparisons)} cells", file=sys.stderr)
+    return 0
+
+
+def _render_report(result, fmt: str) -> str:
+    if fmt == "markdown":
+        return result.table.markdown()
+    if fmt == "latex":
+        return result.table.latex()
+    records = result.records()
+    if fmt == "json":
+        return json.dumps(records, indent=2) + "\n"
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    columns = [k for k in records[0] if k != "jobs"]
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    return buffer.getvalue()
+
+
+def _report_figures(jobs, folder: str) -> list:
+    from pathlib import Path
+
+    from bridgeeval.reports.figures import job_label, plot_multirun
+
+    plotted = [j.path for j in jobs if (j.path / "history.csv").is_file()]
+    return plot_multirun(plotted, [job_label(p) for p in plotted], Path(folder) / "curves")
+
+
+def _best_trial_dir(name: str, storage: str | None) -> str:
+    from bridgeeval.sweeps.best import load
+
+    study = load(name, storage)
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise BridgeEvalError(f"study {name!r} has no completed trial") from None
+    folder = best.user_attrs.get("output_dir")
+    if not folder:
+        raise BridgeEvalError(f"study {name!r}: the best trial has no recorded job folder")
+    return folder
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="learning curves of a run or multirun (the paper's Fig. 2), or a sweep's history",
+        description="A job folder gives mNNO(X,f(X)), mNNO(Y,f(X)) and the loss per epoch (train dashed "
+        "when metrics.on_train=true); a multirun folder a grid of those; --study the objective over "
+        "trials and the hyperparameters' importance. PNG and PDF.",
+    )
+    p.add_argument("path", nargs="?", help="a job folder or a multirun folder")
+    p.add_argument("--study", default=None)
+    p.add_argument("--storage", default=None)
+    p.add_argument("--out", required=True, help="figure path (PNG; a PDF is written beside it)")
+    p.set_defaults(handler=_plot)
+
+
+def _plot(args) -> int:
+    from pathlib import Path
+
+    from bridgeeval.reports import figures
+
+    if args.study:
+        from bridgeeval.sweeps.best import load
+
+        written = figures.plot_study(load(args.study, args.storage), Path(args.out))
+    elif args.path and (Path(args.path) / "history.csv").is_file():
+        written = figures.plot_run(Path(args.path), Path(args.out))
+    elif args.path and Path(args.path).is_dir():
+        from bridgeeval.reports.collect import collect_jobs
+
+        jobs, problems = collect_jobs([args.path])
+        for problem in problems:
+            print(f"bridgeeval: {problem}", file=sys.stderr)
+        dirs = [j.path for j in jobs if (j.path / "history.csv").is_file()]
+        written = figures.plot_multirun(dirs, [figures.job_label(d) for d in dirs], Path(args.out))
+    else:
+        raise BridgeEvalError(f"plot: {args.path!r} is not a run folder (give a folder or --study)")
+    for path in written:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,32 @@
+"""``bridgeeval sweep best|status``: Optuna studies of ``train.py hparams_search=...``."""
+
+from __future__ import annotations
+
+import json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="inspect Optuna studies of `train.py hparams_search=...`")
+    verbs = p.add_subparsers(title="sweep commands")
+    for verb, helptext in (
+        ("best", "the best configuration and its cross-validated metrics"),
+        ("status", "trial counts by state and the best trial so far"),
+    ):
+        v = verbs.add_parser(verb, help=helptext)
+        v.add_argument("study", help="study name (hydra.sweeper.study_name)")
+        v.add_argument(
+            "--storage",
+            default=None,
+            help="sqlite:///PATH, journal:///PATH or postgresql://... (default: sqlite:///outputs/optuna/STUDY.db)",
+        )
+        v.add_argument("--json", action="store_true")
+        v.set_defaults(handler=_sweep_best)
+    p.set_defaults(handler=lambda args: p.print_help() or 2)
+
+
+def _sweep_best(args) -> int:
+    from bridgeeval.sweeps.best import format_summary, load, summary
+
+    info = summary(load(args.study, args.storage))
+    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+    return 0
