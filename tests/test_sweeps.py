@@ -292,3 +292,12 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_finishes(tmp_path):
     run_sweep(tmp_path, *args)  # rerun (1 epoch now): the interrupted point runs again
     points = completed_points(study_of(url))
     assert len(points) == 4 and len(set(points)) == 4
+
+
+def test_trials_of_a_study_share_one_wandb_group():
+    from omegaconf import OmegaConf
+
+    from bridgeeval.training.loggers import _study_group
+
+    assert _study_group(OmegaConf.create({"sweep_trial": {"study_name": "grid-1"}})) == "optuna:grid-1"
+    assert _study_group(OmegaConf.create({"sweep_trial": {"study_name": None}})) is None  # plain runs

@@ -26,6 +26,12 @@ def job_identity() -> dict[str, str]:
     return {"name": name, "group": group}
 
 
+def _study_group(cfg: DictConfig) -> str | None:
+    """Trials of one Optuna study share a W&B group, whichever worker or sweep folder ran them."""
+    study = (cfg.get("sweep_trial") or {}).get("study_name")
+    return f"optuna:{study}" if study else None
+
+
 def build_loggers(cfg: DictConfig, split: str, out_dir: Path) -> list:
     loggers = []
     who = job_identity()
@@ -53,7 +59,7 @@ def _wandb_logger(cfg: DictConfig, spec, split: str, out_dir: Path, who: dict):
         spec,
         save_dir=str(out_dir),
         name=f"{who['name']}|{split}",
-        group=spec.get("group") or who["group"],
+        group=spec.get("group") or _study_group(cfg) or who["group"],
         job_type=spec.get("job_type") or cfg.get("job_type", "train"),
         tags=list(cfg.get("tags") or []) + [split],
         offline=bool(offline),
