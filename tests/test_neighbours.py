@@ -94,3 +94,22 @@ def test_gpu_error_bound_widens_for_tf32_and_bfloat16_products():
         assert _gemm_input_roundoff(cpu) == 0.0  # numpy's GEMM on CPU is always full float32
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+def test_block_products_stay_full_float32_whichever_cpu_kernel_is_chosen():
+    from bridgeeval.metrics import gemm
+
+    rng = np.random.default_rng(5)
+    a = torch.from_numpy(rng.standard_normal((1100, 700), dtype=np.float32))
+    b = torch.from_numpy(rng.standard_normal((1000, 700), dtype=np.float32))
+    exact = a.double() @ b.double().T
+    bound = 2 * (700 + 6) * 2.0**-24 * float(a.norm(dim=1).max() * b.norm(dim=1).max())
+    got = gemm.block_products(a, b)  # large enough to go through the kernel chosen for this CPU
+    assert got.dtype == torch.float32 and got.shape == (1100, 1000)
+    assert float((got.double() - exact).abs().max()) <= bound
+    assert gemm._chosen[0] in (gemm._matmul, gemm._onednn)
+    try:
+        onednn = gemm._onednn(a, b)
+    except (RuntimeError, AttributeError):
+        pytest.skip("this torch build has no oneDNN linear op")
+    assert float((onednn.double() - exact).abs().max()) <= bound

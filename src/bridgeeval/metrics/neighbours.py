@@ -22,6 +22,7 @@ import math
 
 import torch
 
+from bridgeeval.metrics.gemm import block_products
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points
 
 _U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
@@ -130,9 +131,9 @@ class _Space:
         self.gamma = 2.0 * (self.dim + 6) * _U32 + 4.0 * _gemm_input_roundoff(x.device)
 
     def gram(self, rows: slice | torch.Tensor, cols: slice) -> torch.Tensor:
-        # torch's GEMM on every device: numpy's OpenBLAS is faster alone, but its spinning threads
+        # torch's kernels on every device: numpy's OpenBLAS is fast alone, but its spinning threads
         # and torch's OpenMP threads then take turns on the cores (2x slower end to end here).
-        return self.x32[rows] @ self.x32[cols].T
+        return block_products(self.x32[rows], self.x32[cols])
 
     def scores(self, gram: torch.Tensor, rows, cols) -> torch.Tensor:
         """Similarity-like scores, larger is nearer: cos, or 2<q, x> - |x|^2 (= |q|^2 - dist^2)."""
