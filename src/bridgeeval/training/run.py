@@ -19,7 +19,6 @@ from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.validation import check_metric
 from bridgeeval.models.mappers import build_mapper
 from bridgeeval.models.module import MappingModule
-from bridgeeval.sweeps.pruning import OptunaPruning, job_trial
 from bridgeeval.training.callbacks import EpochHistory
 from bridgeeval.training.loggers import build_loggers, finish_wandb
 from bridgeeval.training.outputs import write_csv_atomic, write_json_atomic
@@ -57,11 +56,11 @@ def train(cfg: DictConfig) -> dict:
         )
     log.info("data set %s: %d pairs, %s, %d split(s)", data.name, len(data), protocol, len(splits))
 
-    trial = job_trial(cfg.get("sweep_trial"))
+    trial = _sweep_trial(cfg)
     started = time.time()
     results, history = [], []
     for i, split in enumerate(splits):
-        pruning = OptunaPruning(trial, cfg.optimized_metric, i * int(cfg.trainer.max_epochs)) if trial else None
+        pruning = _pruning(trial, cfg, i) if trial else None
         final, rows = fit_split(cfg, data, split, out_dir, pruning)
         results.append({"split": split.name, **final})
         history += rows
@@ -88,6 +87,21 @@ def train(cfg: DictConfig) -> dict:
     write_csv_atomic(out_dir / "history.csv", history)
     write_json_atomic(out_dir / "metrics.json", summary)  # written last: marks a finished job
     return summary
+
+
+def _sweep_trial(cfg: DictConfig):
+    """The Optuna trial this job runs for, when a sweep started it (optuna is imported only then)."""
+    if (cfg.get("sweep_trial") or {}).get("number") is None:
+        return None
+    from bridgeeval.sweeps.pruning import job_trial
+
+    return job_trial(cfg.sweep_trial)
+
+
+def _pruning(trial, cfg: DictConfig, split_index: int):
+    from bridgeeval.sweeps.pruning import OptunaPruning
+
+    return OptunaPruning(trial, cfg.optimized_metric, split_index * int(cfg.trainer.max_epochs))
 
 
 def check_config(cfg: DictConfig) -> None:
