@@ -243,6 +243,14 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert len(failed) == 1 and failed[0].params["metrics.k"] == 500
     assert "metrics.k=500 needs more validation items" in failed[0].user_attrs["error"]
     assert [t.params["metrics.k"] for t in study.get_trials(states=(TrialState.COMPLETE,))] == [10]
+    # A rerun leaves failed points alone unless asked: retry_failed=true enqueues them again.
+    base = [grid_params(lr="0.01", hidden="64"), "metrics.k=choice(10,500)", f"hydra.sweeper.storage={url}",
+            "hydra.sweeper.study_name=s", "hydra.sweeper.max_failure_rate=0.6"]
+    run_sweep(tmp_path, *base)
+    assert len(study_of(url).trials) == 2
+    run_sweep(tmp_path, *base, "hydra.sweeper.retry_failed=true", check=False)
+    retried = study_of(url).get_trials(states=(TrialState.FAIL,))
+    assert [t.params["metrics.k"] for t in retried] == [500, 500] and len(study_of(url).trials) == 3
 
 
 @pytest.mark.slow
