@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +122,10 @@ class OptunaSweep:
             co.count(study, co.FINISHED),
             target,
         )
-        with co.Heartbeat(study, self.s.heartbeat_interval) as beat:
+        with co.Heartbeat(study, self.s.heartbeat_interval) as beat, _CtrlC() as ctrl_c:
             while True:
+                if ctrl_c.pressed:  # a Ctrl-C that Python swallowed (e.g. inside a finalizer)
+                    raise KeyboardInterrupt
                 recovered = co.recover_stale(study, self.s.grace_period)
                 if recovered:
                     log.warning("trials %s had no live worker: marked failed and enqueued again", recovered)
@@ -223,6 +227,32 @@ class OptunaSweep:
                 continue
             if self.grid is not None or frozen.params:
                 co.requeue(study, study.get_trials(deepcopy=False)[trial.number])
+
+
+class _CtrlC:
+    """Remembers a Ctrl-C even where Python drops the KeyboardInterrupt it raises (in finalizers
+    and weakref callbacks, "Exception ignored in ..."), so the sweep still stops after the batch."""
+
+    def __init__(self):
+        self.pressed = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def _on_sigint(self, signum, frame):
+        self.pressed = True
+        if callable(self._previous):
+            self._previous(signum, frame)  # Python's default handler raises KeyboardInterrupt
+        else:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self._previous is not None and signal.getsignal(signal.SIGINT) == self._on_sigint:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _key(params: dict) -> tuple:
