@@ -174,7 +174,7 @@ def test_paper_values_and_differences_appear_where_the_setting_matches(tmp_path)
     assert lin.paper == (0.419, 0.167)  # the paper's IAPR TC-12, VGG-128, text -> image, lin
     assert nn.paper is None  # cosine loss: not a published setting
     text = result.table.markdown()
-    assert f"0.419 ({lin.x_mean - 0.419:+.3f})" in text
+    assert f"[paper 0.419, {lin.x_mean - 0.419:+.3f}]" in text and f"[paper 0.167, {lin.y_mean - 0.167:+.3f}]" in text
     # 5 vs 5 fully separated values: p = 0.0090 per test, x2 (Bonferroni) = 0.018
     assert lin.p == pytest.approx(ranksums([x for x, _ in folds], [y for _, y in folds]).pvalue)
     assert lin.p_adjusted == pytest.approx(2 * lin.p) and not lin.significant

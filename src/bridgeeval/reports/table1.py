@@ -166,42 +166,28 @@ def _layout(comparisons: list[Comparison], alpha: float) -> Table:
     varying = [k for k in ROW_KEYS if len({c.row[k] for c in comparisons}) > 1]
     shown = [k for k in ROW_KEYS if k in ALWAYS_SHOWN or k in varying]
     visuals = sorted({c.visual for c in comparisons})
-    with_paper = any(c.paper for c in comparisons)
-    sub = ["mNNO(X,f(X))", "mNNO(Y,f(X))"] + (["paper X", "paper Y"] if with_paper else [])
     by_row: dict[str, dict[str, Comparison]] = defaultdict(dict)
     for c in comparisons:
         by_row[_label(c.row, shown)][c.visual] = c
-    rows = []
-    for label, cells in by_row.items():
-        out = []
-        for visual in visuals:
-            out += _cells(cells.get(visual), with_paper)
-        rows.append((label, out))
+    rows = [(label, [cell for v in visuals for cell in _cells(cells.get(v))]) for label, cells in by_row.items()]
     caption = (
         f"mean ± std over folds or seeds; bold: the larger of the pair; * the pair differs (two-sided "
         f"Wilcoxon rank-sum, Bonferroni over {sum(c.p is not None for c in comparisons)} tests, p < {alpha})"
     )
-    if with_paper:
-        caption += "; paper: Collell & Moens (2018) Table 1, our difference in brackets"
-    return Table("setting", visuals, sub, rows, caption)
+    if any(c.paper for c in comparisons):
+        caption += "; [paper: Collell & Moens (2018) Table 1, and our difference]"
+    return Table("setting", visuals, ["mNNO(X,f(X))", "mNNO(Y,f(X))"], rows, caption)
 
 
-def _cells(c: Comparison | None, with_paper: bool) -> list[Cell]:
-    width = 4 if with_paper else 2
+def _cells(c: Comparison | None) -> list[Cell]:
     if c is None:
-        return [Cell(None)] * width
+        return [Cell(None), Cell(None)]
     mark = "*" if c.significant else ""
     x_wins = c.x_mean >= c.y_mean
-    out = [
-        Cell(c.x_mean, c.std(c.x), bold=x_wins, mark=mark if x_wins else ""),
-        Cell(c.y_mean, c.std(c.y), bold=not x_wins, mark="" if x_wins else mark),
+    notes = ("", "")
+    if c.paper:
+        notes = tuple(f" [paper {p:.3f}, {ours - p:+.3f}]" for p, ours in zip(c.paper, (c.x_mean, c.y_mean)))
+    return [
+        Cell(c.x_mean, c.std(c.x), bold=x_wins, mark=mark if x_wins else "", note=notes[0]),
+        Cell(c.y_mean, c.std(c.y), bold=not x_wins, mark="" if x_wins else mark, note=notes[1]),
     ]
-    if with_paper:
-        if c.paper:
-            out += [
-                Cell(c.paper[0], note=f" ({c.x_mean - c.paper[0]:+.3f})"),
-                Cell(c.paper[1], note=f" ({c.y_mean - c.paper[1]:+.3f})"),
-            ]
-        else:
-            out += [Cell(None), Cell(None)]
-    return out
