@@ -309,3 +309,17 @@ def test_trials_of_a_study_share_one_wandb_group():
 
     assert _study_group(OmegaConf.create({"sweep_trial": {"study_name": "grid-1"}})) == "optuna:grid-1"
     assert _study_group(OmegaConf.create({"sweep_trial": {"study_name": None}})) is None  # plain runs
+
+
+def test_slurm_launcher_config_composes_with_documented_defaults(monkeypatch):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    monkeypatch.setenv("BRIDGEEVAL_SLURM_PARTITION", "gpu-short")
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("train", overrides=["hparams_search=paper_grid", "hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.partition == "gpu-short" and launcher.timeout_min == 120 and launcher.array_parallelism == 32
+    # submitit's logs live inside the sweep's own (never colliding) folder
+    assert OmegaConf.to_container(launcher)["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"
