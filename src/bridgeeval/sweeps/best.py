@@ -10,8 +10,6 @@ from optuna.trial import TrialState
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.sweeps.storage import open_storage, redact
 
-DEFAULT_FOLDER = Path("outputs") / "optuna"
-
 
 def default_storage(study_name: str, log_dir: str | Path = "outputs") -> str:
     """Where the sweeper keeps a study by default: ``sqlite:///<log_dir>/optuna/<study>.db``."""

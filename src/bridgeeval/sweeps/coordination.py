@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT = "bridgeeval:heartbeat"
 OWNER = "bridgeeval:owner"
 RETRY_OF = "bridgeeval:retry_of"
+PRUNER_ATTR = "bridgeeval:pruner"  # the sweep's pruner spec, read by each job
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 

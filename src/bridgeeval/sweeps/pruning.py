@@ -7,7 +7,7 @@ import math
 import optuna
 import pytorch_lightning as pl
 
-from bridgeeval.sweeps.coordination import trial_id
+from bridgeeval.sweeps.coordination import PRUNER_ATTR, trial_id
 from bridgeeval.sweeps.samplers import build_pruner
 from bridgeeval.sweeps.storage import open_storage
 
@@ -33,12 +33,9 @@ class OptunaPruning(pl.Callback):
             raise optuna.TrialPruned(f"pruned at step {step} ({self.monitor}={value:.6g})")
 
 
-def job_trial(sweep_trial) -> optuna.Trial | None:
-    """The running trial a sweep handed to this job (``sweep_trial`` config), or None outside sweeps."""
-    if not sweep_trial or sweep_trial.get("number") is None:
-        return None
+def job_trial(sweep_trial) -> optuna.Trial:
+    """The running trial a sweep handed to this job (the ``sweep_trial`` config: storage, study, number)."""
     storage = open_storage(sweep_trial["storage"])
     study = optuna.load_study(study_name=sweep_trial["study_name"], storage=storage)
-    spec = study.user_attrs.get("bridgeeval:pruner")
-    study.pruner = build_pruner(spec)
+    study.pruner = build_pruner(study.user_attrs.get(PRUNER_ATTR))
     return optuna.Trial(study, trial_id(study, int(sweep_trial["number"])))

@@ -11,7 +11,7 @@ from bridgeeval.errors import BridgeEvalError
 SAMPLERS = ("grid", "tpe", "random", "cmaes", "qmc")
 
 
-def build_sampler(name: str, seed: int | None, space) -> optuna.samplers.BaseSampler:
+def build_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     """The grid runs from the study's queue of enqueued points; others sample as Optuna does."""
     if name == "grid":
         return optuna.samplers.RandomSampler(seed=seed)  # only used for the queue's fixed params

@@ -23,10 +23,7 @@ from bridgeeval.sweeps.space import as_override, grid_points, parse_space
 from bridgeeval.sweeps.storage import absolute_url, open_storage, redact
 
 log = logging.getLogger(__name__)
-PRUNER_ATTR = "bridgeeval:pruner"
 GRID_ATTR = "bridgeeval:grid_size"
-# Keys of the trial identity handed to each job (excluded from run names and folder names).
-TRIAL_KEYS = ("sweep_trial.storage", "sweep_trial.study_name", "sweep_trial.number")
 
 
 @dataclass
@@ -64,7 +61,7 @@ class OptunaSweep:
     # -- study -------------------------------------------------------------------------------
     def open_study(self) -> optuna.Study:
         storage = open_storage(self.url)
-        sampler = build_sampler(self.s.sampler, self.s.seed, self.space)
+        sampler = build_sampler(self.s.sampler, self.s.seed)
         try:
             study = optuna.create_study(
                 study_name=self.s.study_name, storage=storage, sampler=sampler, direction=self.s.direction
@@ -78,31 +75,31 @@ class OptunaSweep:
                 f"study {self.s.study_name!r} exists with direction {study.direction.name.lower()}, "
                 f"not {self.s.direction}"
             )
-        study.set_user_attr(PRUNER_ATTR, self.s.pruner)
+        study.set_user_attr(co.PRUNER_ATTR, self.s.pruner)
         if self.grid is not None:
             self._fill_grid(study, created)
         return study
 
     def _fill_grid(self, study: optuna.Study, created: bool) -> None:
-        """The creator enqueues every grid point once; later processes only wait for that."""
-        if created:
-            for point in self.grid:
-                study.enqueue_trial(point)
-            study.set_user_attr(GRID_ATTR, len(self.grid))
-            log.info("grid of %d points enqueued in study %s", len(self.grid), self.s.study_name)
-            return
-        deadline = time.time() + 60
-        while GRID_ATTR not in study.user_attrs and time.time() < deadline:
-            time.sleep(0.5)
-        if GRID_ATTR not in study.user_attrs or self.s.retry_failed:
-            # The creator died while enqueueing, or the user asked: enqueue what is missing.
-            alive = (TrialState.WAITING, TrialState.RUNNING, *co.FINISHED)
-            have = {_key(t.params or t.system_attrs.get("fixed_params", {})) for t in study.get_trials(states=alive)}
-            missing = [p for p in self.grid if _key(p) not in have]
-            for point in missing:
-                study.enqueue_trial(point)
-            study.set_user_attr(GRID_ATTR, len(self.grid))
-            log.info("enqueued %d missing grid points", len(missing))
+        """The creator enqueues every grid point once; later processes only wait for that, unless
+        the creator died while enqueueing or the user asked to retry failed points."""
+        if not created:
+            deadline = time.time() + 60
+            while GRID_ATTR not in study.user_attrs and time.time() < deadline:
+                time.sleep(0.5)
+            if GRID_ATTR in study.user_attrs and not self.s.retry_failed:
+                return
+        points = self.grid if created else self._missing_points(study)
+        for point in points:
+            study.enqueue_trial(point)
+        study.set_user_attr(GRID_ATTR, len(self.grid))
+        log.info("enqueued %d of %d grid points in study %s", len(points), len(self.grid), self.s.study_name)
+
+    def _missing_points(self, study: optuna.Study) -> list[dict]:
+        """Grid points with no waiting, running or finished trial (failed ones count as missing)."""
+        alive = (TrialState.WAITING, TrialState.RUNNING, *co.FINISHED)
+        have = {_key(t.params or t.system_attrs.get("fixed_params", {})) for t in study.get_trials(states=alive)}
+        return [p for p in self.grid if _key(p) not in have]
 
     def n_trials(self) -> int:
         if self.s.n_trials is not None:
