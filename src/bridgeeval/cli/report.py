@@ -32,16 +32,23 @@ def _add_report(sub) -> None:
     p.set_defaults(handler=_report)
 
 
-def _report(args) -> int:
+def _collect(paths: list) -> list:
+    """The finished jobs under ``paths``; each folder skipped is named on stderr."""
     from bridgeeval.reports.collect import collect_jobs
+
+    jobs, problems = collect_jobs(paths)
+    for problem in problems:
+        print(f"bridgeeval: {problem}", file=sys.stderr)
+    return jobs
+
+
+def _report(args) -> int:
     from bridgeeval.reports.table1 import build_table1
 
     paths = list(args.paths) + [_best_trial_dir(name, args.storage) for name in args.study]
     if not paths:
         raise BridgeEvalError("report: give run folders or --study")
-    jobs, problems = collect_jobs(paths)
-    for problem in problems:
-        print(f"bridgeeval: {problem}", file=sys.stderr)
+    jobs = _collect(paths)
     if not jobs:
         raise BridgeEvalError(f"no finished job (metrics.json) under {', '.join(map(str, paths))}")
     result = build_table1(jobs, alpha=args.alpha, with_paper=not args.no_paper)
@@ -59,7 +66,11 @@ def _report(args) -> int:
     else:
         print(text, end="")
     if args.figures:
-        for path in _report_figures(jobs, args.figures):
+        from pathlib import Path
+
+        from bridgeeval.reports.figures import plot_jobs
+
+        for path in plot_jobs(jobs, Path(args.figures) / "curves"):
             print(f"wrote {path}")
     holds = "holds" if result.finding_holds() else "does NOT hold"
     print(f"mNNO(X,f(X)) > mNNO(Y,f(X)) {holds} in all {len(result.comparisons)} cells", file=sys.stderr)
@@ -83,15 +94,6 @@ def _render_report(result, fmt: str) -> str:
     writer.writeheader()
     writer.writerows(records)
     return buffer.getvalue()
-
-
-def _report_figures(jobs, folder: str) -> list:
-    from pathlib import Path
-
-    from bridgeeval.reports.figures import job_label, plot_multirun
-
-    plotted = [j.path for j in jobs if (j.path / "history.csv").is_file()]
-    return plot_multirun(plotted, [job_label(p) for p in plotted], Path(folder) / "curves")
 
 
 def _best_trial_dir(name: str, storage: str | None) -> str:
@@ -135,13 +137,7 @@ def _plot(args) -> int:
     elif args.path and (Path(args.path) / "history.csv").is_file():
         written = figures.plot_run(Path(args.path), Path(args.out))
     elif args.path and Path(args.path).is_dir():
-        from bridgeeval.reports.collect import collect_jobs
-
-        jobs, problems = collect_jobs([args.path])
-        for problem in problems:
-            print(f"bridgeeval: {problem}", file=sys.stderr)
-        dirs = [j.path for j in jobs if (j.path / "history.csv").is_file()]
-        written = figures.plot_multirun(dirs, [figures.job_label(d) for d in dirs], Path(args.out))
+        written = figures.plot_jobs(_collect([args.path]), Path(args.out))
     else:
         raise BridgeEvalError(f"plot: {args.path!r} is not a run folder (give a folder or --study)")
     for path in written:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.training.outputs import default_file_mode
+from bridgeeval.training.outputs import atomic_target
 
 CURVES = (
     ("mnno_input_mapped", "mNNO(X, f(X))", "tab:blue"),
@@ -26,18 +24,10 @@ CURVES = (
 def save_figure(fig, path: Path) -> list[Path]:
     """Writes ``path`` as PNG and the same name as PDF, each atomically (temp file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for target in (path.with_suffix(".png"), path.with_suffix(".pdf")):
-        handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
-        os.close(handle)
-        try:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight")
-            os.chmod(tmp, default_file_mode())
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_target(target) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=target.suffix[1:])
         written.append(target)
     plt.close(fig)
     return written
@@ -134,6 +124,12 @@ def plot_multirun(job_dirs: list[Path], labels: list[str], out: Path) -> list[Pa
     fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return save_figure(fig, out)
+
+
+def plot_jobs(jobs, out: Path) -> list[Path]:
+    """The multirun grid for collected jobs (those with a per-epoch history), titled by overrides."""
+    dirs = [job.path for job in jobs if (job.path / "history.csv").is_file()]
+    return plot_multirun(dirs, [job_label(d) for d in dirs], out)
 
 
 def _distinct(labels: list[str]) -> list[str]:
