@@ -319,7 +319,9 @@ def test_slurm_launcher_config_composes_with_documented_defaults(monkeypatch):
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         cfg = compose("train", overrides=["hparams_search=paper_grid", "hydra/launcher=slurm"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
-    assert launcher.partition == "gpu-short" and launcher.timeout_min == 120 and launcher.array_parallelism == 32
+    assert launcher._target_ == "hydra_plugins.bridgeeval_optuna_sweeper.slurm_launcher.SlurmLauncher"
+    assert launcher.partition == "gpu-short" and launcher.array_parallelism == 32
+    # defaults that fit a small node (2 CPUs, 4 GB, 1 h per trial), documented in the README
+    assert (launcher.cpus_per_task, launcher.mem_gb, launcher.timeout_min, launcher.gpus_per_node) == (2, 4, 60, 0)
     # submitit's logs live inside the sweep's own (never colliding) folder
     assert OmegaConf.to_container(launcher)["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"

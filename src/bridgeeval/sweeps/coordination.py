@@ -1,11 +1,19 @@
-"""What lets many sweeper processes share one study safely, on any storage.
+"""What lets many sweep processes share one study safely (journal or PostgreSQL storage; one
+process on SQLite, whose claims are not atomic).
 
-* Work queue: grid points are enqueued once, as WAITING trials; a worker claims one by moving it to
-  RUNNING, which every Optuna storage does atomically (only one claimant succeeds).
-* Liveness: a thread records a heartbeat on each trial in flight. A RUNNING trial whose heartbeat
-  is older than the grace period, or whose owner process on this host is gone, is stale: it is
-  marked FAIL and its params are enqueued again, so a killed or preempted worker loses only the
-  trials it had in flight, and those are rerun.
+* Work queue: grid points and requeued trials wait as WAITING trials; a worker claims one by moving
+  it to RUNNING, which journal and PostgreSQL storages do atomically (one claimant succeeds).
+  Retries are claimed before fresh points.
+* Liveness: a thread beats on each trial in flight. A RUNNING trial is stale when its process on
+  this host is gone, its owner's Slurm job has ended, or it has not beaten for the grace period.
+* Repair, under a study-wide lock kept in the storage itself: stale trials are failed as *lost*,
+  lost trials (and failed ones, on request) are requeued once per attempt, and grid points with no
+  trial at all (a creator killed while filling, a trial voided over budget) are enqueued. Every
+  worker repairs at start and between batches, so nothing is lost whenever a process is killed,
+  and the lock keeps concurrent repairs from enqueueing a point twice.
+* Counting: a trial is done when it completed, was pruned, or failed for good (its objective
+  failed, or it was lost more than ``max_retries`` times). A lost trial awaiting its retry, a
+  superseded one and a *void* one (claimed but never run) are not counted.
 """
 
 from __future__ import annotations
@@ -15,17 +23,23 @@ import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
+from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 log = logging.getLogger(__name__)
-HEARTBEAT = "bridgeeval:heartbeat"
-OWNER = "bridgeeval:owner"
-RETRY_OF = "bridgeeval:retry_of"
-PRUNER_ATTR = "bridgeeval:pruner"  # the sweep's pruner spec, read by each job
+HEARTBEAT = "bridgeeval:heartbeat"  # system attr: time of the owner's last beat
+OWNER = "bridgeeval:owner"  # system attr: host:pid of the process running the trial
+OWNER_JOB = "bridgeeval:owner_slurm_job"  # system attr: that process's own Slurm job, if any
+LOST = "bridgeeval:lost"  # system attr of a failed trial that ended without a result
+VOID = "bridgeeval:void"  # system attr of a failed trial that never ran
+RETRY_OF = "bridgeeval:retry_of"  # user attr of a retry: the number of the trial it reruns
+ATTEMPT = "bridgeeval:attempt"  # user attr of a retry: 2 for the first retry, ...
+PRUNER_ATTR = "bridgeeval:pruner"  # study user attr: the sweep's pruner spec, read by each job
+LOCK_PREFIX = "bridgeeval-lock:"  # lock studies: LOCK_PREFIX + study name + ":" + generation
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -33,21 +47,90 @@ def owner_tag() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def own_slurm_job() -> str | None:
+    """This process's Slurm job (``array_task`` form for array tasks), when it runs inside one."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 def trial_id(study: optuna.Study, number: int) -> int:
-    storage = study._storage
-    return storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
 
 
-def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
-    """Moves one WAITING trial to RUNNING for this process; None when the queue is empty."""
+def point_of(trial: FrozenTrial) -> dict:
+    """The parameters a trial runs: suggested ones, or the enqueued ones before the job started."""
+    return dict(trial.params or trial.system_attrs.get("fixed_params") or {})
+
+
+def point_key(params: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+# -- what each trial counts as -------------------------------------------------------------------
+@dataclass
+class Tally:
+    waiting: int = 0
+    running: int = 0
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0  # failed for good
+    lost: int = 0  # lost, retry pending
+    superseded: int = 0  # failed or lost, rerun by a later trial
+    void: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+
+def kind_of(trial: FrozenTrial, retried: set[int], max_retries: int) -> str:
+    """waiting, running, complete, pruned, failed, lost (retry pending), superseded or void."""
+    if trial.state != TrialState.FAIL:
+        return trial.state.name.lower()
+    if trial.system_attrs.get(VOID):
+        return "void"
+    if trial.number in retried:
+        return "superseded"
+    if trial.system_attrs.get(LOST) and attempt_of(trial) <= max_retries and point_of(trial):
+        return "lost"
+    return "failed"
+
+
+def attempt_of(trial: FrozenTrial) -> int:
+    return int(trial.user_attrs.get(ATTEMPT, 1))
+
+
+def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
+    return {int(t.user_attrs[RETRY_OF]) for t in trials if RETRY_OF in t.user_attrs}
+
+
+def tally(trials: list[FrozenTrial], max_retries: int) -> Tally:
+    counts, retried = Tally(), retried_numbers(trials)
+    for trial in trials:
+        kind = kind_of(trial, retried, max_retries)
+        setattr(counts, kind, getattr(counts, kind) + 1)
+    return counts
+
+
+def counted_position(trials: list[FrozenTrial], number: int, max_retries: int) -> int:
+    """How many done-or-running trials precede trial ``number``: its place in the budget."""
+    retried = retried_numbers(trials)
+    counted = ("running", "complete", "pruned", "failed")
+    return sum(1 for t in trials if t.number < number and kind_of(t, retried, max_retries) in counted)
+
+
+# -- claiming and owning ---------------------------------------------------------------------------
+def claim_next(study: optuna.Study) -> optuna.Trial | None:
+    """Moves one WAITING trial to RUNNING for this process (retries first); None when none is left."""
     storage = study._storage
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        tid = trial_id(study, frozen.number)
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    for frozen in sorted(waiting, key=lambda t: (RETRY_OF not in t.user_attrs, t.number)):
         try:
-            if storage.set_trial_state_values(tid, state=TrialState.RUNNING):
-                trial = optuna.Trial(study, tid)
-                mark_owned(study, tid)
-                return trial
+            if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+                mark_owned(study, frozen._trial_id)
+                return optuna.Trial(study, frozen._trial_id)
         except UpdateFinishedTrialError:
             continue
     return None
@@ -57,6 +140,22 @@ def mark_owned(study: optuna.Study, tid: int) -> None:
     storage = study._storage
     storage.set_trial_system_attr(tid, OWNER, owner_tag())
     storage.set_trial_system_attr(tid, HEARTBEAT, time.time())
+    job = own_slurm_job()
+    if job:
+        storage.set_trial_system_attr(tid, OWNER_JOB, job)
+
+
+def end_trial(study: optuna.Study, number: int, reason: str, flag: str) -> bool:
+    """Fails a RUNNING trial with ``reason``, flagged LOST (to be rerun) or VOID (never ran).
+    False when another process finished it first (only one process makes the transition)."""
+    storage, tid = study._storage, trial_id(study, number)
+    try:
+        storage.set_trial_user_attr(tid, "error", reason[:2000])
+        storage.set_trial_system_attr(tid, flag, reason[:200])
+        storage.set_trial_state_values(tid, state=TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False
+    return True
 
 
 class Heartbeat:
@@ -88,20 +187,30 @@ class Heartbeat:
                     log.debug("heartbeat of trial %d failed: %s", tid, err)
 
 
-def is_stale(frozen: FrozenTrial, grace_period: float, now: float | None = None) -> bool:
+# -- liveness ----------------------------------------------------------------------------------------
+def stale_reason(frozen: FrozenTrial, grace_period: float, now: float | None = None) -> str | None:
+    """Why a RUNNING trial has no live owner, or None while it may still be running."""
     now = time.time() if now is None else now
     owner = frozen.system_attrs.get(OWNER, "")
     host, _, pid = owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-        return True  # its process on this host is gone: no need to wait out the grace period
+    if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+        return f"no heartbeat: its worker {owner} is gone"
+    job = frozen.system_attrs.get(OWNER_JOB)
+    if job and host != socket.gethostname():
+        from bridgeeval.sweeps.slurm import job_state
+
+        state = job_state(job)
+        if state is not None and state.finished:
+            return f"no heartbeat: its worker's Slurm job {job} ended ({state.name})"
     beat = frozen.system_attrs.get(HEARTBEAT)
     if beat is None:
-        start = frozen.datetime_start or datetime.now()
-        beat = start.timestamp()
-    return now - float(beat) > grace_period
+        beat = (frozen.datetime_start or datetime.now()).timestamp()
+    if now - float(beat) > grace_period:
+        return f"no heartbeat from its worker {owner or '?'} for {now - float(beat):.0f} s"
+    return None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -111,31 +220,137 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def recover_stale(study: optuna.Study, grace_period: float) -> list[int]:
-    """Marks stale RUNNING trials FAIL and enqueues their params again; returns their numbers."""
-    storage = study._storage
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
-    recovered = []
-    for frozen in trials:
-        if frozen.state != TrialState.RUNNING or not is_stale(frozen, grace_period):
-            continue
-        tid = trial_id(study, frozen.number)
+# -- the study-wide lock -------------------------------------------------------------------------------
+class StudyLock:
+    """Mutual exclusion among the processes of one study, on any storage, through atomic study
+    creation: holding generation g means having created the study ``bridgeeval-lock:<name>:<g>``
+    while no higher generation exists. A holder that died (its pid gone on this host) or stopped
+    beating for ``stale_after`` seconds is superseded by generation g+1; released and superseded
+    generations are deleted, so the storage keeps one lock study per sweep study."""
+
+    def __init__(self, study: optuna.Study, stale_after: float = 60.0, timeout: float = 600.0):
+        self.storage, self.name = study._storage, study.study_name
+        self.stale_after, self.timeout = stale_after, timeout
+        self.prefix = f"{LOCK_PREFIX}{self.name}:"
+        self.held: str | None = None
+
+    def _generations(self) -> dict[int, optuna.study.FrozenStudy]:
+        out = {}
+        for s in self.storage.get_all_studies():
+            if s.study_name.startswith(self.prefix) and s.study_name[len(self.prefix) :].isdigit():
+                out[int(s.study_name[len(self.prefix) :])] = s
+        return out
+
+    def _free(self, study: optuna.study.FrozenStudy) -> bool:
+        attrs = study.user_attrs
+        if attrs.get("released"):
+            return True
+        host, _, pid = str(attrs.get("owner", "")).rpartition(":")
+        if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
+            return True
+        return time.time() - float(attrs.get("since", 0)) > self.stale_after
+
+    def __enter__(self) -> "StudyLock":
+        deadline = time.time() + self.timeout
+        while True:
+            generations = self._generations()
+            top = max(generations, default=-1)
+            if top < 0 or self._free(generations[top]):
+                if self._try(top + 1):
+                    return self
+            if time.time() > deadline:
+                holder = generations[top].user_attrs.get("owner", "?") if top >= 0 else "?"
+                from bridgeeval.errors import BridgeEvalError
+
+                raise BridgeEvalError(f"study {self.name!r}: its lock is held by {holder} for over {self.timeout:.0f} s")
+            time.sleep(0.2)
+
+    def _try(self, generation: int) -> bool:
+        name = f"{self.prefix}{generation}"
         try:
-            storage.set_trial_user_attr(tid, "error", "worker died or was preempted (no heartbeat)")
-            storage.set_trial_state_values(tid, state=TrialState.FAIL)
-        except UpdateFinishedTrialError:
-            continue  # another worker recovered it first
-        if frozen.number not in retried and frozen.params:
-            requeue(study, frozen)
-        recovered.append(frozen.number)
-    return recovered
+            sid = self.storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], name)
+        except DuplicatedStudyError:
+            return False
+        self.storage.set_study_user_attr(sid, "owner", owner_tag())
+        self.storage.set_study_user_attr(sid, "since", time.time())
+        newer = [g for g in self._generations() if g > generation]
+        if newer:  # a slower process recreated an old generation: back off
+            self._delete(name)
+            return False
+        self.held = name
+        for old, study in self._generations().items():
+            if old < generation:
+                self._delete(study.study_name)
+        return True
+
+    def _delete(self, name: str) -> None:
+        try:
+            self.storage.delete_study(self.storage.get_study_id_from_name(name))
+        except KeyError:
+            pass
+
+    def __exit__(self, *exc) -> None:
+        if self.held is None:
+            return
+        try:
+            sid = self.storage.get_study_id_from_name(self.held)
+            self.storage.set_study_user_attr(sid, "released", True)
+        except KeyError:
+            pass
+        self.held = None
 
 
-def requeue(study: optuna.Study, frozen: FrozenTrial) -> None:
-    """Puts a trial's params back in the queue (one retry per trial)."""
-    study.enqueue_trial(dict(frozen.params), user_attrs={RETRY_OF: frozen.number})
+def is_lock_study(name: str) -> bool:
+    return name.startswith(LOCK_PREFIX)
 
 
-def count(study: optuna.Study, states) -> int:
-    return len(study.get_trials(deepcopy=False, states=tuple(states)))
+# -- repair --------------------------------------------------------------------------------------------
+def needs_repair(trials: list[FrozenTrial], grid: list[dict] | None, grace_period: float, max_retries: int) -> bool:
+    """A cheap check, without the lock, whether :func:`repair` has anything to do."""
+    retried = retried_numbers(trials)
+    for t in trials:
+        if t.state == TrialState.RUNNING and stale_reason(t, grace_period):
+            return True
+        if kind_of(t, retried, max_retries) == "lost":
+            return True
+    return bool(grid) and bool(missing_points(trials, grid, max_retries))
+
+
+def missing_points(trials: list[FrozenTrial], grid: list[dict], max_retries: int, retry_failed: bool = False) -> list[dict]:
+    """Grid points with no waiting, running, finished, lost or (unless ``retry_failed``) failed trial."""
+    retried = retried_numbers(trials)
+    covering = {"waiting", "running", "complete", "pruned", "lost"} | (set() if retry_failed else {"failed"})
+    have = {point_key(point_of(t)) for t in trials if kind_of(t, retried, max_retries) in covering}
+    return [p for p in grid if point_key(p) not in have]
+
+
+def repair(
+    study: optuna.Study,
+    grid: list[dict] | None,
+    grace_period: float,
+    max_retries: int,
+    retry_failed: bool = False,
+) -> list[str]:
+    """Under the study lock: fail stale trials as lost, requeue lost (and, with ``retry_failed``,
+    failed) trials, enqueue missing grid points. Returns what it did, one line per action."""
+    done: list[str] = []
+    with StudyLock(study):
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            reason = stale_reason(t, grace_period)
+            if reason and end_trial(study, t.number, f"lost: {reason}", LOST):
+                done.append(f"trial {t.number} lost ({reason})")
+        trials = study.get_trials(deepcopy=False)
+        retried = retried_numbers(trials)
+        for t in trials:
+            kind = kind_of(t, retried, max_retries)
+            if kind == "lost" or (retry_failed and kind == "failed" and point_of(t)):
+                attempt = attempt_of(t) + 1
+                study.enqueue_trial(point_of(t), user_attrs={RETRY_OF: t.number, ATTEMPT: attempt})
+                done.append(f"trial {t.number} requeued (attempt {attempt})")
+        if grid:
+            missing = missing_points(study.get_trials(deepcopy=False), grid, max_retries)
+            for point in missing:
+                study.enqueue_trial(point)
+            if missing:
+                done.append(f"enqueued {len(missing)} of {len(grid)} grid points")
+    return done

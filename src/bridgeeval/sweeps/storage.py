@@ -1,37 +1,108 @@
-"""One string names an Optuna storage: SQLite (one machine), a journal file (shared file systems)
-or a PostgreSQL server (clusters)."""
+"""One string names an Optuna storage: SQLite (one machine, one sweep process), a journal file
+(shared file systems, many workers) or a PostgreSQL server (clusters, many workers).
+
+Paths follow ``file://`` URLs: ``journal:///abs/path.log`` is absolute, ``journal:rel/path.log`` (or
+a plain path) is relative to the current folder. SQLite keeps SQLAlchemy's rule:
+``sqlite:///rel.db`` is relative, ``sqlite:////abs.db`` absolute. A relative path is resolved once,
+by the sweep process, and every job receives the absolute form.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 
 from bridgeeval.errors import BridgeEvalError
 
-SCHEMES = ("sqlite:///", "journal:///", "postgresql://", "postgresql+psycopg2://", "mysql://")
+FORMS = "journal:///ABS/PATH.log, journal:REL/PATH.log, sqlite:///REL.db, sqlite:////ABS.db or postgresql://USER@HOST:PORT/DB"
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """``sqlite:///path/study.db``, ``journal:///path/study.log`` or ``postgresql://user@host:port/db``.
+@dataclass(frozen=True)
+class StorageURL:
+    """A parsed storage string: ``backend`` is sqlite, journal, postgresql or mysql; ``path`` is the
+    absolute file of sqlite and journal storages; ``relative`` says the user wrote a relative path."""
 
-    Relative paths are taken from the current folder; their parent folders are created. Journal
-    files use Optuna's open-file lock, which (unlike SQLite) is safe on NFS-like shared storage.
+    backend: str
+    url: str  # canonical, absolute
+    path: Path | None = None
+    relative: bool = False
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def parse_url(text: str, base: Path | None = None) -> StorageURL:
+    """The storage a string names, its file made absolute against ``base`` (default: the current folder).
+
+    >>> parse_url("journal:///tmp/x/j.log").path.as_posix()
+    '/tmp/x/j.log'
+    >>> parse_url("journal:runs/j.log", base=Path("/work")).url
+    'journal:////work/runs/j.log'
+    >>> parse_url("sqlite:///study.db", base=Path("/work")).path.as_posix()
+    '/work/study.db'
+    >>> parse_url("sqlite:////abs/study.db").relative
+    False
+    >>> parse_url("outputs/grid.log", base=Path("/w")).backend
+    'journal'
     """
-    if not isinstance(url, str) or not url.startswith(SCHEMES):
-        raise BridgeEvalError(
-            f"storage: expected sqlite:///PATH, journal:///PATH or postgresql://USER@HOST:PORT/DB, got {url!r}"
-        )
-    if url.startswith("journal:///"):
-        path = _local_path(url, "journal:///")
+    if not isinstance(text, str) or not text.strip():
+        raise BridgeEvalError(f"storage: expected {FORMS}, got {text!r}")
+    text = text.strip()
+    base = Path.cwd() if base is None else base
+    if text.startswith("journal:"):
+        rest = text[len("journal:") :]
+        if rest.startswith("//") and not rest.startswith("///"):
+            raise BridgeEvalError(f"storage {text!r}: a journal file has no host; write journal:///ABS/PATH or journal:REL/PATH")
+        relative = not rest.startswith("/")
+        path = Path(rest) if relative else Path("/" + rest.lstrip("/"))
+        return _file_storage("journal", path, base, relative)
+    if text.startswith("sqlite:///"):
+        rest = text[len("sqlite:///") :]
+        relative = not rest.startswith("/")
+        return _file_storage("sqlite", Path(rest), base, relative)
+    if text.startswith(("postgresql://", "postgresql+psycopg2://", "postgresql+psycopg://")):
+        return StorageURL("postgresql", text)
+    if text.startswith(("mysql://", "mysql+pymysql://")):
+        return StorageURL("mysql", text)
+    if "://" in text or text.startswith(("sqlite:", "postgresql:")):
+        raise BridgeEvalError(f"storage: unknown form {text!r}; expected {FORMS}")
+    # A plain path: SQLite by its suffix, else a journal file.
+    backend = "sqlite" if text.endswith(SQLITE_SUFFIXES) else "journal"
+    return _file_storage(backend, Path(text), base, not Path(text).is_absolute())
+
+
+def _file_storage(backend: str, path: Path, base: Path, relative: bool) -> StorageURL:
+    if str(path) in ("", "."):
+        raise BridgeEvalError(f"storage: {backend} needs a file path ({FORMS})")
+    path = (base / path.expanduser() if relative else path).resolve()
+    url = f"{backend}:///{path}" if backend == "journal" else f"sqlite:///{path}"
+    return StorageURL(backend, url, path, relative)
+
+
+def absolute_url(text: str, base: Path | None = None) -> str:
+    """The canonical URL with its file path made absolute, so that jobs started elsewhere find the same file."""
+    return parse_url(text, base).url
+
+
+def open_storage(text: str) -> optuna.storages.BaseStorage:
+    """The Optuna storage a string names; parent folders of file storages are created."""
+    where = parse_url(text)
+    if where.path is not None:
+        try:
+            where.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise BridgeEvalError(f"storage: cannot create folder {where.path.parent} ({err.strerror})") from None
+    if where.backend == "journal":
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
-    if url.startswith("sqlite:///"):
-        url = "sqlite:///" + str(_local_path(url, "sqlite:///"))
-    url = _with_postgres_driver(url)
-    return _open_rdb(url)
+        path = str(where.path)
+        # Optuna's open-file lock (unlike SQLite's) is safe on NFS-like shared storage.
+        return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    return _open_rdb(_with_postgres_driver(where.url))
 
 
 def _open_rdb(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
@@ -62,25 +133,13 @@ def _with_postgres_driver(url: str) -> str:
     return url
 
 
-def _local_path(url: str, prefix: str) -> Path:
-    path = Path(url[len(prefix) :]).expanduser().resolve()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise BridgeEvalError(f"storage: cannot create folder {path.parent} ({err.strerror})") from None
-    return path
-
-
-def absolute_url(url: str) -> str:
-    """The URL with a file path made absolute, so that jobs started elsewhere find the same file."""
-    for prefix in ("journal:///", "sqlite:///"):
-        if url.startswith(prefix):
-            return prefix + str(_local_path(url, prefix))
-    return url
-
-
 def redact(url: str) -> str:
-    """The URL without a password, for messages and logs."""
+    """The URL without a password, for messages and logs.
+
+    >>> redact("postgresql://me:secret@db:5432/optuna")
+    'postgresql://me:***@db:5432/optuna'
+    """
+    url = str(url)
     if "://" in url and "@" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)

@@ -1,13 +1,21 @@
-"""The sweep loop: Optuna asks, Hydra's launcher runs the batch, the study is told the results."""
+"""The sweep loop: Optuna asks, Hydra's launcher runs the batch, the study is told the results.
+
+Several processes may run one study at once (``coordination`` says how). With a launcher that
+can ``submit`` and ``follow`` (the SLURM one), each trial is told as its own job ends; with the
+others (basic, joblib, submitit local) a batch is launched and waited for as a whole.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
+import os
 import signal
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +28,9 @@ from bridgeeval.errors import BridgeEvalError
 from bridgeeval.sweeps import coordination as co
 from bridgeeval.sweeps.samplers import build_sampler
 from bridgeeval.sweeps.space import as_override, grid_points, parse_space
-from bridgeeval.sweeps.storage import absolute_url, open_storage, redact
+from bridgeeval.sweeps.storage import StorageURL, open_storage, parse_url, redact
 
 log = logging.getLogger(__name__)
-GRID_ATTR = "bridgeeval:grid_size"
 
 
 @dataclass
@@ -41,6 +48,12 @@ class SweepSettings:
     heartbeat_interval: float = 30.0
     grace_period: float = 300.0
     retry_failed: bool = False
+    max_retries: int = 2  # reruns of a trial whose job ended without a result
+    poll_interval: float = 5.0  # while waiting for trials that other workers run
+
+
+class SweepInterrupted(BaseException):
+    """SIGINT or SIGTERM reached the sweep process."""
 
 
 class OptunaSweep:
@@ -53,119 +66,190 @@ class OptunaSweep:
         if not self.space:
             raise BridgeEvalError("sweep: no params to search (hydra.sweeper.params is empty)")
         self.grid = grid_points(self.space) if settings.sampler == "grid" else None
-        self.url = absolute_url(settings.storage)
+        self.where: StorageURL = parse_url(settings.storage)
+        self.url = self.where.url
         self.job_idx = 0
         self.failures = 0
         self.attempts = 0
+        self._sqlite_lock = None
+        self._stop: _StopSignals | None = None
 
     # -- study -------------------------------------------------------------------------------
     def open_study(self) -> optuna.Study:
+        self._warn_relative()
+        self._lock_sqlite()
         storage = open_storage(self.url)
-        sampler = build_sampler(self.s.sampler, self.s.seed)
         try:
-            study = optuna.create_study(
-                study_name=self.s.study_name, storage=storage, sampler=sampler, direction=self.s.direction
-            )
+            sid = storage.create_new_study([_direction(self.s.direction)], self.s.study_name)
             created = True
         except optuna.exceptions.DuplicatedStudyError:
-            study = optuna.load_study(study_name=self.s.study_name, storage=storage, sampler=sampler)
-            created = False
+            sid, created = None, False
+        sampler = build_sampler(self.s.sampler, worker_seed(self.s.seed, created))
+        study = optuna.load_study(study_name=self.s.study_name, storage=storage, sampler=sampler)
+        del sid
         if study.direction.name.lower() != self.s.direction.lower():
             raise BridgeEvalError(
                 f"study {self.s.study_name!r} exists with direction {study.direction.name.lower()}, "
                 f"not {self.s.direction}"
             )
         study.set_user_attr(co.PRUNER_ATTR, self.s.pruner)
-        if self.grid is not None:
-            self._fill_grid(study, created)
         return study
 
-    def _fill_grid(self, study: optuna.Study, created: bool) -> None:
-        """The creator enqueues every grid point once; later processes only wait for that, unless
-        the creator died while enqueueing or the user asked to retry failed points."""
-        if not created:
-            deadline = time.time() + 60
-            while GRID_ATTR not in study.user_attrs and time.time() < deadline:
-                time.sleep(0.5)
-            if GRID_ATTR in study.user_attrs and not self.s.retry_failed:
-                return
-        points = self.grid if created else self._missing_points(study)
-        for point in points:
-            study.enqueue_trial(point)
-        study.set_user_attr(GRID_ATTR, len(self.grid))
-        log.info("enqueued %d of %d grid points in study %s", len(points), len(self.grid), self.s.study_name)
+    def _warn_relative(self) -> None:
+        cluster = bool(os.environ.get("SLURM_JOB_ID")) or type(self.launcher).__name__ == "SlurmLauncher"
+        if self.where.relative and cluster:
+            log.warning(
+                "storage %s is a relative path, resolved here to %s: every worker must resolve it to the same "
+                "shared file (give an absolute path, e.g. journal:///shared/path/study.log)",
+                self.s.storage, self.where.path,
+            )
 
-    def _missing_points(self, study: optuna.Study) -> list[dict]:
-        """Grid points with no waiting, running or finished trial (failed ones count as missing)."""
-        alive = (TrialState.WAITING, TrialState.RUNNING, *co.FINISHED)
-        have = {_key(t.params or t.system_attrs.get("fixed_params", {})) for t in study.get_trials(states=alive)}
-        return [p for p in self.grid if _key(p) not in have]
+    def _lock_sqlite(self) -> None:
+        """SQLite cannot hand out trials atomically: one sweep process per file, refused otherwise."""
+        if self.where.backend != "sqlite":
+            return
+        path = Path(f"{self.where.path}.sweep-lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise BridgeEvalError(
+                f"storage {self.url} is in use by another sweep ({holder}); SQLite cannot share a study "
+                "between workers: use journal:///PATH (shared file system) or postgresql://USER@HOST/DB"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(co.owner_tag())
+        handle.flush()
+        self._sqlite_lock = handle
 
-    def n_trials(self) -> int:
+    def target(self) -> int:
+        if self.grid is not None:
+            return len(self.grid) if self.s.n_trials is None else min(int(self.s.n_trials), len(self.grid))
         if self.s.n_trials is not None:
             return int(self.s.n_trials)
-        if self.grid is not None:
-            return len(self.grid)
         raise BridgeEvalError("sweep: set hydra.sweeper.n_trials (only sampler=grid has a natural size)")
+
+    def repair(self, study: optuna.Study, first: bool = False) -> None:
+        trials = study.get_trials(deepcopy=False)
+        if not (first or co.needs_repair(trials, self.grid, self.s.grace_period, self.s.max_retries)):
+            return
+        for line in co.repair(study, self.grid, self.s.grace_period, self.s.max_retries, first and self.s.retry_failed):
+            log.warning("%s", line) if "lost" in line else log.info("%s", line)
 
     # -- loop --------------------------------------------------------------------------------
     def run(self) -> optuna.Study:
         study = self.open_study()
-        target = self.n_trials()
-        log.info(
-            "study %s on %s: %d/%d trials finished",
-            self.s.study_name,
-            redact(self.url),
-            co.count(study, co.FINISHED),
-            target,
-        )
-        with co.Heartbeat(study, self.s.heartbeat_interval) as beat, _CtrlC() as ctrl_c:
+        target = self.target()
+        self.repair(study, first=True)
+        counts = co.tally(study.get_trials(deepcopy=False), self.s.max_retries)
+        log.info("study %s on %s: %d/%d trials done", self.s.study_name, redact(self.url), counts.done, target)
+        waiting_logged = False
+        with co.Heartbeat(study, self.s.heartbeat_interval) as beat, _StopSignals() as stop:
+            self._stop = stop
             while True:
-                if ctrl_c.pressed:  # a Ctrl-C that Python swallowed (e.g. inside a finalizer)
-                    raise KeyboardInterrupt
-                recovered = co.recover_stale(study, self.s.grace_period)
-                if recovered:
-                    log.warning("trials %s had no live worker: marked failed and enqueued again", recovered)
+                stop.check()
+                self.repair(study)
                 batch = self._next_batch(study, target)
-                if not batch:
+                if batch:
+                    waiting_logged = False
+                    self._run_batch(study, batch, beat, stop)
+                    continue
+                counts = co.tally(study.get_trials(deepcopy=False), self.s.max_retries)
+                if counts.done >= target or not (counts.running or counts.lost or counts.waiting):
                     break
-                beat.trial_ids.update(co.trial_id(study, t.number) for t in batch)
-                try:
-                    self._run_batch(study, batch)
-                except BaseException:
-                    self._abandon(study, batch)
-                    raise
-                finally:
-                    beat.trial_ids.difference_update(co.trial_id(study, t.number) for t in batch)
-        done = co.count(study, co.FINISHED)
-        log.info("study %s: %d finished trials; best %s", self.s.study_name, done, _best_text(study))
+                if not waiting_logged:  # their trials may still fail or be lost: stay to rerun them
+                    log.info("waiting for %d trial(s) running in other workers", counts.running)
+                    waiting_logged = True
+                stop.sleep(self.s.poll_interval)
+        self._finish(study, target)
         return study
 
+    def interrupted_by(self) -> signal.Signals | None:
+        received = self._stop.received if self._stop else None
+        return signal.Signals(received) if received is not None else None
+
+    def _finish(self, study: optuna.Study, target: int) -> None:
+        trials = study.get_trials(deepcopy=False)
+        counts = co.tally(trials, self.s.max_retries)
+        log.info(
+            "study %s: %d/%d done (%d complete, %d pruned, %d failed); best %s",
+            self.s.study_name, counts.done, target, counts.complete, counts.pruned, counts.failed, _best_text(study),
+        )
+        if counts.failed and not (counts.complete or counts.pruned):
+            last = max((t for t in trials if t.state == TrialState.FAIL), key=lambda t: t.number)
+            raise BridgeEvalError(
+                f"sweep ended with no successful trial: {counts.failed} failed; last: "
+                f"{str(last.user_attrs.get('error', '?')).splitlines()[0]}"
+            )
+
     def _next_batch(self, study: optuna.Study, target: int) -> list[optuna.Trial]:
-        finished = co.count(study, co.FINISHED)
-        if self.grid is not None:
-            batch = []
-            while len(batch) < self.s.n_jobs and finished + len(batch) < target:
-                trial = co.claim_waiting(study)
-                if trial is None:
-                    break
-                batch.append(trial)
-            return batch
-        running = co.count(study, (TrialState.RUNNING,))
-        size = min(self.s.n_jobs, target - finished - running)
-        batch = []
-        for _ in range(max(0, size)):
-            trial = study.ask()
-            co.mark_owned(study, co.trial_id(study, trial.number))
+        batch: list[optuna.Trial] = []
+        while len(batch) < self.s.n_jobs:
+            counts = co.tally(study.get_trials(deepcopy=False), self.s.max_retries)
+            if counts.done + counts.running >= target:
+                break
+            trial = co.claim_next(study)
+            if trial is None and self.grid is None:
+                trial = study.ask()
+                co.mark_owned(study, trial._trial_id)
+            if trial is None:
+                break
+            trials = study.get_trials(deepcopy=False)
+            if co.counted_position(trials, trial.number, self.s.max_retries) >= target:
+                # another worker claimed the last slot at the same moment
+                co.end_trial(study, trial.number, "not run: the study's budget was reached by other workers", co.VOID)
+                break
             batch.append(trial)
         return batch
 
-    def _run_batch(self, study: optuna.Study, batch: list[optuna.Trial]) -> None:
-        overrides = [self._overrides(trial) for trial in batch]
-        returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
-        self.job_idx += len(returns)
-        for trial, ret in zip(batch, returns):
-            self._tell(study, trial, ret)
+    def _run_batch(self, study: optuna.Study, batch: list[optuna.Trial], beat: co.Heartbeat, stop) -> None:
+        beat.trial_ids.update(t._trial_id for t in batch)
+        try:
+            overrides = [self._overrides(trial) for trial in batch]
+            if hasattr(self.launcher, "submit"):
+                self._submit_and_follow(study, batch, overrides, stop)
+            else:
+                returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+                self.job_idx += len(returns)
+                for trial, ret in zip(batch, returns):
+                    self._tell(study, trial, ret)
+        except BaseException as err:
+            self._abandon(study, batch, err)
+            raise
+        finally:
+            beat.trial_ids.difference_update(t._trial_id for t in batch)
+
+    def _submit_and_follow(self, study, batch, overrides, stop) -> None:
+        from bridgeeval.sweeps.slurm import NeverStarts
+
+        jobs = self.launcher.submit(overrides, initial_job_idx=self.job_idx)
+        self.job_idx += len(jobs)
+        for trial, job in zip(batch, jobs):
+            trial.set_user_attr("slurm_job", str(job.job_id))
+        try:
+            for outcome in self.launcher.follow(jobs):
+                trial = batch[outcome.index]
+                if outcome.lost:
+                    if co.end_trial(study, trial.number, f"lost: {outcome.lost}", co.LOST):
+                        log.warning("trial %d lost: %s; it will run again", trial.number, outcome.lost)
+                elif outcome.error:
+                    self._tell(study, trial, _failed_return(outcome.error))
+                else:
+                    self._tell(study, trial, outcome.result)
+                stop.check()
+        except NeverStarts as err:
+            self.launcher.cancel(jobs)
+            raise BridgeEvalError(f"{err}; request: {self.launcher.request()}") from None
+        except BaseException:
+            cancelled = self.launcher.cancel(jobs)
+            if cancelled:
+                log.warning("cancelled Slurm jobs %s", ", ".join(cancelled))
+            raise
 
     def _overrides(self, trial: optuna.Trial) -> list[str]:
         values = {name: param.suggest(trial) for name, param in self.space.items()}
@@ -187,11 +271,12 @@ class OptunaSweep:
             if metrics:
                 trial.set_user_attr("metrics", metrics)
         if ret.status == JobStatus.COMPLETED:
-            value = ret.return_value
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                study.tell(trial, float(value))
+            value = _as_float(ret.return_value)
+            if value is not None and math.isfinite(value):
+                study.tell(trial, value)
+                log.info("trial %d: %.6g %s", trial.number, value, trial.params)
                 return
-            error = f"objective is {value!r}, not a finite number"
+            error = f"objective is {ret.return_value!r}, not a finite number"
         elif isinstance(ret._return_value, optuna.TrialPruned):
             study.tell(trial, state=TrialState.PRUNED)
             log.info("trial %d pruned", trial.number)
@@ -210,50 +295,95 @@ class OptunaSweep:
                 f"(failure rate {rate:.2f} > max_failure_rate {self.s.max_failure_rate}); last: {error.splitlines()[0]}"
             )
 
-    def _abandon(self, study: optuna.Study, batch: list[optuna.Trial]) -> None:
-        """Ctrl-C or a crash of the launcher: trials in flight are failed and their params requeued."""
+    def _abandon(self, study: optuna.Study, batch: list[optuna.Trial], err: BaseException) -> None:
+        """Stopped or crashed mid-batch: trials still in flight are failed as lost and requeued."""
+        # Lightning turns Ctrl-C into SystemExit(1): the signal, not the exception, tells.
+        signalled = isinstance(err, (KeyboardInterrupt, SweepInterrupted)) or (self._stop and self._stop.received)
+        reason = "interrupted" if signalled else f"sweep stopped: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
         for trial in batch:
-            frozen = study.get_trials(deepcopy=False)[trial.number]
-            if frozen.state != TrialState.RUNNING:
-                continue
             try:
-                trial.set_user_attr("error", "interrupted")
-                study.tell(trial, state=TrialState.FAIL)
-            except Exception as err:  # noqa: BLE001 - best effort while stopping
-                log.warning("could not mark trial %d failed: %s", trial.number, err)
-                continue
-            if self.grid is not None or frozen.params:
-                co.requeue(study, study.get_trials(deepcopy=False)[trial.number])
+                co.end_trial(study, trial.number, reason, co.LOST)
+            except Exception as exc:  # noqa: BLE001 - best effort while stopping
+                log.warning("could not mark trial %d failed: %s", trial.number, exc)
+        try:
+            self.repair(study)
+        except Exception as exc:  # noqa: BLE001 - a later run repairs what this one could not
+            log.warning("could not requeue the trials in flight: %s", exc)
 
 
-class _CtrlC:
-    """Remembers a Ctrl-C even where Python drops the KeyboardInterrupt it raises (in finalizers
-    and weakref callbacks, "Exception ignored in ..."), so the sweep still stops after the batch."""
+def worker_seed(seed: int | None, created: bool) -> int | None:
+    """The study's creator samples with the study seed; every other worker with a seed derived from
+    it and the worker's identity, so parallel workers never draw the same start-up points."""
+    if seed is None or created:
+        return seed
+    return (int(seed) + 1 + zlib.crc32(co.owner_tag().encode())) % 2**32
+
+
+def _direction(text: str) -> optuna.study.StudyDirection:
+    try:
+        return optuna.study.StudyDirection[str(text).upper()]
+    except KeyError:
+        raise BridgeEvalError(f"direction: expected minimize or maximize, got {text!r}") from None
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM stop the sweep between steps, with the trials in flight requeued.
+
+    A signal raises :class:`SweepInterrupted` (Ctrl-C: KeyboardInterrupt) at once, and is also
+    remembered, because Python drops exceptions raised inside finalizers and weakref callbacks
+    ("Exception ignored in ..."): ``check`` raises it again at the next step."""
 
     def __init__(self):
-        self.pressed = False
-        self._previous = None
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._on_sigint)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._on_signal)
         return self
 
-    def _on_sigint(self, signum, frame):
-        self.pressed = True
-        if callable(self._previous):
-            self._previous(signum, frame)  # Python's default handler raises KeyboardInterrupt
-        else:
-            raise KeyboardInterrupt
+    def _on_signal(self, signum, frame):
+        self.received = signum
+        raise _exception(signum)
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise _exception(self.received)
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            self.check()
+            time.sleep(min(0.2, max(0.0, deadline - time.time())))
 
     def __exit__(self, *exc):
-        if self._previous is not None and signal.getsignal(signal.SIGINT) == self._on_sigint:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, previous)
 
 
-def _key(params: dict) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+def _exception(signum: int) -> BaseException:
+    if signum == signal.SIGINT:
+        return KeyboardInterrupt()
+    return SweepInterrupted(signal.Signals(signum).name)
+
+
+def _as_float(value: Any) -> float | None:
+    """Whatever a task returns that ``float()`` takes (numbers, numpy scalars, 0-d tensors)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _failed_return(error: str) -> JobReturn:
+    ret = JobReturn(status=JobStatus.FAILED)
+    ret._return_value = RuntimeError(error)
+    return ret
 
 
 def _output_dir(ret: JobReturn) -> str | None:

@@ -36,8 +36,10 @@ class OptunaSweeperConf:
     conditional_params: dict = field(default_factory=dict)
     pruner: Any = "median"  # none, median, percentile, hyperband, successive_halving, or {name: ..., ...}
     heartbeat_interval: float = 30.0
-    grace_period: float = 300.0
+    grace_period: float = 300.0  # a RUNNING trial with no heartbeat for this long is lost (other hosts)
     retry_failed: bool = False
+    max_retries: int = 2  # reruns of a trial whose job ended without a result
+    poll_interval: float = 5.0  # while waiting for trials that other workers run
 
 
 def active_params(conditional: dict, config: DictConfig) -> dict:
@@ -66,7 +68,7 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list) -> Any:
         from bridgeeval.errors import BridgeEvalError
-        from bridgeeval.sweeps.sweeper import OptunaSweep, SweepSettings
+        from bridgeeval.sweeps.sweeper import OptunaSweep, SweepInterrupted, SweepSettings
 
         settings = {k: v for k, v in self.settings.items() if not k.startswith("_")}
         for key in ("params", "pruner", "conditional_params"):
@@ -74,8 +76,16 @@ class OptunaSweeper(Sweeper):
                 settings[key] = OmegaConf.to_container(settings[key], resolve=True)
         conditional = settings.pop("conditional_params", None) or {}
         settings["params"] = {**(settings.get("params") or {}), **active_params(conditional, self.config)}
+        sweep = OptunaSweep(SweepSettings(**settings), self.launcher, arguments)
         try:
-            return OptunaSweep(SweepSettings(**settings), self.launcher, arguments).run()
+            return sweep.run()
         except BridgeEvalError as err:  # bad settings or too many failures: one line, no traceback
             print(f"bridgeeval: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+        except (KeyboardInterrupt, SweepInterrupted, SystemExit) as err:
+            signum = sweep.interrupted_by()
+            if signum is None:
+                raise
+            print(f"bridgeeval: sweep stopped by {signum.name}: trials in flight failed and requeued, "
+                  "their Slurm jobs cancelled; rerun the same command to resume", file=sys.stderr)
+            raise SystemExit(128 + signum.value) from None

@@ -1,0 +1,194 @@
+"""Following Slurm jobs one by one: what ``squeue`` (or ``sacct``) says of them, and their results.
+
+submitit's own waiting trusts ``sacct`` alone: without accounting it waits forever, a job that
+Slurm will never start waits forever, and one cancelled job fails its whole batch. Here each job of
+a batch is followed on its own: a result is taken as soon as its pickle exists, a job that ended
+without one (cancelled, timed out, preempted, node failure, killed) is reported *lost* so that its
+trial is rerun, and a job pending for a reason Slurm will never resolve stops the sweep with one
+line naming the reason and the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+# Ended: no result will come unless its pickle exists.
+TERMINAL = {
+    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
+    "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "TIMEOUT",
+}
+# Pending reasons that no waiting resolves: the request exceeds what the partition, its nodes,
+# the account or the QOS allow (squeue's reason codes; see `man squeue`, JOB REASON CODES).
+NEVER_STARTS = {
+    "PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "ReqNodeNotAvail", "BadConstraints",
+    "InvalidAccount", "InvalidQOS", "QOSMaxCpuPerJobLimit", "QOSMaxGRESPerJob", "QOSMaxMemoryPerJob",
+    "QOSMaxNodePerJobLimit", "QOSMaxWallDurationPerJobLimit", "AssocMaxCpuPerJobLimit",
+    "AssocMaxMemPerJob", "AssocMaxNodesPerJob", "AssocMaxWallDurationPerJobLimit", "PartitionDown",
+    "PartitionInactive", "NodeDown", "DependencyNeverSatisfied",
+}
+
+
+@dataclass(frozen=True)
+class JobState:
+    name: str  # PENDING, RUNNING, COMPLETED, CANCELLED, ...
+    reason: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.name in TERMINAL
+
+    @property
+    def never_starts(self) -> bool:
+        return self.name == "PENDING" and self.reason.split(",")[0].strip("()") in NEVER_STARTS
+
+
+def _run(command: list[str]) -> str | None:
+    if shutil.which(command[0]) is None:
+        return None
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def job_states(job_ids: Sequence[str]) -> dict[str, JobState]:
+    """States of jobs or array tasks (``123`` or ``123_4``) by id, from squeue, then sacct for the
+    ones squeue has forgotten; ids neither knows are absent."""
+    if not job_ids:
+        return {}
+    masters = sorted({str(j).split("_")[0] for j in job_ids})
+    states: dict[str, JobState] = {}
+    for master in masters:  # squeue fails for the whole list when one id has been purged
+        out = _run(["squeue", "-h", "-r", "-t", "all", "-j", master, "-o", "%i|%T|%r"])
+        for line in (out or "").splitlines():
+            parts = line.strip().split("|")
+            if len(parts) == 3:
+                states[parts[0]] = JobState(parts[1], parts[2])
+    unknown = [str(j) for j in job_ids if str(j) not in states]
+    if unknown:
+        out = _run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(unknown)])
+        for line in (out or "").splitlines():
+            parts = line.strip().split("|")
+            if len(parts) == 2:
+                states.setdefault(parts[0], JobState(parts[1].split()[0] if parts[1] else "UNKNOWN"))
+    return states
+
+
+def job_state(job_id: str) -> JobState | None:
+    return job_states([job_id]).get(str(job_id))
+
+
+@dataclass
+class Outcome:
+    """How one job of a batch ended: ``result`` (the job's own return, which may itself be a
+    failure inside the job), ``error`` (submitit could not run it) or ``lost`` (no result at all)."""
+
+    index: int
+    job_id: str
+    result: Any = None
+    error: str | None = None
+    lost: str | None = None
+
+
+class NeverStarts(Exception):
+    def __init__(self, job_id: str, reason: str):
+        super().__init__(f"Slurm job {job_id} will never start: pending with reason {reason}")
+        self.job_id, self.reason = job_id, reason
+
+
+def follow(
+    jobs: Sequence[Any],
+    poll_interval: float = 5.0,
+    result_grace: float = 60.0,
+    quick_grace: float = 5.0,
+) -> Iterator[Outcome]:
+    """Yields each job's outcome as it ends (submitit ``Job`` objects, Slurm or local).
+
+    A job seen ended without a result pickle is waited for ``quick_grace`` seconds when Slurm says
+    it was cancelled, timed out or failed, and ``result_grace`` seconds otherwise (shared file
+    systems show a new file late), then reported lost. Raises :class:`NeverStarts`.
+    """
+    pending = dict(enumerate(jobs))
+    ended_at: dict[int, float] = {}
+    while pending:
+        states = job_states([j.job_id for j in pending.values()]) if _is_slurm(jobs) else {}
+        for index, job in list(pending.items()):
+            if job.paths.result_pickle.exists():
+                del pending[index]
+                yield _read(index, job)
+                continue
+            state = states.get(str(job.job_id)) if _is_slurm(jobs) else _local_state(job)
+            if state is not None and state.never_starts:
+                raise NeverStarts(job.job_id, state.reason)
+            if state is not None and not state.finished:
+                ended_at.pop(index, None)  # requeued by Slurm (preemption): running again
+                continue
+            first = ended_at.setdefault(index, time.time())
+            grace = quick_grace if state is not None and state.name not in ("COMPLETED", "UNKNOWN") else result_grace
+            if time.time() - first >= grace:
+                del pending[index]
+                what = state.name if state is not None else "unknown to squeue and sacct"
+                yield Outcome(index, str(job.job_id), lost=f"Slurm job {job.job_id} ended without a result ({what})")
+        if pending:
+            time.sleep(poll_interval)
+
+
+def _is_slurm(jobs: Sequence[Any]) -> bool:
+    return bool(jobs) and type(jobs[0]).__name__ == "SlurmJob"
+
+
+def _local_state(job: Any) -> JobState | None:
+    """submitit's local jobs: alive while their process runs."""
+    try:
+        return JobState("RUNNING") if not job.done() else JobState("COMPLETED")
+    except Exception:  # noqa: BLE001 - a job whose process vanished
+        return None
+
+
+def _read(index: int, job: Any) -> Outcome:
+    try:
+        return Outcome(index, str(job.job_id), result=job.results()[0])
+    except Exception as err:  # noqa: BLE001 - submitit's pickled failure outside the task itself
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        return Outcome(index, str(job.job_id), error=lines[-1] if lines else type(err).__name__)
+
+
+def cancel(jobs: Sequence[Any]) -> list[str]:
+    """Cancels the jobs that have no result yet; returns their ids."""
+    cancelled = []
+    for job in jobs:
+        if job.paths.result_pickle.exists():
+            continue
+        try:
+            job.cancel(check=False)
+            cancelled.append(str(job.job_id))
+        except Exception as err:  # noqa: BLE001 - best effort while stopping
+            log.warning("could not cancel job %s: %s", job.job_id, err)
+    return cancelled
+
+
+def describe_request(params: dict) -> str:
+    """The resources a launcher asks for, in sbatch's words."""
+    parts = []
+    for key, flag in (("partition", "partition"), ("nodes", "nodes"), ("cpus_per_task", "cpus-per-task"),
+                      ("mem_gb", "mem"), ("gpus_per_node", "gpus-per-node"), ("timeout_min", "time"),
+                      ("account", "account"), ("qos", "qos"), ("constraint", "constraint")):
+        value = params.get(key)
+        if value in (None, "", 0) and key != "cpus_per_task":
+            continue
+        if value is None:
+            continue
+        if key == "mem_gb":
+            value = f"{value}G"
+        if key == "timeout_min":
+            value = f"{value}min"
+        parts.append(f"--{flag}={value}")
+    return " ".join(parts)

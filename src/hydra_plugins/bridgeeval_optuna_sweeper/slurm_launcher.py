@@ -1,0 +1,112 @@
+"""Hydra plugin shell: submitit's SLURM launcher, with batches that can be followed job by job.
+
+``hydra/launcher=slurm`` selects it (``conf/hydra/launcher/slurm.yaml``). ``submit`` returns the
+submitted jobs; the bridgeeval sweeper follows them with ``bridgeeval.sweeps.slurm.follow`` so that
+each trial is told as its job ends, a lost job requeues only its own trial, and an interrupted
+sweep cancels what it submitted. ``launch`` (plain multiruns) does the same and returns one
+``JobReturn`` per job, a failed one for a job that ended without a result.
+No ``from __future__ import annotations`` here (see optuna_sweeper.py).
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+OWN_KEYS = ("poll_interval", "result_grace")
+
+
+@dataclass
+class BridgeevalSlurmConf(SlurmQueueConf):
+    _target_: str = "hydra_plugins.bridgeeval_optuna_sweeper.slurm_launcher.SlurmLauncher"
+    poll_interval: float = 10.0  # seconds between squeue calls while jobs run
+    result_grace: float = 60.0  # wait this long for the result file of a job Slurm says completed
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="bridgeeval_slurm", node=BridgeevalSlurmConf,
+                             provider="bridgeeval")
+
+
+class SlurmLauncher(BaseSubmititLauncher):
+    _EXECUTOR = "slurm"
+
+    def __init__(self, **params: Any) -> None:
+        self.follow_options = {key: float(params.pop(key)) for key in OWN_KEYS if key in params}
+        super().__init__(**params)
+
+    def request(self) -> str:
+        from bridgeeval.sweeps.slurm import describe_request
+
+        return describe_request(self.params)
+
+    def submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[Any]:
+        """Submits one job array for the batch; returns submitit's jobs, in order."""
+        import submitit
+
+        from bridgeeval.errors import BridgeEvalError
+
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
+                                         slurm_max_num_timeout=self.params.get("max_num_timeout", 0))
+        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(**{
+            key if key in base else f"{self._EXECUTOR}_{key}": value
+            for key, value in self.params.items()
+            if key not in ("submitit_folder", "max_num_timeout")
+        })
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        job_params = []
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+        try:
+            return list(executor.map_array(self, *zip(*job_params)))
+        except Exception as err:  # noqa: BLE001 - sbatch's refusal, in whatever wrapper submitit raises
+            lines = [line.strip() for line in str(err).splitlines() if "error" in line.lower()]
+            why = lines[-1] if lines else str(err).strip().splitlines()[-1]
+            raise BridgeEvalError(f"Slurm refused the jobs ({why}); request: {self.request()}") from None
+
+    def follow(self, jobs: Sequence[Any]):
+        from bridgeeval.sweeps.slurm import follow
+
+        return follow(jobs, **self.follow_options)
+
+    def cancel(self, jobs: Sequence[Any]) -> List[str]:
+        from bridgeeval.sweeps.slurm import cancel
+
+        return cancel(jobs)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from bridgeeval.errors import BridgeEvalError
+        from bridgeeval.sweeps.slurm import NeverStarts
+
+        jobs = self.submit(job_overrides, initial_job_idx)
+        returns: List[Any] = [None] * len(jobs)
+        try:
+            for outcome in self.follow(jobs):
+                returns[outcome.index] = outcome.result if outcome.result is not None else _failed(
+                    job_overrides[outcome.index], outcome.lost or outcome.error)
+        except NeverStarts as err:
+            self.cancel(jobs)
+            raise BridgeEvalError(f"{err}; request: {self.request()}") from None
+        except BaseException:
+            self.cancel(jobs)
+            raise
+        return returns
+
+
+def _failed(overrides: Sequence[str], why: str) -> JobReturn:
+    ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+    ret._return_value = RuntimeError(why)
+    return ret
