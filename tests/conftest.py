@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,3 +40,35 @@ def brute_knn(x, k: int, metric: str = "cosine", include_self: bool = False) -> 
     np.fill_diagonal(dist, 0.0 if include_self else np.inf)
     order = np.arange(len(x))
     return np.stack([np.lexsort((order, row))[:k] for row in dist])
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on a loopback port in a temporary data folder."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins and not shutil.which("initdb"):
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    bindir = Path(bins[-1]) if bins else Path(shutil.which("initdb")).parent
+    # Directly under /tmp: the server runs as the postgres user, who cannot enter pytest's root-only folders.
+    data = Path(tempfile.mkdtemp(prefix="bridgeeval-pg-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(data, "postgres")
+    subprocess.run([*as_user, bindir / "initdb", "-D", data / "db", "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_user, bindir / "pg_ctl", "-D", data / "db", "-o", opts, "-l", data / "log", "-w", "start"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run([bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "optuna"],
+                       check=True, capture_output=True)
+        yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
+    finally:
+        subprocess.run([*as_user, bindir / "pg_ctl", "-D", data / "db", "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)

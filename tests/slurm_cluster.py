@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -250,6 +251,7 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
 
 
 if __name__ == "__main__":  # a cluster to try things by hand: python tests/slurm_cluster.py
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the daemons on SIGTERM too
     with SlurmCluster() as cluster:
         print(f"export SLURM_CONF={cluster.conf}")
         print(cluster.run("sinfo"))

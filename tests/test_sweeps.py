@@ -5,12 +5,9 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,40 +15,10 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from sweep_helpers import REPO, completed_points, grid_params, run_sweep, study_of, sweep_cmd
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.sweeps.space import grid_points, parse_space
-
-REPO = Path(__file__).resolve().parents[1]
-FAST = ["trainer.max_epochs=1", "cv.folds=2", "trainer.enable_progress_bar=false", "logger=none", "callbacks=none"]
-
-
-def grid_params(lr="0.01,0.001", hidden="64,128", dropout="0.0") -> str:
-    return (
-        f'hydra.sweeper.params={{optimizer.lr:"choice({lr})",mapper.hidden_units:"choice({hidden})",'
-        f'mapper.dropout:"choice({dropout})"}}'
-    )
-
-
-def sweep_cmd(tmp: Path, *extra: str, search: str = "paper_grid") -> list[str]:
-    return [sys.executable, "train.py", f"hparams_search={search}", f"paths.log_dir={tmp}", *FAST, *extra]
-
-
-def run_sweep(tmp: Path, *extra: str, search: str = "paper_grid", check: bool = True):
-    proc = subprocess.run(sweep_cmd(tmp, *extra, search=search), cwd=REPO, capture_output=True, text=True, timeout=600)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def study_of(url: str, name: str = "s") -> optuna.Study:
-    from bridgeeval.sweeps.storage import open_storage
-
-    return optuna.load_study(study_name=name, storage=open_storage(url))
-
-
-def completed_points(study: optuna.Study) -> list[tuple]:
-    return [tuple(sorted(t.params.items())) for t in study.get_trials(states=(TrialState.COMPLETE,))]
 
 
 # -- search space ----------------------------------------------------------------------------------
@@ -180,38 +147,6 @@ def _two_workers(tmp_path: Path, url: str) -> optuna.Study:
 @pytest.mark.slow
 def test_two_sweepers_share_a_journal_file_study(tmp_path):
     _two_workers(tmp_path, f"journal:///{tmp_path}/shared/study.log")
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A real PostgreSQL server on a loopback port in a temporary data folder."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    if not bins and not shutil.which("initdb"):
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
-    bindir = Path(bins[-1]) if bins else Path(shutil.which("initdb")).parent
-    # Directly under /tmp: the server runs as the postgres user, who cannot enter pytest's root-only folders.
-    data = Path(tempfile.mkdtemp(prefix="bridgeeval-pg-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(data, "postgres")
-    subprocess.run([*as_user, bindir / "initdb", "-D", data / "db", "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)
-    opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
-    subprocess.run([*as_user, bindir / "pg_ctl", "-D", data / "db", "-o", opts, "-l", data / "log", "-w", "start"],
-                   check=True, capture_output=True)
-    try:
-        subprocess.run([bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "optuna"],
-                       check=True, capture_output=True)
-        yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
-    finally:
-        subprocess.run([*as_user, bindir / "pg_ctl", "-D", data / "db", "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -1,14 +1,19 @@
-"""``bridgeeval sweep best|status``: what a study holds, and its best configuration."""
+"""``bridgeeval sweep best|status``: a study's best configuration, and its progress."""
 
 from __future__ import annotations
 
+import shlex
+import time
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.sweeps.storage import open_storage, redact
+from bridgeeval.sweeps import coordination as co
+from bridgeeval.sweeps.storage import open_storage, parse_url, redact
+
+TARGET_ATTR = "bridgeeval:target"  # study user attr: the trials the sweep was asked to finish
 
 
 def default_storage(study_name: str, log_dir: str | Path = "outputs") -> str:
@@ -17,48 +22,100 @@ def default_storage(study_name: str, log_dir: str | Path = "outputs") -> str:
 
 
 def load(study_name: str, storage: str | None) -> optuna.Study:
-    url = storage or default_storage(study_name)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
-        raise BridgeEvalError(f"no study database at {url[len('sqlite:///') :]} (pass --storage)")
+    where = parse_url(storage or default_storage(study_name))
+    if where.path is not None and not where.path.is_file():
+        raise BridgeEvalError(f"no study storage at {where.path} (pass --storage)")
+    opened = open_storage(where.url)
     try:
-        return optuna.load_study(study_name=study_name, storage=open_storage(url))
+        return optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:
-        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(open_storage(url))) or "none"
-        raise BridgeEvalError(f"study {study_name!r} not found in {redact(url)} (studies: {names})") from None
+        names = [s.study_name for s in opened.get_all_studies() if not co.is_lock_study(s.study_name)]
+        raise BridgeEvalError(
+            f"study {study_name!r} not found in {redact(where.url)} (studies: {', '.join(names) or 'none'})"
+        ) from None
+
+
+def retrain_command(overrides: list[str]) -> str:
+    """``train.py`` with a trial's own overrides, once: ``hydra.mode=RUN`` keeps the sweep preset's
+    settings (folds, objective) but runs no sweeper, and no ``sweep_trial`` ties it to the study."""
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(("sweep_trial.", "hydra.mode="))]
+    return "python train.py " + " ".join(shlex.quote(o) for o in [*kept, "hydra.mode=RUN"])
+
+
+def _counts(trials: list[FrozenTrial]) -> dict[str, int]:
+    tally = co.tally(trials, max_retries=10**6)  # every lost trial not yet retried shows as lost
+    return {k: v for k, v in vars(tally).items() if v}
 
 
 def summary(study: optuna.Study) -> dict:
-    """Counts by state, the best trial's value, params, cross-validated metrics and command line."""
+    """The best trial: value, params, cross-validated metrics, job folder and a retrain command."""
     trials = study.get_trials(deepcopy=False)
-    counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
-    out = {"study": study.study_name, "direction": study.direction.name.lower(), "trials": counts}
+    out = {"study": study.study_name, "direction": study.direction.name.lower(), "trials": _counts(trials)}
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     if not done:
         out["best"] = None
         return out
     best = study.best_trial
     metrics = best.user_attrs.get("metrics", {})
+    overrides = best.user_attrs.get("overrides") or [f"{k}={v}" for k, v in best.params.items()]
     out["best"] = {
         "number": best.number,
         "value": best.value,
         "params": best.params,
         "metrics": {k: v for k, v in sorted(metrics.items()) if k.startswith(("val/", "train/"))},
         "output_dir": best.user_attrs.get("output_dir"),
-        "command": "python train.py "
-        + " ".join(best.user_attrs.get("overrides") or [f"{k}={v}" for k, v in best.params.items()]),
+        "command": retrain_command(list(overrides)),
     }
-    failed = [t for t in trials if t.state == TrialState.FAIL]
-    if failed:
-        out["failures"] = {t.number: t.user_attrs.get("error", "") for t in failed[-5:]}
     return out
 
 
+def status(study: optuna.Study, now: float | None = None) -> dict:
+    """Progress: counts by state, trials in flight (worker, Slurm job, heartbeat age), recent
+    failures with their reasons, and the time left at the pace of the finished trials."""
+    now = time.time() if now is None else now
+    trials = study.get_trials(deepcopy=False)
+    counts = co.tally(trials, max_retries=10**6)
+    target = study.user_attrs.get(TARGET_ATTR)
+    out: dict = {"study": study.study_name, "direction": study.direction.name.lower(), "trials": _counts(trials),
+                 "target": target, "done": counts.done}
+    out["running"] = [
+        {
+            "number": t.number,
+            "params": co.point_of(t),
+            "worker": t.system_attrs.get(co.OWNER),
+            "slurm_job": t.user_attrs.get("slurm_job") or t.system_attrs.get(co.OWNER_JOB),
+            "heartbeat_age_s": round(now - float(t.system_attrs[co.HEARTBEAT]), 1) if co.HEARTBEAT in t.system_attrs else None,
+            "running_s": round(now - t.datetime_start.timestamp(), 1) if t.datetime_start else None,
+        }
+        for t in trials if t.state == TrialState.RUNNING
+    ]
+    failed = [t for t in trials if t.state == TrialState.FAIL and not t.system_attrs.get(co.VOID)]
+    out["failures"] = [
+        {"number": t.number, "requeued": bool(t.system_attrs.get(co.LOST)), "error": str(t.user_attrs.get("error", ""))}
+        for t in failed[-10:]
+    ]
+    out["eta_s"] = _eta(trials, counts, target)
+    try:
+        out["best"] = {"number": study.best_trial.number, "value": study.best_value}
+    except ValueError:
+        out["best"] = None
+    return out
+
+
+def _eta(trials: list[FrozenTrial], counts: co.Tally, target) -> float | None:
+    spans = [(t.datetime_complete - t.datetime_start).total_seconds()
+             for t in trials if t.state in co.FINISHED and t.datetime_start and t.datetime_complete]
+    if not target or not spans:
+        return None
+    left = max(0, int(target) - counts.done)
+    return left * (sum(spans) / len(spans)) / max(1, counts.running)
+
+
 def format_summary(info: dict) -> str:
-    counts = ", ".join(f"{n} {state}" for state, n in info["trials"].items() if n)
-    lines = [f"study {info['study']} ({info['direction']}): {counts or 'no trials'}"]
+    lines = [f"study {info['study']} ({info['direction']}): {_counts_text(info['trials'])}"]
     best = info.get("best")
     if not best:
-        lines.append("no finished trial yet")
+        lines.append("no completed trial yet")
         return "\n".join(lines)
     lines.append(f"best: trial {best['number']}, objective {best['value']:.6g}")
     lines += [f"  {k} = {v}" for k, v in best["params"].items()]
@@ -70,7 +127,37 @@ def format_summary(info: dict) -> str:
             lines.append(f"  {key:32s} {metrics[key]:.4f}" + (f" +- {std:.4f}" if std is not None else ""))
     if best.get("output_dir"):
         lines.append(f"job folder: {best['output_dir']}")
-    lines.append(f"rerun: {best['command']}")
-    for number, error in (info.get("failures") or {}).items():
-        lines.append(f"failed trial {number}: {error.splitlines()[0] if error else ''}")
+    lines.append(f"retrain it once: {best['command']}")
     return "\n".join(lines)
+
+
+def format_status(info: dict) -> str:
+    target = info.get("target")
+    progress = f"{info['done']}/{target} done" if target else f"{info['done']} done"
+    lines = [f"study {info['study']} ({info['direction']}): {progress}; {_counts_text(info['trials'])}"]
+    if info.get("eta_s") is not None:
+        lines.append(f"time left at the finished trials' pace: {_duration(info['eta_s'])}")
+    if info.get("best"):
+        lines.append(f"best so far: trial {info['best']['number']}, objective {info['best']['value']:.6g}")
+    for r in info["running"]:
+        beat = f"heartbeat {r['heartbeat_age_s']:.0f} s ago" if r["heartbeat_age_s"] is not None else "no heartbeat"
+        job = f", Slurm job {r['slurm_job']}" if r.get("slurm_job") else ""
+        ran = f", running {_duration(r['running_s'])}" if r.get("running_s") is not None else ""
+        lines.append(f"running trial {r['number']} on {r['worker'] or '?'}{job}{ran}, {beat}: {r['params']}")
+    for f in info["failures"]:
+        first = f["error"].splitlines()[0] if f["error"] else "?"
+        lines.append(f"failed trial {f['number']}{' (requeued)' if f['requeued'] else ''}: {first}")
+    return "\n".join(lines)
+
+
+def _counts_text(counts: dict) -> str:
+    return ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no trials"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"

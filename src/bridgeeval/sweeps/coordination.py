@@ -18,6 +18,7 @@ process on SQLite, whose claims are not atomic).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -233,6 +234,7 @@ class StudyLock:
         self.stale_after, self.timeout = stale_after, timeout
         self.prefix = f"{LOCK_PREFIX}{self.name}:"
         self.held: str | None = None
+        self._first_seen: dict[str, float] = {}
 
     def _generations(self) -> dict[int, optuna.study.FrozenStudy]:
         out = {}
@@ -245,13 +247,20 @@ class StudyLock:
         attrs = study.user_attrs
         if attrs.get("released"):
             return True
+        if "since" not in attrs:  # just created, its owner not written yet; free if it stays so
+            first_seen = self._first_seen.setdefault(study.study_name, time.time())
+            return time.time() - first_seen > self.stale_after
         host, _, pid = str(attrs.get("owner", "")).rpartition(":")
         if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
             return True
-        return time.time() - float(attrs.get("since", 0)) > self.stale_after
+        return time.time() - float(attrs["since"]) > self.stale_after
 
     def __enter__(self) -> "StudyLock":
         deadline = time.time() + self.timeout
+        with _quiet_storage():
+            return self._acquire(deadline)
+
+    def _acquire(self, deadline: float) -> "StudyLock":
         while True:
             generations = self._generations()
             top = max(generations, default=-1)
@@ -271,8 +280,11 @@ class StudyLock:
             sid = self.storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], name)
         except DuplicatedStudyError:
             return False
-        self.storage.set_study_user_attr(sid, "owner", owner_tag())
-        self.storage.set_study_user_attr(sid, "since", time.time())
+        try:
+            self.storage.set_study_user_attr(sid, "owner", owner_tag())
+            self.storage.set_study_user_attr(sid, "since", time.time())
+        except KeyError:  # judged stale and deleted by another process meanwhile
+            return False
         newer = [g for g in self._generations() if g > generation]
         if newer:  # a slower process recreated an old generation: back off
             self._delete(name)
@@ -298,6 +310,21 @@ class StudyLock:
         except KeyError:
             pass
         self.held = None
+
+
+@contextlib.contextmanager
+def _quiet_storage():
+    """Optuna's storages log every study they create or delete: not worth a line per lock."""
+    names = ("optuna.storages.journal._storage", "optuna.storages._rdb.storage", "optuna.storages._cached_storage")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def is_lock_study(name: str) -> bool:

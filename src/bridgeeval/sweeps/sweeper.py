@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.sweeps import coordination as co
+from bridgeeval.sweeps.best import TARGET_ATTR
 from bridgeeval.sweeps.samplers import build_sampler
 from bridgeeval.sweeps.space import as_override, grid_points, parse_space
 from bridgeeval.sweeps.storage import StorageURL, open_storage, parse_url, redact
@@ -93,6 +94,7 @@ class OptunaSweep:
                 f"not {self.s.direction}"
             )
         study.set_user_attr(co.PRUNER_ATTR, self.s.pruner)
+        study.set_user_attr(TARGET_ATTR, self.target())
         return study
 
     def _warn_relative(self) -> None:

@@ -82,7 +82,7 @@ class OptunaSweeper(Sweeper):
         except BridgeEvalError as err:  # bad settings or too many failures: one line, no traceback
             print(f"bridgeeval: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
-        except (KeyboardInterrupt, SweepInterrupted, SystemExit) as err:
+        except (KeyboardInterrupt, SweepInterrupted, SystemExit):
             signum = sweep.interrupted_by()
             if signum is None:
                 raise

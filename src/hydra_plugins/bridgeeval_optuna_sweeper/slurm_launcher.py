@@ -73,8 +73,9 @@ class SlurmLauncher(BaseSubmititLauncher):
         try:
             return list(executor.map_array(self, *zip(*job_params)))
         except Exception as err:  # noqa: BLE001 - sbatch's refusal, in whatever wrapper submitit raises
-            lines = [line.strip() for line in str(err).splitlines() if "error" in line.lower()]
-            why = lines[-1] if lines else str(err).strip().splitlines()[-1]
+            lines = [line.strip().replace("sbatch: error: ", "") for line in str(err).splitlines()
+                     if "error" in line.lower()]
+            why = "; ".join(dict.fromkeys(lines)) if lines else str(err).strip().splitlines()[-1]
             raise BridgeEvalError(f"Slurm refused the jobs ({why}); request: {self.request()}") from None
 
     def follow(self, jobs: Sequence[Any]):

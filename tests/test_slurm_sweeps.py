@@ -1,0 +1,172 @@
+"""Sweeps on a real Slurm cluster (Debian's slurm-wlm 22.05, one node on loopback, started here).
+
+The README's two ways (one driver with ``hydra/launcher=slurm``; N ``sbatch --array`` workers),
+and what a cluster does to them: a cancelled array task, a worker killed with SIGKILL and
+resubmitted, a request no node can satisfy, a driver stopped with SIGTERM, a cluster without
+accounting. Each case checks the study through Optuna's API: one COMPLETE trial per grid point,
+none lost, none run twice.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+from slurm_cluster import SlurmCluster, missing_binaries
+from sweep_helpers import REPO, completed_points, grid_params, study_of, sweep_cmd
+
+from bridgeeval.sweeps import coordination as co
+
+pytestmark = pytest.mark.slow
+# Small jobs that fit the test node (2 CPUs, 4 GB), followed closely. Learning rates that train:
+# with lr=0.01 the built-in set's map collapses and the exact k-NN of the collapsed outputs is slow.
+LR = "0.001,0.0001"
+LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
+            "hydra.launcher.timeout_min=10", "hydra.launcher.poll_interval=1", "hydra.launcher.result_grace=5"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    missing = missing_binaries()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"Slurm is not installed ({', '.join(missing)}); .ci/run installs slurm-wlm")
+        pytest.skip(f"Slurm binaries missing: {', '.join(missing)} (apt-get install slurm-wlm slurmdbd munge mariadb-server)")
+    with SlurmCluster() as running:
+        yield running
+
+
+def wait_for(condition, timeout: float = 240, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def training_trials(url: str, name: str = "s") -> list:
+    """RUNNING trials whose job has reported at least one epoch."""
+    try:
+        running = study_of(url, name).get_trials(states=(TrialState.RUNNING,))
+    except (KeyError, ValueError, OSError):
+        return []
+    return [t for t in running if t.intermediate_values]
+
+
+def driver(tmp: Path, cluster: SlurmCluster, *args: str, accounting: bool = True) -> subprocess.Popen:
+    return subprocess.Popen(sweep_cmd(tmp, *LAUNCHER, *args), cwd=REPO, env=cluster.client_env(accounting),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def one_error_line(stderr: str) -> str:
+    errors = [line for line in stderr.splitlines() if line.startswith("bridgeeval:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    return errors[0]
+
+
+def test_driver_keeps_a_batch_whose_sibling_was_cancelled_without_accounting(tmp_path, cluster):
+    """README way 1 on a cluster without sacct: scancel of one array task loses only its trial."""
+    url = f"journal:///{tmp_path}/j.log"
+    proc = driver(tmp_path, cluster, grid_params(lr=LR), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s",
+                  "hydra.sweeper.n_jobs=2", "trainer.max_epochs=60", accounting=False)
+    try:
+        victim = wait_for(lambda: [t for t in training_trials(url) if "slurm_job" in t.user_attrs], what="a job")[0]
+        cluster.run("scancel", victim.user_attrs["slurm_job"])
+        out, err = proc.communicate(timeout=400)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    study = study_of(url)
+    points = completed_points(study)
+    assert len(points) == 4 and len(set(points)) == 4  # every point, once
+    lost = study.trials[victim.number]
+    assert lost.state == TrialState.FAIL and lost.system_attrs.get(co.LOST)
+    assert "ended without a result (CANCELLED" in lost.user_attrs["error"]
+    sibling = [t for t in study.trials if t.number != victim.number
+               and t.user_attrs.get("slurm_job", "").split("_")[0] == victim.user_attrs["slurm_job"].split("_")[0]]
+    assert sibling and all(t.state == TrialState.COMPLETE for t in sibling)  # finished work kept
+    retry = [t for t in study.trials if t.user_attrs.get(co.RETRY_OF) == victim.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+
+
+def test_array_workers_share_a_postgresql_study_and_survive_kill_9(tmp_path, cluster, postgres):
+    """README way 2: N sbatch workers on one study; one worker SIGKILLed, then a resubmit."""
+    name = f"array-{os.getpid()}"
+    args = [grid_params(lr=LR, hidden="64,128,256"), f"hydra.sweeper.storage={postgres}", f"hydra.sweeper.study_name={name}",
+            "trainer.max_epochs=40", "hydra.sweeper.poll_interval=1"]
+    command = shlex.join(sweep_cmd(tmp_path, *args))  # the script sbatch --wrap writes is run by /bin/sh
+
+    def submit(array: str) -> str:
+        out = cluster.run("sbatch", "--parsable", f"--array={array}", "-c", "1", "--mem=1G", f"--chdir={REPO}",
+                          f"--output={tmp_path}/worker-%A_%a.out", "--wrap", command)
+        return out.strip().split(";")[0]
+
+    array = submit("0-1")
+    victim = wait_for(lambda: training_trials(postgres, name), what="a training trial")[0]
+    host, _, pid = victim.system_attrs[co.OWNER].rpartition(":")
+    os.kill(int(pid), signal.SIGKILL)  # the worker process itself, mid-trial
+    wait_for(lambda: not [j for j in cluster.jobs() if j.startswith(f"{array}_")], what="the workers to end")
+    study = study_of(postgres, name)
+    points = completed_points(study)
+    assert len(points) == 6 and len(set(points)) == 6, [(t.number, t.state, t.user_attrs) for t in study.trials]
+    lost = study.trials[victim.number]
+    assert lost.state == TrialState.FAIL and "no heartbeat: its worker" in lost.user_attrs["error"]
+    # The surviving worker reran the lost point; a resubmitted worker finds nothing left to do.
+    again = submit("0")
+    wait_for(lambda: not [j for j in cluster.jobs() if j.startswith(f"{again}_")], what="the resubmitted worker")
+    assert len(study_of(postgres, name).trials) == 7
+    log = Path(tmp_path / f"worker-{again}_0.out").read_text()
+    assert "6/6 trials done" in log and "Traceback" not in log
+
+
+def test_a_request_no_node_can_satisfy_stops_the_driver_with_one_line(tmp_path, cluster):
+    url = f"journal:///{tmp_path}/j.log"
+    base = [grid_params(lr="0.001", hidden="64"), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s"]
+    proc = driver(tmp_path, cluster, *base, "hydra.launcher.cpus_per_task=4")  # the node has 2
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    line = one_error_line(err)
+    assert "will never start: pending with reason PartitionConfig" in line and "--cpus-per-task=4" in line
+    assert not cluster.jobs()  # the pending job was cancelled
+    assert not study_of(url).get_trials(states=(TrialState.RUNNING,))
+    proc = driver(tmp_path, cluster, *base, "hydra.launcher.mem_gb=16")  # the node has 4 GB: sbatch refuses
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    line = one_error_line(err)
+    assert "Slurm refused the jobs" in line and "Memory specification can not be satisfied" in line and "--mem=16G" in line
+
+
+def test_sigterm_to_the_driver_cancels_its_jobs_and_requeues_its_trials(tmp_path, cluster):
+    url = f"journal:///{tmp_path}/j.log"
+    base = [grid_params(lr=LR), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s", "hydra.sweeper.n_jobs=2"]
+    proc = driver(tmp_path, cluster, *base, "trainer.max_epochs=200")
+    try:
+        wait_for(lambda: training_trials(url), what="a training trial")
+        in_flight = [t.number for t in study_of(url).get_trials(states=(TrialState.RUNNING,))]
+        jobs = {t.user_attrs["slurm_job"] for t in study_of(url).get_trials(states=(TrialState.RUNNING,))}
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "sweep stopped by SIGTERM" in one_error_line(err)
+    wait_for(lambda: not jobs & set(cluster.jobs()), timeout=30, what="the jobs to be cancelled")
+    study = study_of(url)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    for number in in_flight:
+        assert study.trials[number].state == TrialState.FAIL and study.trials[number].user_attrs["error"] == "interrupted"
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert sorted(t.user_attrs[co.RETRY_OF] for t in waiting if co.RETRY_OF in t.user_attrs) == sorted(in_flight)
+    proc = driver(tmp_path, cluster, *base)  # resume: 1 epoch now
+    _, err = proc.communicate(timeout=400)
+    assert proc.returncode == 0, err[-3000:]
+    points = completed_points(study_of(url))
+    assert len(points) == 4 and len(set(points)) == 4
