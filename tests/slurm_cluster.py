@@ -136,8 +136,13 @@ class SlurmCluster:
         self._spawn(
             "munged",
             [
-                _which("munged"), "--foreground", "--force", f"--key-file={key}", f"--socket={self.munge_socket}",
-                f"--pid-file={self.root / 'munged.pid'}", f"--log-file={self.root / 'log' / 'munged.log'}",
+                _which("munged"),
+                "--foreground",
+                "--force",
+                f"--key-file={key}",
+                f"--socket={self.munge_socket}",
+                f"--pid-file={self.root / 'munged.pid'}",
+                f"--log-file={self.root / 'log' / 'munged.log'}",
                 f"--seed-file={self.root / 'munge.seed'}",
             ],
         )
@@ -146,23 +151,44 @@ class SlurmCluster:
     def _start_mariadb(self) -> None:
         data, sock = self.root / "db", self.root / "mysql.sock"
         subprocess.run(
-            [_which("mariadb-install-db"), "--no-defaults", f"--datadir={data}", "--user=root",
-             "--auth-root-authentication-method=socket", "--skip-test-db"],
-            check=True, capture_output=True, timeout=120,
+            [
+                _which("mariadb-install-db"),
+                "--no-defaults",
+                f"--datadir={data}",
+                "--user=root",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         self._spawn(
             "mariadbd",
-            [_which("mariadbd"), "--no-defaults", f"--datadir={data}", f"--socket={sock}",
-             f"--port={self.ports['mysql']}", "--bind-address=127.0.0.1", "--user=root",
-             f"--pid-file={self.root / 'mysql.pid'}", "--innodb-buffer-pool-size=32M", "--skip-log-bin"],
+            [
+                _which("mariadbd"),
+                "--no-defaults",
+                f"--datadir={data}",
+                f"--socket={sock}",
+                f"--port={self.ports['mysql']}",
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                f"--pid-file={self.root / 'mysql.pid'}",
+                "--innodb-buffer-pool-size=32M",
+                "--skip-log-bin",
+            ],
         )
         self._wait_port(self.ports["mysql"], "mariadbd", 60)
         sql = (
             "CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'bridgeeval';"
             "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;"
         )
-        subprocess.run([_which("mariadb") or "mysql", "--no-defaults", "-S", str(sock), "-u", "root", "-e", sql],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [_which("mariadb") or "mysql", "--no-defaults", "-S", str(sock), "-u", "root", "-e", sql],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def _write_configs(self) -> None:
         r, p = self.root, self.ports
@@ -171,13 +197,13 @@ AuthType=auth/munge
 AuthInfo=socket={self.munge_socket}
 DbdHost=localhost
 DbdAddr=127.0.0.1
-DbdPort={p['dbd']}
+DbdPort={p["dbd"]}
 SlurmUser=root
 PidFile={r}/slurmdbd.pid
 LogFile={r}/log/slurmdbd.log
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
-StoragePort={p['mysql']}
+StoragePort={p["mysql"]}
 StorageUser=slurm
 StoragePass=bridgeeval
 StorageLoc=slurm_acct_db
@@ -188,8 +214,8 @@ StorageLoc=slurm_acct_db
 ClusterName=bridgeeval
 SlurmctldHost={self.host}(127.0.0.1)
 SlurmUser=root
-SlurmctldPort={p['ctld']}
-SlurmdPort={p['slurmd']}
+SlurmctldPort={p["ctld"]}
+SlurmdPort={p["slurmd"]}
 AuthType=auth/munge
 AuthInfo=socket={self.munge_socket}
 CredType=cred/munge
@@ -206,13 +232,14 @@ SelectTypeParameters=CR_Core_Memory
 MpiDefault=none
 ReturnToService=2
 KillWait=5
+DefMemPerCPU=500
 MinJobAge=600
 InactiveLimit=0
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
-AccountingStoragePort={p['dbd']}
+AccountingStoragePort={p["dbd"]}
 AccountingStoragePass={self.munge_socket}
 NodeName={self.host} NodeAddr=127.0.0.1 CPUs={CPUS} RealMemory={MEMORY_MB} State=UNKNOWN
 PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
@@ -231,7 +258,7 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
             if proc is not None and proc.poll() is not None:
                 break
             time.sleep(0.2)
-        out = (self.root / "log" / f"{name}.out")
+        out = self.root / "log" / f"{name}.out"
         tail = out.read_text(errors="replace")[-2000:] if out.exists() else ""
         raise RuntimeError(f"{name} did not start: {tail}{self.log(name)[-2000:]}")
 

@@ -27,8 +27,14 @@ pytestmark = pytest.mark.slow
 # Small jobs that fit the test node (2 CPUs, 4 GB), followed closely. Learning rates that train:
 # with lr=0.01 the built-in set's map collapses and the exact k-NN of the collapsed outputs is slow.
 LR = "0.001,0.0001"
-LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
-            "hydra.launcher.timeout_min=10", "hydra.launcher.poll_interval=1", "hydra.launcher.result_grace=5"]
+LAUNCHER = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=10",
+    "hydra.launcher.poll_interval=1",
+    "hydra.launcher.result_grace=5",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,9 @@ def cluster():
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"Slurm is not installed ({', '.join(missing)}); .ci/run installs slurm-wlm")
-        pytest.skip(f"Slurm binaries missing: {', '.join(missing)} (apt-get install slurm-wlm slurmdbd munge mariadb-server)")
+        pytest.skip(
+            f"Slurm binaries missing: {', '.join(missing)} (apt-get install slurm-wlm slurmdbd munge mariadb-server)"
+        )
     with SlurmCluster() as running:
         yield running
 
@@ -62,8 +70,14 @@ def training_trials(url: str, name: str = "s") -> list:
 
 
 def driver(tmp: Path, cluster: SlurmCluster, *args: str, accounting: bool = True) -> subprocess.Popen:
-    return subprocess.Popen(sweep_cmd(tmp, *LAUNCHER, *args), cwd=REPO, env=cluster.client_env(accounting),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        sweep_cmd(tmp, *LAUNCHER, *args),
+        cwd=REPO,
+        env=cluster.client_env(accounting),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def one_error_line(stderr: str) -> str:
@@ -75,8 +89,16 @@ def one_error_line(stderr: str) -> str:
 def test_driver_keeps_a_batch_whose_sibling_was_cancelled_without_accounting(tmp_path, cluster):
     """README way 1 on a cluster without sacct: scancel of one array task loses only its trial."""
     url = f"journal:///{tmp_path}/j.log"
-    proc = driver(tmp_path, cluster, grid_params(lr=LR), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s",
-                  "hydra.sweeper.n_jobs=2", "trainer.max_epochs=60", accounting=False)
+    proc = driver(
+        tmp_path,
+        cluster,
+        grid_params(lr=LR),
+        f"hydra.sweeper.storage={url}",
+        "hydra.sweeper.study_name=s",
+        "hydra.sweeper.n_jobs=2",
+        "trainer.max_epochs=60",
+        accounting=False,
+    )
     try:
         victim = wait_for(lambda: [t for t in training_trials(url) if "slurm_job" in t.user_attrs], what="a job")[0]
         cluster.run("scancel", victim.user_attrs["slurm_job"])
@@ -90,8 +112,12 @@ def test_driver_keeps_a_batch_whose_sibling_was_cancelled_without_accounting(tmp
     lost = study.trials[victim.number]
     assert lost.state == TrialState.FAIL and lost.system_attrs.get(co.LOST)
     assert "ended without a result (CANCELLED" in lost.user_attrs["error"]
-    sibling = [t for t in study.trials if t.number != victim.number
-               and t.user_attrs.get("slurm_job", "").split("_")[0] == victim.user_attrs["slurm_job"].split("_")[0]]
+    sibling = [
+        t
+        for t in study.trials
+        if t.number != victim.number
+        and t.user_attrs.get("slurm_job", "").split("_")[0] == victim.user_attrs["slurm_job"].split("_")[0]
+    ]
     assert sibling and all(t.state == TrialState.COMPLETE for t in sibling)  # finished work kept
     retry = [t for t in study.trials if t.user_attrs.get(co.RETRY_OF) == victim.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
@@ -100,13 +126,28 @@ def test_driver_keeps_a_batch_whose_sibling_was_cancelled_without_accounting(tmp
 def test_array_workers_share_a_postgresql_study_and_survive_kill_9(tmp_path, cluster, postgres):
     """README way 2: N sbatch workers on one study; one worker SIGKILLed, then a resubmit."""
     name = f"array-{os.getpid()}"
-    args = [grid_params(lr=LR, hidden="64,128,256"), f"hydra.sweeper.storage={postgres}", f"hydra.sweeper.study_name={name}",
-            "trainer.max_epochs=40", "hydra.sweeper.poll_interval=1"]
+    args = [
+        grid_params(lr=LR, hidden="64,128,256"),
+        f"hydra.sweeper.storage={postgres}",
+        f"hydra.sweeper.study_name={name}",
+        "trainer.max_epochs=40",
+        "hydra.sweeper.poll_interval=1",
+    ]
     command = shlex.join(sweep_cmd(tmp_path, *args))  # the script sbatch --wrap writes is run by /bin/sh
 
     def submit(array: str) -> str:
-        out = cluster.run("sbatch", "--parsable", f"--array={array}", "-c", "1", "--mem=1G", f"--chdir={REPO}",
-                          f"--output={tmp_path}/worker-%A_%a.out", "--wrap", command)
+        out = cluster.run(
+            "sbatch",
+            "--parsable",
+            f"--array={array}",
+            "-c",
+            "1",
+            "--mem=1G",
+            f"--chdir={REPO}",
+            f"--output={tmp_path}/worker-%A_%a.out",
+            "--wrap",
+            command,
+        )
         return out.strip().split(";")[0]
 
     array = submit("0-1")
@@ -141,7 +182,9 @@ def test_a_request_no_node_can_satisfy_stops_the_driver_with_one_line(tmp_path, 
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2
     line = one_error_line(err)
-    assert "Slurm refused the jobs" in line and "Memory specification can not be satisfied" in line and "--mem=16G" in line
+    assert (
+        "Slurm refused the jobs" in line and "Memory specification can not be satisfied" in line and "--mem=16G" in line
+    )
 
 
 def test_sigterm_to_the_driver_cancels_its_jobs_and_requeues_its_trials(tmp_path, cluster):
@@ -162,7 +205,9 @@ def test_sigterm_to_the_driver_cancels_its_jobs_and_requeues_its_trials(tmp_path
     study = study_of(url)
     assert not study.get_trials(states=(TrialState.RUNNING,))
     for number in in_flight:
-        assert study.trials[number].state == TrialState.FAIL and study.trials[number].user_attrs["error"] == "interrupted"
+        assert (
+            study.trials[number].state == TrialState.FAIL and study.trials[number].user_attrs["error"] == "interrupted"
+        )
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert sorted(t.user_attrs[co.RETRY_OF] for t in waiting if co.RETRY_OF in t.user_attrs) == sorted(in_flight)
     proc = driver(tmp_path, cluster, *base)  # resume: 1 epoch now

@@ -28,7 +28,11 @@ from bridgeeval.sweeps import coordination as co
 from bridgeeval.sweeps.space import grid_points, parse_space
 from bridgeeval.sweeps.storage import open_storage, parse_url
 
-GRID = {"optimizer.lr": "choice(0.01,0.001)", "mapper.hidden_units": "choice(64,128,256)", "mapper.dropout": "choice(0.0)"}
+GRID = {
+    "optimizer.lr": "choice(0.01,0.001)",
+    "mapper.hidden_units": "choice(64,128,256)",
+    "mapper.dropout": "choice(0.0)",
+}
 
 
 def the_grid() -> list[dict]:
@@ -102,11 +106,20 @@ def test_storage_urls_mean_what_they_look_like(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_relative_journal_is_resolved_once_and_jobs_get_the_absolute_path(tmp_path):
-    cmd = sweep_cmd(tmp_path, grid_params(lr="0.01", hidden="64"), "hydra.sweeper.storage=journal:rel/j.log",
-                    "hydra.sweeper.study_name=s")
+    cmd = sweep_cmd(
+        tmp_path,
+        grid_params(lr="0.01", hidden="64"),
+        "hydra.sweeper.storage=journal:rel/j.log",
+        "hydra.sweeper.study_name=s",
+    )
     cmd[1] = str(REPO / "train.py")  # started from another folder: the path is relative to it
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # As a worker inside a Slurm job would: a relative path there is worth one warning line.
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "SLURM_JOB_ID": "4242"}
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    warnings = [line for line in (proc.stdout + proc.stderr).splitlines() if "is a relative path" in line]
+    assert len(warnings) == 1 and f"{tmp_path}/rel/j.log" in warnings[0]
     study = study_of(f"journal:///{tmp_path}/rel/j.log")
     trial = study.get_trials(states=(TrialState.COMPLETE,))[0]
     overrides = yaml.safe_load((Path(trial.user_attrs["output_dir"]) / ".hydra" / "overrides.yaml").read_text())
@@ -187,8 +200,12 @@ def test_concurrent_repairs_on_postgresql_enqueue_each_point_once(postgres):
 def test_a_second_worker_on_one_sqlite_file_is_refused_with_one_line(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     args = [grid_params(lr="0.01", hidden="64"), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s"]
-    first = subprocess.Popen(sweep_cmd(tmp_path / "a", *args, "trainer.max_epochs=300"), cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        sweep_cmd(tmp_path / "a", *args, "trainer.max_epochs=300"),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         while not Path(f"{tmp_path}/s.db.sweep-lock").exists() and time.time() < deadline:
@@ -206,10 +223,21 @@ def test_a_second_worker_on_one_sqlite_file_is_refused_with_one_line(tmp_path):
 
 def _tpe_worker(tmp: Path, url: str) -> subprocess.Popen:
     return subprocess.Popen(
-        sweep_cmd(tmp, f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s", "hydra.sweeper.n_trials=6",
-                  "hydra.sweeper.pruner=none", 'hydra.sweeper.params={mapper.dropout:"interval(0.0, 0.75)",'
-                  'optimizer.lr:"tag(log, interval(0.0001, 0.01))"}', search="tpe"),
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        sweep_cmd(
+            tmp,
+            f"hydra.sweeper.storage={url}",
+            "hydra.sweeper.study_name=s",
+            "hydra.sweeper.n_trials=6",
+            "hydra.sweeper.pruner=none",
+            'hydra.sweeper.params={mapper.dropout:"interval(0.0, 0.75)",'
+            'optimizer.lr:"tag(log, interval(0.0001, 0.01))"}',
+            search="tpe",
+        ),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -230,9 +258,17 @@ def test_parallel_tpe_workers_meet_the_budget_exactly_and_draw_distinct_points(t
 @pytest.mark.slow
 def test_a_sweep_whose_every_trial_fails_stops_at_n_trials_with_one_line(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
-    proc = run_sweep(tmp_path, f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s", "hydra.sweeper.n_trials=4",
-                     "hydra.sweeper.max_failure_rate=1.0", "metrics.k=500", "hydra.sweeper.pruner=none",
-                     search="tpe", check=False)
+    proc = run_sweep(
+        tmp_path,
+        f"hydra.sweeper.storage={url}",
+        "hydra.sweeper.study_name=s",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.max_failure_rate=1.0",
+        "metrics.k=500",
+        "hydra.sweeper.pruner=none",
+        search="tpe",
+        check=False,
+    )
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("bridgeeval: error")]
     assert errors == [errors[0]] and "no successful trial: 4 failed" in errors[0]
@@ -246,12 +282,21 @@ def test_failed_and_superseded_trials_are_counted_once():
     dist = optuna.distributions.FloatDistribution(0, 1)
 
     def trial(number, state, system=None, user=None):
-        return optuna.trial.create_trial(state=state, params={"x": 0.5}, distributions={"x": dist},
-                                         value=1.0 if state == TrialState.COMPLETE else None,
-                                         system_attrs=system or {}, user_attrs=user or {})
+        return optuna.trial.create_trial(
+            state=state,
+            params={"x": 0.5},
+            distributions={"x": dist},
+            value=1.0 if state == TrialState.COMPLETE else None,
+            system_attrs=system or {},
+            user_attrs=user or {},
+        )
 
-    trials = [trial(0, TrialState.COMPLETE), trial(1, TrialState.FAIL, {co.LOST: "x"}),
-              trial(2, TrialState.FAIL, {co.VOID: "x"}), trial(3, TrialState.FAIL)]
+    trials = [
+        trial(0, TrialState.COMPLETE),
+        trial(1, TrialState.FAIL, {co.LOST: "x"}),
+        trial(2, TrialState.FAIL, {co.VOID: "x"}),
+        trial(3, TrialState.FAIL),
+    ]
     for i, t in enumerate(trials):
         t.number = i
     counts = co.tally(trials, max_retries=2)
@@ -268,16 +313,24 @@ def test_failed_and_superseded_trials_are_counted_once():
 @pytest.mark.slow
 def test_sweep_best_retrains_the_best_trial_once_and_status_shows_progress(tmp_path):
     url = f"journal:///{tmp_path}/j.log"
-    run_sweep(tmp_path, grid_params(lr="0.01,0.001", hidden="64"), f"hydra.sweeper.storage={url}",
-              "hydra.sweeper.study_name=s")
+    run_sweep(
+        tmp_path,
+        grid_params(lr="0.01,0.001", hidden="64"),
+        f"hydra.sweeper.storage={url}",
+        "hydra.sweeper.study_name=s",
+    )
     cli = [sys.executable, "-m", "bridgeeval.cli", "sweep"]
-    best = json.loads(subprocess.run([*cli, "best", "s", "--storage", url, "--json"], capture_output=True,
-                                     text=True, check=True).stdout)["best"]
+    best = json.loads(
+        subprocess.run(
+            [*cli, "best", "s", "--storage", url, "--json"], capture_output=True, text=True, check=True
+        ).stdout
+    )["best"]
     command = best["command"]
     assert "hydra.mode=RUN" in command and "sweep_trial" not in command
     assert all(f"{k}={v}" in command for k, v in best["params"].items())
-    proc = subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, *shlex.split(command)[1:]], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = list((tmp_path / "train" / "runs").glob("*/metrics.json"))
     assert len(runs) == 1  # one training, not a sweep

@@ -252,11 +252,13 @@ def test_slurm_launcher_config_composes_with_documented_defaults(monkeypatch):
 
     monkeypatch.setenv("BRIDGEEVAL_SLURM_PARTITION", "gpu-short")
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
-        cfg = compose("train", overrides=["hparams_search=paper_grid", "hydra/launcher=slurm"], return_hydra_config=True)
+        overrides = ["hparams_search=paper_grid", "hydra/launcher=slurm"]
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.bridgeeval_optuna_sweeper.slurm_launcher.SlurmLauncher"
     assert launcher.partition == "gpu-short" and launcher.array_parallelism == 32
     # defaults that fit a small node (2 CPUs, 4 GB, 1 h per trial), documented in the README
-    assert (launcher.cpus_per_task, launcher.mem_gb, launcher.timeout_min, launcher.gpus_per_node) == (2, 4, 60, 0)
+    resources = (launcher.cpus_per_task, launcher.mem_gb, launcher.timeout_min, launcher.gpus_per_node)
+    assert resources == (2, 4, 60, 0)
     # submitit's logs live inside the sweep's own (never colliding) folder
     assert OmegaConf.to_container(launcher)["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"

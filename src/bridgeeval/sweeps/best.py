@@ -76,18 +76,26 @@ def status(study: optuna.Study, now: float | None = None) -> dict:
     trials = study.get_trials(deepcopy=False)
     counts = co.tally(trials, max_retries=10**6)
     target = study.user_attrs.get(TARGET_ATTR)
-    out: dict = {"study": study.study_name, "direction": study.direction.name.lower(), "trials": _counts(trials),
-                 "target": target, "done": counts.done}
+    out: dict = {
+        "study": study.study_name,
+        "direction": study.direction.name.lower(),
+        "trials": _counts(trials),
+        "target": target,
+        "done": counts.done,
+    }
     out["running"] = [
         {
             "number": t.number,
             "params": co.point_of(t),
             "worker": t.system_attrs.get(co.OWNER),
             "slurm_job": t.user_attrs.get("slurm_job") or t.system_attrs.get(co.OWNER_JOB),
-            "heartbeat_age_s": round(now - float(t.system_attrs[co.HEARTBEAT]), 1) if co.HEARTBEAT in t.system_attrs else None,
+            "heartbeat_age_s": round(now - float(t.system_attrs[co.HEARTBEAT]), 1)
+            if co.HEARTBEAT in t.system_attrs
+            else None,
             "running_s": round(now - t.datetime_start.timestamp(), 1) if t.datetime_start else None,
         }
-        for t in trials if t.state == TrialState.RUNNING
+        for t in trials
+        if t.state == TrialState.RUNNING
     ]
     failed = [t for t in trials if t.state == TrialState.FAIL and not t.system_attrs.get(co.VOID)]
     out["failures"] = [
@@ -103,8 +111,11 @@ def status(study: optuna.Study, now: float | None = None) -> dict:
 
 
 def _eta(trials: list[FrozenTrial], counts: co.Tally, target) -> float | None:
-    spans = [(t.datetime_complete - t.datetime_start).total_seconds()
-             for t in trials if t.state in co.FINISHED and t.datetime_start and t.datetime_complete]
+    spans = [
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in trials
+        if t.state in co.FINISHED and t.datetime_start and t.datetime_complete
+    ]
     if not target or not spans:
         return None
     left = max(0, int(target) - counts.done)

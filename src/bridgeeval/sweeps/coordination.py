@@ -271,7 +271,9 @@ class StudyLock:
                 holder = generations[top].user_attrs.get("owner", "?") if top >= 0 else "?"
                 from bridgeeval.errors import BridgeEvalError
 
-                raise BridgeEvalError(f"study {self.name!r}: its lock is held by {holder} for over {self.timeout:.0f} s")
+                raise BridgeEvalError(
+                    f"study {self.name!r}: its lock is held by {holder} for over {self.timeout:.0f} s"
+                )
             time.sleep(0.2)
 
     def _try(self, generation: int) -> bool:
@@ -343,7 +345,9 @@ def needs_repair(trials: list[FrozenTrial], grid: list[dict] | None, grace_perio
     return bool(grid) and bool(missing_points(trials, grid, max_retries))
 
 
-def missing_points(trials: list[FrozenTrial], grid: list[dict], max_retries: int, retry_failed: bool = False) -> list[dict]:
+def missing_points(
+    trials: list[FrozenTrial], grid: list[dict], max_retries: int, retry_failed: bool = False
+) -> list[dict]:
     """Grid points with no waiting, running, finished, lost or (unless ``retry_failed``) failed trial."""
     retried = retried_numbers(trials)
     covering = {"waiting", "running", "complete", "pruned", "lost"} | (set() if retry_failed else {"failed"})

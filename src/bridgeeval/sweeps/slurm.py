@@ -21,17 +21,41 @@ from typing import Any
 log = logging.getLogger(__name__)
 # Ended: no result will come unless its pickle exists.
 TERMINAL = {
-    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
-    "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "TIMEOUT",
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "REVOKED",
+    "SPECIAL_EXIT",
+    "TIMEOUT",
 }
 # Pending reasons that no waiting resolves: the request exceeds what the partition, its nodes,
 # the account or the QOS allow (squeue's reason codes; see `man squeue`, JOB REASON CODES).
 NEVER_STARTS = {
-    "PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "ReqNodeNotAvail", "BadConstraints",
-    "InvalidAccount", "InvalidQOS", "QOSMaxCpuPerJobLimit", "QOSMaxGRESPerJob", "QOSMaxMemoryPerJob",
-    "QOSMaxNodePerJobLimit", "QOSMaxWallDurationPerJobLimit", "AssocMaxCpuPerJobLimit",
-    "AssocMaxMemPerJob", "AssocMaxNodesPerJob", "AssocMaxWallDurationPerJobLimit", "PartitionDown",
-    "PartitionInactive", "NodeDown", "DependencyNeverSatisfied",
+    "PartitionConfig",
+    "PartitionNodeLimit",
+    "PartitionTimeLimit",
+    "ReqNodeNotAvail",
+    "BadConstraints",
+    "InvalidAccount",
+    "InvalidQOS",
+    "QOSMaxCpuPerJobLimit",
+    "QOSMaxGRESPerJob",
+    "QOSMaxMemoryPerJob",
+    "QOSMaxNodePerJobLimit",
+    "QOSMaxWallDurationPerJobLimit",
+    "AssocMaxCpuPerJobLimit",
+    "AssocMaxMemPerJob",
+    "AssocMaxNodesPerJob",
+    "AssocMaxWallDurationPerJobLimit",
+    "PartitionDown",
+    "PartitionInactive",
+    "NodeDown",
+    "DependencyNeverSatisfied",
 }
 
 
@@ -110,7 +134,7 @@ def follow(
     result_grace: float = 60.0,
     quick_grace: float = 5.0,
 ) -> Iterator[Outcome]:
-    """Yields each job's outcome as it ends (submitit ``Job`` objects, Slurm or local).
+    """Yields each job's outcome as it ends (submitit's Slurm jobs).
 
     A job seen ended without a result pickle is waited for ``quick_grace`` seconds when Slurm says
     it was cancelled, timed out or failed, and ``result_grace`` seconds otherwise (shared file
@@ -119,13 +143,13 @@ def follow(
     pending = dict(enumerate(jobs))
     ended_at: dict[int, float] = {}
     while pending:
-        states = job_states([j.job_id for j in pending.values()]) if _is_slurm(jobs) else {}
+        states = job_states([j.job_id for j in pending.values()])
         for index, job in list(pending.items()):
-            if job.paths.result_pickle.exists():
+            if _result_ready(job):
                 del pending[index]
                 yield _read(index, job)
                 continue
-            state = states.get(str(job.job_id)) if _is_slurm(jobs) else _local_state(job)
+            state = states.get(str(job.job_id))
             if state is not None and state.never_starts:
                 raise NeverStarts(job.job_id, state.reason)
             if state is not None and not state.finished:
@@ -141,16 +165,13 @@ def follow(
             time.sleep(poll_interval)
 
 
-def _is_slurm(jobs: Sequence[Any]) -> bool:
-    return bool(jobs) and type(jobs[0]).__name__ == "SlurmJob"
-
-
-def _local_state(job: Any) -> JobState | None:
-    """submitit's local jobs: alive while their process runs."""
-    try:
-        return JobState("RUNNING") if not job.done() else JobState("COMPLETED")
-    except Exception:  # noqa: BLE001 - a job whose process vanished
-        return None
+def _result_ready(job: Any) -> bool:
+    folder = job.paths.folder
+    try:  # touching the folder refreshes NFS's attribute cache (as submitit does)
+        folder.chmod(folder.stat().st_mode)
+    except OSError:
+        pass
+    return job.paths.result_pickle.exists()
 
 
 def _read(index: int, job: Any) -> Outcome:
@@ -165,7 +186,7 @@ def cancel(jobs: Sequence[Any]) -> list[str]:
     """Cancels the jobs that have no result yet; returns their ids."""
     cancelled = []
     for job in jobs:
-        if job.paths.result_pickle.exists():
+        if _result_ready(job):
             continue
         try:
             job.cancel(check=False)
@@ -178,9 +199,17 @@ def cancel(jobs: Sequence[Any]) -> list[str]:
 def describe_request(params: dict) -> str:
     """The resources a launcher asks for, in sbatch's words."""
     parts = []
-    for key, flag in (("partition", "partition"), ("nodes", "nodes"), ("cpus_per_task", "cpus-per-task"),
-                      ("mem_gb", "mem"), ("gpus_per_node", "gpus-per-node"), ("timeout_min", "time"),
-                      ("account", "account"), ("qos", "qos"), ("constraint", "constraint")):
+    for key, flag in (
+        ("partition", "partition"),
+        ("nodes", "nodes"),
+        ("cpus_per_task", "cpus-per-task"),
+        ("mem_gb", "mem"),
+        ("gpus_per_node", "gpus-per-node"),
+        ("timeout_min", "time"),
+        ("account", "account"),
+        ("qos", "qos"),
+        ("constraint", "constraint"),
+    ):
         value = params.get(key)
         if value in (None, "", 0) and key != "cpus_per_task":
             continue

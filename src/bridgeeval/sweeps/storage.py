@@ -56,7 +56,9 @@ def parse_url(text: str, base: Path | None = None) -> StorageURL:
     if text.startswith("journal:"):
         rest = text[len("journal:") :]
         if rest.startswith("//") and not rest.startswith("///"):
-            raise BridgeEvalError(f"storage {text!r}: a journal file has no host; write journal:///ABS/PATH or journal:REL/PATH")
+            raise BridgeEvalError(
+                f"storage {text!r}: a journal file has no host; write journal:///ABS/PATH or journal:REL/PATH"
+            )
         relative = not rest.startswith("/")
         path = Path(rest) if relative else Path("/" + rest.lstrip("/"))
         return _file_storage("journal", path, base, relative)

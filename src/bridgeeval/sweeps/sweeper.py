@@ -103,7 +103,8 @@ class OptunaSweep:
             log.warning(
                 "storage %s is a relative path, resolved here to %s: every worker must resolve it to the same "
                 "shared file (give an absolute path, e.g. journal:///shared/path/study.log)",
-                self.s.storage, self.where.path,
+                self.s.storage,
+                self.where.path,
             )
 
     def _lock_sqlite(self) -> None:
@@ -180,7 +181,13 @@ class OptunaSweep:
         counts = co.tally(trials, self.s.max_retries)
         log.info(
             "study %s: %d/%d done (%d complete, %d pruned, %d failed); best %s",
-            self.s.study_name, counts.done, target, counts.complete, counts.pruned, counts.failed, _best_text(study),
+            self.s.study_name,
+            counts.done,
+            target,
+            counts.complete,
+            counts.pruned,
+            counts.failed,
+            _best_text(study),
         )
         if counts.failed and not (counts.complete or counts.pruned):
             last = max((t for t in trials if t.state == TrialState.FAIL), key=lambda t: t.number)
@@ -301,7 +308,11 @@ class OptunaSweep:
         """Stopped or crashed mid-batch: trials still in flight are failed as lost and requeued."""
         # Lightning turns Ctrl-C into SystemExit(1): the signal, not the exception, tells.
         signalled = isinstance(err, (KeyboardInterrupt, SweepInterrupted)) or (self._stop and self._stop.received)
-        reason = "interrupted" if signalled else f"sweep stopped: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        reason = (
+            "interrupted"
+            if signalled
+            else f"sweep stopped: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        )
         for trial in batch:
             try:
                 co.end_trial(study, trial.number, reason, co.LOST)

@@ -32,8 +32,9 @@ class BridgeevalSlurmConf(SlurmQueueConf):
     result_grace: float = 60.0  # wait this long for the result file of a job Slurm says completed
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="bridgeeval_slurm", node=BridgeevalSlurmConf,
-                             provider="bridgeeval")
+ConfigStore.instance().store(
+    group="hydra/launcher", name="bridgeeval_slurm", node=BridgeevalSlurmConf, provider="bridgeeval"
+)
 
 
 class SlurmLauncher(BaseSubmititLauncher):
@@ -54,14 +55,19 @@ class SlurmLauncher(BaseSubmititLauncher):
 
         from bridgeeval.errors import BridgeEvalError
 
-        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
-                                         slurm_max_num_timeout=self.params.get("max_num_timeout", 0))
+        executor = submitit.AutoExecutor(
+            cluster=self._EXECUTOR,
+            folder=self.params["submitit_folder"],
+            slurm_max_num_timeout=self.params.get("max_num_timeout", 0),
+        )
         base = set(OmegaConf.structured(BaseQueueConf).keys())
-        executor.update_parameters(**{
-            key if key in base else f"{self._EXECUTOR}_{key}": value
-            for key, value in self.params.items()
-            if key not in ("submitit_folder", "max_num_timeout")
-        })
+        executor.update_parameters(
+            **{
+                key if key in base else f"{self._EXECUTOR}_{key}": value
+                for key, value in self.params.items()
+                if key not in ("submitit_folder", "max_num_timeout")
+            }
+        )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if "mode" in self.config.hydra.sweep:
@@ -73,8 +79,9 @@ class SlurmLauncher(BaseSubmititLauncher):
         try:
             return list(executor.map_array(self, *zip(*job_params)))
         except Exception as err:  # noqa: BLE001 - sbatch's refusal, in whatever wrapper submitit raises
-            lines = [line.strip().replace("sbatch: error: ", "") for line in str(err).splitlines()
-                     if "error" in line.lower()]
+            lines = [
+                line.strip().replace("sbatch: error: ", "") for line in str(err).splitlines() if "error" in line.lower()
+            ]
             why = "; ".join(dict.fromkeys(lines)) if lines else str(err).strip().splitlines()[-1]
             raise BridgeEvalError(f"Slurm refused the jobs ({why}); request: {self.request()}") from None
 
@@ -96,8 +103,11 @@ class SlurmLauncher(BaseSubmititLauncher):
         returns: List[Any] = [None] * len(jobs)
         try:
             for outcome in self.follow(jobs):
-                returns[outcome.index] = outcome.result if outcome.result is not None else _failed(
-                    job_overrides[outcome.index], outcome.lost or outcome.error)
+                returns[outcome.index] = (
+                    outcome.result
+                    if outcome.result is not None
+                    else _failed(job_overrides[outcome.index], outcome.lost or outcome.error)
+                )
         except NeverStarts as err:
             self.cancel(jobs)
             raise BridgeEvalError(f"{err}; request: {self.request()}") from None
