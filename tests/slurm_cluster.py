@@ -233,6 +233,7 @@ MpiDefault=none
 ReturnToService=2
 KillWait=5
 DefMemPerCPU=500
+MessageTimeout=3
 MinJobAge=600
 InactiveLimit=0
 JobAcctGatherType=jobacct_gather/none

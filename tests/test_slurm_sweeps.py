@@ -13,6 +13,7 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -215,3 +216,51 @@ def test_sigterm_to_the_driver_cancels_its_jobs_and_requeues_its_trials(tmp_path
     assert proc.returncode == 0, err[-3000:]
     points = completed_points(study_of(url))
     assert len(points) == 4 and len(set(points)) == 4
+
+
+def test_a_controller_that_does_not_answer_loses_no_job(tmp_path, cluster, monkeypatch):
+    """squeue timing out (a busy or restarting slurmctld) is no answer, not "job gone", on a cluster
+    without accounting (with it, sacct would answer for squeue)."""
+    import submitit
+
+    from bridgeeval.sweeps.slurm import follow
+
+    monkeypatch.setenv("SLURM_CONF", cluster.client_env(accounting=False)["SLURM_CONF"])
+    executor = submitit.AutoExecutor(folder=tmp_path / "jobs", cluster="slurm")
+    executor.update_parameters(timeout_min=5, cpus_per_task=1, mem_gb=1)
+    job = executor.submit(time.sleep, 25)
+    wait_for(lambda: f"{job.job_id} RUNNING" in cluster.run("squeue", "-h", "-o", "%i %T"), what="the job to run")
+    controller = cluster.procs["slurmctld"].pid
+    os.kill(controller, signal.SIGSTOP)  # MessageTimeout is 3 s: squeue fails after 6 s, twice
+    resume = threading.Timer(15, os.kill, (controller, signal.SIGCONT))
+    resume.start()
+    try:
+        outcomes = list(follow([job], poll_interval=1, result_grace=1, quick_grace=1))
+    finally:
+        resume.join()
+    assert len(outcomes) == 1 and outcomes[0].lost is None and outcomes[0].error is None
+
+
+def test_a_trial_whose_remote_worker_job_ended_is_lost_at_once(cluster, monkeypatch):
+    """A worker on another node: no pid to check, but Slurm says its job ended (no 300 s wait)."""
+    import optuna
+
+    monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
+    job = cluster.run("sbatch", "--parsable", "--mem=100M", "--wrap", "true").strip()
+    wait_for(lambda: f"{job} COMPLETED" in cluster.run("squeue", "-h", "-t", "all", "-o", "%i %T"), what="the job")
+    dist = optuna.distributions.FloatDistribution(0, 1)
+    trial = optuna.trial.create_trial(
+        state=TrialState.RUNNING,
+        params={"x": 0.5},
+        distributions={"x": dist},
+        system_attrs={co.OWNER: "node-elsewhere:4242", co.OWNER_JOB: job, co.HEARTBEAT: time.time()},
+    )
+    reason = co.stale_reason(trial, grace_period=300, slurm=co.owner_job_states([trial]))
+    assert reason == f"no heartbeat: its worker's Slurm job {job} ended (COMPLETED)"
+    alive = optuna.trial.create_trial(
+        state=TrialState.RUNNING,
+        params={"x": 0.5},
+        distributions={"x": dist},
+        system_attrs={co.OWNER: "node-elsewhere:4243", co.HEARTBEAT: time.time()},
+    )
+    assert co.stale_reason(alive, grace_period=300) is None  # no job known: the heartbeat decides

@@ -189,26 +189,43 @@ class Heartbeat:
 
 
 # -- liveness ----------------------------------------------------------------------------------------
-def stale_reason(frozen: FrozenTrial, grace_period: float, now: float | None = None) -> str | None:
-    """Why a RUNNING trial has no live owner, or None while it may still be running."""
+def stale_reason(
+    frozen: FrozenTrial, grace_period: float, now: float | None = None, slurm: dict | None = None
+) -> str | None:
+    """Why a RUNNING trial has no live owner, or None while it may still be running. ``slurm``
+    holds the Slurm states of owners' jobs (:func:`owner_job_states`), asked once for all trials."""
     now = time.time() if now is None else now
     owner = frozen.system_attrs.get(OWNER, "")
     host, _, pid = owner.rpartition(":")
     if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
         return f"no heartbeat: its worker {owner} is gone"
     job = frozen.system_attrs.get(OWNER_JOB)
-    if job and host != socket.gethostname():
-        from bridgeeval.sweeps.slurm import job_state
-
-        state = job_state(job)
-        if state is not None and state.finished:
-            return f"no heartbeat: its worker's Slurm job {job} ended ({state.name})"
+    state = (slurm or {}).get(job) if job and host != socket.gethostname() else None
+    if state is not None and state.finished:
+        return f"no heartbeat: its worker's Slurm job {job} ended ({state.name})"
     beat = frozen.system_attrs.get(HEARTBEAT)
     if beat is None:
         beat = (frozen.datetime_start or datetime.now()).timestamp()
     if now - float(beat) > grace_period:
         return f"no heartbeat from its worker {owner or '?'} for {now - float(beat):.0f} s"
     return None
+
+
+def owner_job_states(trials: list[FrozenTrial]) -> dict:
+    """Slurm states of the jobs whose workers, on other hosts, run the RUNNING trials (one query)."""
+    here = socket.gethostname()
+    jobs = [
+        t.system_attrs[OWNER_JOB]
+        for t in trials
+        if t.state == TrialState.RUNNING
+        and OWNER_JOB in t.system_attrs
+        and str(t.system_attrs.get(OWNER, "")).rpartition(":")[0] != here
+    ]
+    if not jobs:
+        return {}
+    from bridgeeval.sweeps.slurm import cached_job_states
+
+    return cached_job_states(jobs)
 
 
 def pid_alive(pid: int) -> bool:
@@ -336,9 +353,9 @@ def is_lock_study(name: str) -> bool:
 # -- repair --------------------------------------------------------------------------------------------
 def needs_repair(trials: list[FrozenTrial], grid: list[dict] | None, grace_period: float, max_retries: int) -> bool:
     """A cheap check, without the lock, whether :func:`repair` has anything to do."""
-    retried = retried_numbers(trials)
+    retried, slurm = retried_numbers(trials), owner_job_states(trials)
     for t in trials:
-        if t.state == TrialState.RUNNING and stale_reason(t, grace_period):
+        if t.state == TrialState.RUNNING and stale_reason(t, grace_period, slurm=slurm):
             return True
         if kind_of(t, retried, max_retries) == "lost":
             return True
@@ -366,8 +383,10 @@ def repair(
     failed) trials, enqueue missing grid points. Returns what it did, one line per action."""
     done: list[str] = []
     with StudyLock(study):
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            reason = stale_reason(t, grace_period)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        slurm = owner_job_states(running)
+        for t in running:
+            reason = stale_reason(t, grace_period, slurm=slurm)
             if reason and end_trial(study, t.number, f"lost: {reason}", LOST):
                 done.append(f"trial {t.number} lost ({reason})")
         trials = study.get_trials(deepcopy=False)

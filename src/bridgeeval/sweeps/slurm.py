@@ -52,11 +52,10 @@ NEVER_STARTS = {
     "AssocMaxMemPerJob",
     "AssocMaxNodesPerJob",
     "AssocMaxWallDurationPerJobLimit",
-    "PartitionDown",
-    "PartitionInactive",
-    "NodeDown",
     "DependencyNeverSatisfied",
 }
+# Not in that list, though a job waits on them: PartitionDown, PartitionInactive, NodeDown,
+# Resources, Priority (an administrator or time resolves them); follow() logs each reason once.
 
 
 @dataclass(frozen=True)
@@ -73,41 +72,55 @@ class JobState:
         return self.name == "PENDING" and self.reason.split(",")[0].strip("()") in NEVER_STARTS
 
 
-def _run(command: list[str]) -> str | None:
+def _run(command: list[str]) -> subprocess.CompletedProcess | None:
     if shutil.which(command[0]) is None:
         return None
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return proc.stdout if proc.returncode == 0 else None
 
 
-def job_states(job_ids: Sequence[str]) -> dict[str, JobState]:
+def job_states(job_ids: Sequence[str]) -> dict[str, JobState] | None:
     """States of jobs or array tasks (``123`` or ``123_4``) by id, from squeue, then sacct for the
-    ones squeue has forgotten; ids neither knows are absent."""
+    ones squeue has forgotten; ids neither knows are absent. None when squeue gave no answer (a
+    controller that timed out): no answer is not "job gone"."""
     if not job_ids:
         return {}
     masters = sorted({str(j).split("_")[0] for j in job_ids})
     states: dict[str, JobState] = {}
-    for master in masters:  # squeue fails for the whole list when one id has been purged
-        out = _run(["squeue", "-h", "-r", "-t", "all", "-j", master, "-o", "%i|%T|%r"])
-        for line in (out or "").splitlines():
+    for master in masters:  # one call per array: squeue fails for a whole list when one id is purged
+        proc = _run(["squeue", "-h", "-r", "-t", "all", "-j", master, "-o", "%i|%T|%r"])
+        if proc is None or (proc.returncode != 0 and "Invalid job id" not in proc.stderr):
+            return None
+        for line in proc.stdout.splitlines():
             parts = line.strip().split("|")
             if len(parts) == 3:
                 states[parts[0]] = JobState(parts[1], parts[2])
     unknown = [str(j) for j in job_ids if str(j) not in states]
-    if unknown:
-        out = _run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(unknown)])
-        for line in (out or "").splitlines():
+    if unknown:  # purged from squeue (MinJobAge): accounting, where there is any, still knows
+        proc = _run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(unknown)])
+        for line in (proc.stdout if proc is not None and proc.returncode == 0 else "").splitlines():
             parts = line.strip().split("|")
             if len(parts) == 2:
                 states.setdefault(parts[0], JobState(parts[1].split()[0] if parts[1] else "UNKNOWN"))
     return states
 
 
-def job_state(job_id: str) -> JobState | None:
-    return job_states([job_id]).get(str(job_id))
+_CACHE: dict[str, tuple[float, JobState | None]] = {}
+
+
+def cached_job_states(job_ids: Sequence[str], max_age: float = 30.0) -> dict[str, JobState]:
+    """:func:`job_states` for liveness checks, asked at most once per ``max_age`` seconds per job,
+    so that many waiting workers do not flood the controller."""
+    now = time.time()
+    stale = [j for j in dict.fromkeys(map(str, job_ids)) if now - _CACHE.get(j, (-1e18, None))[0] > max_age]
+    if stale:
+        answer = job_states(stale)
+        if answer is not None:
+            for j in stale:
+                _CACHE[j] = (now, answer.get(j))
+    return {j: _CACHE[j][1] for j in map(str, job_ids) if j in _CACHE and _CACHE[j][1] is not None}
 
 
 @dataclass
@@ -142,8 +155,13 @@ def follow(
     """
     pending = dict(enumerate(jobs))
     ended_at: dict[int, float] = {}
+    reasons: dict[int, str] = {}
     while pending:
         states = job_states([j.job_id for j in pending.values()])
+        if states is None:  # the controller did not answer: nothing is known, nothing is lost
+            log.warning("squeue gave no answer; asking again in %.0f s", poll_interval)
+            time.sleep(poll_interval)
+            continue
         for index, job in list(pending.items()):
             if _result_ready(job):
                 del pending[index]
@@ -152,6 +170,9 @@ def follow(
             state = states.get(str(job.job_id))
             if state is not None and state.never_starts:
                 raise NeverStarts(job.job_id, state.reason)
+            if state is not None and state.name == "PENDING" and reasons.get(index) != state.reason:
+                reasons[index] = state.reason
+                log.info("Slurm job %s pending (%s)", job.job_id, state.reason)
             if state is not None and not state.finished:
                 ended_at.pop(index, None)  # requeued by Slurm (preemption): running again
                 continue
