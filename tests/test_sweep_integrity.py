@@ -162,8 +162,8 @@ def test_creator_killed_while_filling_the_grid_is_taken_over_at_once(tmp_path):
     assert len(points) == 6 and len(set(points)) == 6 and len(study.trials) == 6
 
 
-def test_concurrent_repairs_enqueue_each_grid_point_once(tmp_path):
-    url = f"journal:///{tmp_path}/j.log"
+def race_repairs(url: str) -> list:
+    """Four processes repair one fresh 60-point grid study at the same moment, three times each."""
     start = time.time() + 3
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_repair_many, args=(url, start)) for _ in range(4)]
@@ -174,6 +174,12 @@ def test_concurrent_repairs_enqueue_each_grid_point_once(tmp_path):
         assert p.exitcode == 0
     trials = study_of(url).trials
     assert len(trials) == 60 and len({co.point_key(co.point_of(t)) for t in trials}) == 60
+    return trials
+
+
+def test_concurrent_repairs_enqueue_each_grid_point_once(tmp_path):
+    url = f"journal:///{tmp_path}/j.log"
+    race_repairs(url)
     storage = open_storage(url)
     locks = [s.study_name for s in storage.get_all_studies() if co.is_lock_study(s.study_name)]
     assert len(locks) == 1  # old lock generations are cleaned up
@@ -184,16 +190,7 @@ def test_concurrent_repairs_on_postgresql_enqueue_each_point_once(postgres):
     storage = open_storage(url)
     for s in storage.get_all_studies():
         storage.delete_study(s._study_id)
-    start = time.time() + 3
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_repair_many, args=(url, start)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
-    trials = study_of(url).trials
-    assert len(trials) == 60 and len({co.point_key(co.point_of(t)) for t in trials}) == 60
+    race_repairs(url)
 
 
 @pytest.mark.slow
