@@ -13,6 +13,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 from slurm_cluster import SlurmCluster, missing_binaries
-from sweep_helpers import REPO, completed_points, grid_params, study_of, sweep_cmd
+from sweep_helpers import FAST, REPO, completed_points, grid_params, study_of, sweep_cmd
 
 from bridgeeval.sweeps import coordination as co
 
@@ -186,6 +187,24 @@ def test_a_request_no_node_can_satisfy_stops_the_driver_with_one_line(tmp_path, 
     assert (
         "Slurm refused the jobs" in line and "Memory specification can not be satisfied" in line and "--mem=16G" in line
     )
+
+
+def test_a_plain_multirun_on_slurm_says_the_same_in_one_line(tmp_path, cluster):
+    """`train.py -m` with the SLURM launcher and no sweeper: the launcher's own one-line error."""
+    command = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "mapper=nn,lin",
+        f"paths.log_dir={tmp_path}",
+        *FAST,
+        *LAUNCHER,
+        "hydra.launcher.cpus_per_task=4",
+    ]
+    proc = subprocess.run(command, cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "pending with reason PartitionConfig" in one_error_line(proc.stderr)
+    assert not cluster.jobs()
 
 
 def test_sigterm_to_the_driver_cancels_its_jobs_and_requeues_its_trials(tmp_path, cluster):

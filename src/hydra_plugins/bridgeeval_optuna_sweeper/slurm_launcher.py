@@ -10,6 +10,9 @@ No ``from __future__ import annotations`` here (see optuna_sweeper.py).
 
 import logging
 import os
+import signal
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Sequence
@@ -96,25 +99,52 @@ class SlurmLauncher(BaseSubmititLauncher):
         return cancel(jobs)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """A plain multirun's batch (no bridgeeval sweeper): one JobReturn per job; SIGTERM or
+        Ctrl-C cancels the batch's jobs; a batch Slurm refuses or will never start is one line."""
         from bridgeeval.errors import BridgeEvalError
         from bridgeeval.sweeps.slurm import NeverStarts
 
-        jobs = self.submit(job_overrides, initial_job_idx)
-        returns: List[Any] = [None] * len(jobs)
+        previous = _exit_on_sigterm()
         try:
-            for outcome in self.follow(jobs):
-                returns[outcome.index] = (
-                    outcome.result
-                    if outcome.result is not None
-                    else _failed(job_overrides[outcome.index], outcome.lost or outcome.error)
-                )
-        except NeverStarts as err:
-            self.cancel(jobs)
-            raise BridgeEvalError(f"{err}; request: {self.request()}") from None
-        except BaseException:
-            self.cancel(jobs)
-            raise
+            jobs = self.submit(job_overrides, initial_job_idx)
+            returns: List[Any] = [None] * len(jobs)
+            try:
+                for outcome in self.follow(jobs):
+                    why = outcome.lost or outcome.error
+                    returns[outcome.index] = (
+                        outcome.result if why is None else _failed(job_overrides[outcome.index], why)
+                    )
+            except NeverStarts as err:
+                self.cancel(jobs)
+                raise BridgeEvalError(f"{err}; request: {self.request()}") from None
+            except BaseException:
+                cancelled = self.cancel(jobs)
+                if cancelled:
+                    log.warning("cancelled Slurm jobs %s", ", ".join(cancelled))
+                raise
+        except BridgeEvalError as err:
+            print(f"bridgeeval: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         return returns
+
+
+def _exit_on_sigterm():
+    """SIGTERM raises SystemExit (so that the batch's jobs are cancelled on the way out); returns
+    the handler it replaced, or None off the main thread or when a handler is already set."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous not in (signal.SIG_DFL, None):
+        return None
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    return previous
 
 
 def _failed(overrides: Sequence[str], why: str) -> JobReturn:
