@@ -207,6 +207,29 @@ def test_a_plain_multirun_on_slurm_says_the_same_in_one_line(tmp_path, cluster):
     assert not cluster.jobs()
 
 
+def test_a_trial_past_its_time_limit_is_rerun_then_fails_with_one_line(tmp_path, cluster):
+    """timeout_min=1 with submitit's 120 s warning: the job is told at once that it timed out and
+    ends without a result. The trial is lost and rerun (max_retries=1), then fails for good."""
+    url = f"journal:///{tmp_path}/j.log"
+    proc = driver(
+        tmp_path,
+        cluster,
+        grid_params(lr="0.001", hidden="64"),
+        f"hydra.sweeper.storage={url}",
+        "hydra.sweeper.study_name=s",
+        "hydra.sweeper.max_retries=1",
+        "hydra.launcher.timeout_min=1",
+        "trainer.max_epochs=3000",
+    )
+    _, err = proc.communicate(timeout=400)
+    assert proc.returncode == 2
+    assert "no successful trial: 1 failed" in one_error_line(err)
+    trials = study_of(url).trials
+    assert len(trials) == 2 and all(t.state == TrialState.FAIL for t in trials)
+    assert all("hit its time limit" in t.user_attrs["error"] for t in trials)
+    assert trials[1].user_attrs[co.RETRY_OF] == 0  # rerun once, not counted as the objective failing
+
+
 def test_sigterm_to_the_driver_cancels_its_jobs_and_requeues_its_trials(tmp_path, cluster):
     url = f"journal:///{tmp_path}/j.log"
     base = [grid_params(lr=LR), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s", "hydra.sweeper.n_jobs=2"]

@@ -196,11 +196,29 @@ def _result_ready(job: Any) -> bool:
 
 
 def _read(index: int, job: Any) -> Outcome:
+    job_id = str(job.job_id)
     try:
-        return Outcome(index, str(job.job_id), result=job.results()[0])
+        result = job.results()[0]
     except Exception as err:  # noqa: BLE001 - submitit's pickled failure outside the task itself
         lines = [line for line in str(err).splitlines() if line.strip()]
-        return Outcome(index, str(job.job_id), error=lines[-1] if lines else type(err).__name__)
+        last = lines[-1].strip() if lines else type(err).__name__
+        return (
+            Outcome(index, job_id, lost=_timed_out(job_id, last))
+            if _timed_out(job_id, last)
+            else Outcome(index, job_id, error=last)
+        )
+    # submitit's time-limit handler raises inside the task, where Hydra records it as the job's failure
+    failure = getattr(result, "_return_value", None) if str(getattr(result, "status", "")).endswith("FAILED") else None
+    lost = _timed_out(job_id, f"{type(failure).__name__}: {failure}") if failure is not None else None
+    return Outcome(index, job_id, lost=lost) if lost else Outcome(index, job_id, result=result)
+
+
+def _timed_out(job_id: str, text: str) -> str | None:
+    """submitit gives up on a job at its time limit with "Job not requeued because: ...": the job
+    ended without a result (and the trial reruns), whatever the objective would have said."""
+    if "Job not requeued because" not in text:
+        return None
+    return f"Slurm job {job_id} hit its time limit ({text.strip()})"
 
 
 def cancel(jobs: Sequence[Any]) -> list[str]:
