@@ -21,6 +21,24 @@ def test_equals_float64_brute_force_with_duplicates(metric, include_self):
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("include_self", [False, True])
+def test_collapsed_map_with_large_duplicate_groups_equals_brute_force(metric, include_self):
+    """A diverged map's outputs: most rows in a few bitwise-identical groups, the rest close by.
+    More pairs are near-identical than there are rows, so identical ones are set to 0 at once."""
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(1, 64)).astype(np.float32) + 5.0
+    x = np.repeat(base, 320, axis=0) + rng.normal(scale=1e-4, size=(320, 64)).astype(np.float32)
+    groups = rng.integers(0, 4, size=320)
+    heads = {g: int(np.flatnonzero(groups == g)[0]) for g in range(4)}
+    for i, g in enumerate(groups[:250]):
+        x[i] = x[heads[g]]  # 250 rows in 4 groups of copies; 70 distinct near-copies
+    x[[5, 9]] = -0.0 * x[[5, 9]] + x[[5, 9]]  # same values, written again
+    assert len(np.unique(x, axis=0)) < 80
+    expected = brute_knn(x, 10, metric, include_self)
+    np.testing.assert_array_equal(knn_indices(x, 10, metric, include_self).numpy(), expected)
+
+
 def test_float64_input_and_wide_dims():
     x = np.random.default_rng(2).normal(size=(120, 700))
     np.testing.assert_array_equal(knn_indices(x, 7).numpy(), brute_knn(x, 7))

