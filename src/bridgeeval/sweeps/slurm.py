@@ -181,7 +181,8 @@ def follow(
             if time.time() - first >= grace:
                 del pending[index]
                 what = state.name if state is not None else "unknown to squeue and sacct"
-                yield Outcome(index, str(job.job_id), lost=f"Slurm job {job.job_id} ended without a result ({what})")
+                why = "hit its time limit" if what == "TIMEOUT" else "ended without a result"
+                yield Outcome(index, str(job.job_id), lost=f"Slurm job {job.job_id} {why} ({what})")
         if pending:
             time.sleep(poll_interval)
 
