@@ -273,6 +273,23 @@ def test_a_sweep_whose_every_trial_fails_stops_at_n_trials_with_one_line(tmp_pat
     assert len(study_of(url).trials) == 4  # failures count toward n_trials: the sweep ends
 
 
+def test_settings_that_cannot_run_are_one_line_before_anything_is_written(tmp_path):
+    url = f"journal:///{tmp_path}/j.log"
+    for bad, message in (
+        ("hydra.sweeper.n_trials=null", "set hydra.sweeper.n_trials"),
+        ('hydra.sweeper.params={mapper.dropout:"interval(0.5, x)"}', "sweep params"),
+    ):
+        proc = run_sweep(tmp_path, f"hydra.sweeper.storage={url}", bad, search="tpe", check=False)
+        assert proc.returncode == 2 and message in one_line(proc.stderr)
+    assert not (tmp_path / "j.log").exists()
+
+
+def one_line(stderr: str) -> str:
+    errors = [line for line in stderr.splitlines() if line.startswith("bridgeeval: error")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr[-2000:]
+    return errors[0]
+
+
 def test_failed_and_superseded_trials_are_counted_once():
     """A lost trial awaiting its retry is not done; once retried it is superseded; a lost trial past
     max_retries has failed for good; void trials never count."""

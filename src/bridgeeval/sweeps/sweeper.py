@@ -74,6 +74,7 @@ class OptunaSweep:
         self.attempts = 0
         self._sqlite_lock = None
         self._stop: _StopSignals | None = None
+        self.target()  # refuse a sweep without a size before anything is written
 
     # -- study -------------------------------------------------------------------------------
     def open_study(self) -> optuna.Study:
@@ -81,13 +82,12 @@ class OptunaSweep:
         self._lock_sqlite()
         storage = open_storage(self.url)
         try:
-            sid = storage.create_new_study([_direction(self.s.direction)], self.s.study_name)
+            storage.create_new_study([_direction(self.s.direction)], self.s.study_name)
             created = True
         except optuna.exceptions.DuplicatedStudyError:
-            sid, created = None, False
+            created = False
         sampler = build_sampler(self.s.sampler, worker_seed(self.s.seed, created))
         study = optuna.load_study(study_name=self.s.study_name, storage=storage, sampler=sampler)
-        del sid
         if study.direction.name.lower() != self.s.direction.lower():
             raise BridgeEvalError(
                 f"study {self.s.study_name!r} exists with direction {study.direction.name.lower()}, "
@@ -142,7 +142,7 @@ class OptunaSweep:
         if not (first or co.needs_repair(trials, self.grid, self.s.grace_period, self.s.max_retries)):
             return
         for line in co.repair(study, self.grid, self.s.grace_period, self.s.max_retries, first and self.s.retry_failed):
-            log.warning("%s", line) if "lost" in line else log.info("%s", line)
+            (log.warning if "lost" in line else log.info)("%s", line)
 
     # -- loop --------------------------------------------------------------------------------
     def run(self) -> optuna.Study:

@@ -76,14 +76,15 @@ class OptunaSweeper(Sweeper):
                 settings[key] = OmegaConf.to_container(settings[key], resolve=True)
         conditional = settings.pop("conditional_params", None) or {}
         settings["params"] = {**(settings.get("params") or {}), **active_params(conditional, self.config)}
-        sweep = OptunaSweep(SweepSettings(**settings), self.launcher, arguments)
+        sweep = None
         try:
+            sweep = OptunaSweep(SweepSettings(**settings), self.launcher, arguments)
             return sweep.run()
         except BridgeEvalError as err:  # bad settings or too many failures: one line, no traceback
             print(f"bridgeeval: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
         except (KeyboardInterrupt, SweepInterrupted, SystemExit):
-            signum = sweep.interrupted_by()
+            signum = sweep.interrupted_by() if sweep is not None else None
             if signum is None:
                 raise
             print(f"bridgeeval: sweep stopped by {signum.name}: trials in flight failed and requeued, "
