@@ -297,7 +297,7 @@ def test_a_trial_whose_remote_worker_job_ended_is_lost_at_once(cluster, monkeypa
     import optuna
 
     monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
-    job = cluster.run("sbatch", "--parsable", "--mem=100M", "--wrap", "true").strip()
+    job = cluster.run("sbatch", "--parsable", "--mem=100M", "--output=/dev/null", "--wrap", "true").strip()
     wait_for(lambda: f"{job} COMPLETED" in cluster.run("squeue", "-h", "-t", "all", "-o", "%i %T"), what="the job")
     dist = optuna.distributions.FloatDistribution(0, 1)
     trial = optuna.trial.create_trial(
