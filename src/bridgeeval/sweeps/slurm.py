@@ -18,6 +18,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.core.utils import JobReturn, JobStatus
+
+from bridgeeval.errors import BridgeEvalError
+
 log = logging.getLogger(__name__)
 # Ended: no result will come unless its pickle exists.
 TERMINAL = {
@@ -143,16 +147,36 @@ class NeverStarts(Exception):
 
 def follow(
     jobs: Sequence[Any],
+    request: str = "",
     poll_interval: float = 5.0,
     result_grace: float = 60.0,
     quick_grace: float = 5.0,
 ) -> Iterator[Outcome]:
-    """Yields each job's outcome as it ends (submitit's Slurm jobs).
+    """Yields each job's outcome as it ends (submitit's Slurm jobs); use it closed
+    (``contextlib.closing``), so that a caller leaving early (an exception, a signal) cancels the
+    jobs that have no result yet. A job that will never start cancels the batch and raises a
+    one-line :class:`BridgeEvalError` naming Slurm's reason and ``request``.
 
     A job seen ended without a result pickle is waited for ``quick_grace`` seconds when Slurm says
     it was cancelled, timed out or failed, and ``result_grace`` seconds otherwise (shared file
-    systems show a new file late), then reported lost. Raises :class:`NeverStarts`.
+    systems show a new file late), then reported lost.
     """
+    settled = False
+    try:
+        yield from _follow(jobs, poll_interval, result_grace, quick_grace)
+        settled = True
+    except NeverStarts as err:
+        cancel(jobs)
+        settled = True
+        raise BridgeEvalError(f"{err}; request: {request}") from None
+    finally:
+        if not settled:
+            cancelled = cancel(jobs)
+            if cancelled:
+                log.warning("cancelled Slurm jobs %s", ", ".join(cancelled))
+
+
+def _follow(jobs: Sequence[Any], poll_interval: float, result_grace: float, quick_grace: float) -> Iterator[Outcome]:
     pending = dict(enumerate(jobs))
     ended_at: dict[int, float] = {}
     reasons: dict[int, str] = {}
@@ -220,6 +244,13 @@ def _timed_out(job_id: str, text: str) -> str | None:
     if "Job not requeued because" not in text:
         return None
     return f"Slurm job {job_id} hit its time limit ({text.strip()})"
+
+
+def failed_return(overrides: Sequence[str], why: str) -> JobReturn:
+    """A failed job's return, for a job that gave none (or whose failure happened outside the task)."""
+    ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+    ret._return_value = RuntimeError(why)
+    return ret
 
 
 def cancel(jobs: Sequence[Any]) -> list[str]:

@@ -7,6 +7,7 @@ others (basic, joblib, submitit local) a batch is launched and waited for as a w
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -28,6 +29,7 @@ from bridgeeval.errors import BridgeEvalError
 from bridgeeval.sweeps import coordination as co
 from bridgeeval.sweeps.best import TARGET_ATTR
 from bridgeeval.sweeps.samplers import build_sampler
+from bridgeeval.sweeps.slurm import failed_return
 from bridgeeval.sweeps.space import as_override, grid_points, parse_space
 from bridgeeval.sweeps.storage import StorageURL, open_storage, parse_url, redact
 
@@ -234,31 +236,21 @@ class OptunaSweep:
             beat.trial_ids.difference_update(t._trial_id for t in batch)
 
     def _submit_and_follow(self, study, batch, overrides, stop) -> None:
-        from bridgeeval.sweeps.slurm import NeverStarts
-
         jobs = self.launcher.submit(overrides, initial_job_idx=self.job_idx)
         self.job_idx += len(jobs)
         for trial, job in zip(batch, jobs):
             trial.set_user_attr("slurm_job", str(job.job_id))
-        try:
-            for outcome in self.launcher.follow(jobs):
+        with contextlib.closing(self.launcher.follow(jobs)) as outcomes:  # leaving early cancels the rest
+            for outcome in outcomes:
                 trial = batch[outcome.index]
                 if outcome.lost:
                     if co.end_trial(study, trial.number, f"lost: {outcome.lost}", co.LOST):
                         log.warning("trial %d lost: %s; it will run again", trial.number, outcome.lost)
-                elif outcome.error:
-                    self._tell(study, trial, _failed_return(outcome.error))
                 else:
-                    self._tell(study, trial, outcome.result)
+                    self._tell(
+                        study, trial, outcome.result if outcome.error is None else failed_return([], outcome.error)
+                    )
                 stop.check()
-        except NeverStarts as err:
-            self.launcher.cancel(jobs)
-            raise BridgeEvalError(f"{err}; request: {self.launcher.request()}") from None
-        except BaseException:
-            cancelled = self.launcher.cancel(jobs)
-            if cancelled:
-                log.warning("cancelled Slurm jobs %s", ", ".join(cancelled))
-            raise
 
     def _overrides(self, trial: optuna.Trial) -> list[str]:
         values = {name: param.suggest(trial) for name, param in self.space.items()}
@@ -391,12 +383,6 @@ def _as_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _failed_return(error: str) -> JobReturn:
-    ret = JobReturn(status=JobStatus.FAILED)
-    ret._return_value = RuntimeError(error)
-    return ret
 
 
 def _output_dir(ret: JobReturn) -> str | None:

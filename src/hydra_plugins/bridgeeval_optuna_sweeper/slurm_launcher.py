@@ -8,6 +8,7 @@ sweep cancels what it submitted. ``launch`` (plain multiruns) does the same and 
 No ``from __future__ import annotations`` here (see optuna_sweeper.py).
 """
 
+import contextlib
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ from typing import Any, List, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.core.utils import JobReturn, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf
@@ -89,39 +90,26 @@ class SlurmLauncher(BaseSubmititLauncher):
             raise BridgeEvalError(f"Slurm refused the jobs ({why}); request: {self.request()}") from None
 
     def follow(self, jobs: Sequence[Any]):
+        """The jobs' outcomes as they end; use it closed: leaving early cancels the rest."""
         from bridgeeval.sweeps.slurm import follow
 
-        return follow(jobs, **self.follow_options)
-
-    def cancel(self, jobs: Sequence[Any]) -> List[str]:
-        from bridgeeval.sweeps.slurm import cancel
-
-        return cancel(jobs)
+        return follow(jobs, self.request(), **self.follow_options)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """A plain multirun's batch (no bridgeeval sweeper): one JobReturn per job; SIGTERM or
         Ctrl-C cancels the batch's jobs; a batch Slurm refuses or will never start is one line."""
         from bridgeeval.errors import BridgeEvalError
-        from bridgeeval.sweeps.slurm import NeverStarts
+        from bridgeeval.sweeps.slurm import failed_return
 
         previous = _exit_on_sigterm()
         try:
             jobs = self.submit(job_overrides, initial_job_idx)
             returns: List[Any] = [None] * len(jobs)
-            try:
-                for outcome in self.follow(jobs):
+            with contextlib.closing(self.follow(jobs)) as outcomes:
+                for outcome in outcomes:
                     why = outcome.lost or outcome.error
-                    returns[outcome.index] = (
-                        outcome.result if why is None else _failed(job_overrides[outcome.index], why)
-                    )
-            except NeverStarts as err:
-                self.cancel(jobs)
-                raise BridgeEvalError(f"{err}; request: {self.request()}") from None
-            except BaseException:
-                cancelled = self.cancel(jobs)
-                if cancelled:
-                    log.warning("cancelled Slurm jobs %s", ", ".join(cancelled))
-                raise
+                    ret = outcome.result if why is None else failed_return(job_overrides[outcome.index], why)
+                    returns[outcome.index] = ret
         except BridgeEvalError as err:
             print(f"bridgeeval: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -145,9 +133,3 @@ def _exit_on_sigterm():
 
     signal.signal(signal.SIGTERM, stop)
     return previous
-
-
-def _failed(overrides: Sequence[str], why: str) -> JobReturn:
-    ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
-    ret._return_value = RuntimeError(why)
-    return ret
