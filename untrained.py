@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
 import bridgeeval.training  # noqa: F401  (registers the configs' resolvers)
-from bridgeeval.errors import BridgeEvalError
+from bridgeeval.training.failures import run_task
 from bridgeeval.untrained.run import run_untrained
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="untrained")
 def main(cfg: DictConfig) -> None:
-    try:
-        run_untrained(cfg)
-    except BridgeEvalError as err:
-        print(f"bridgeeval: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_task(run_untrained, cfg)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bridgeeval.config import check_train_config
 from bridgeeval.data.datamodule import CrossModalDataModule
 from bridgeeval.data.datasets import load_paired
 from bridgeeval.data.splits import protocol_splits
@@ -41,6 +42,7 @@ def train(cfg: DictConfig) -> dict:
     The summary holds each logged metric averaged over the splits (folds or the one train/test
     split) and, under ``folds``, each split's own values.
     """
+    check_train_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
     check_config(cfg)
     use_slurm_cpus()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from bridgeeval.config import check_untrained_config
 from bridgeeval.data import builtin
 from bridgeeval.data.wordsim import GENSIM_FILES, gensim_benchmark, read_benchmark
 from bridgeeval.errors import BridgeEvalError
@@ -86,6 +87,7 @@ def _cached_benchmark(name: str):
 
 
 def run_untrained(cfg: DictConfig) -> list[dict]:
+    check_untrained_config(cfg)
     started = time.time()
     out_dir = Path(cfg.paths.output_dir)
     benchmarks = load_benchmarks(OmegaConf.to_container(cfg.benchmarks, resolve=True))
