@@ -105,7 +105,7 @@ def test_corrupted_mirror_file_is_refused_and_nothing_kept(mirror, cache, tmp_pa
     with pytest.raises(BridgeEvalError, match="SHA-256 .* does not match"):
         download.fetch("iaprtc", mirror=url, progress=False)
     left = sorted(p.name for p in (cache / "iaprtc").iterdir())
-    assert left == ["TS_vis_vgg128.csv"]  # the good file only: no partial, no corrupt copy
+    assert left == [".lock", "TS_vis_vgg128.csv"]  # the good file only: no partial, no corrupt copy
     assert not download.verify("iaprtc")["TS_lang_biGRU.csv"][0]
 
 

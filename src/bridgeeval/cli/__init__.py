@@ -23,13 +23,24 @@ def main(argv: list[str] | None = None) -> int:
     except BridgeEvalError as err:
         print(f"bridgeeval: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a vanished folder, a permission: one line, never a traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"bridgeeval: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("bridgeeval: interrupted", file=sys.stderr)
         return 130
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (argparse prints the whole usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (--help for usage)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bridgeeval",
         description="Do cross-modal mappings bridge modalities? Exact mNNO scores, data sets, sweeps and reports.",
     )

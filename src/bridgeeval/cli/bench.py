@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from bridgeeval.jsonout import dumps
 
 from bridgeeval.errors import BridgeEvalError
 
@@ -61,7 +61,7 @@ def _bench(args) -> int:
                 flush=True,
             )
     if args.json:
-        print(json.dumps({"gemm_gflops": flops / 1e9, "cases": rows}, indent=2))
+        print(dumps({"gemm_gflops": flops / 1e9, "cases": rows}))
     else:
         print(f"peak float32 GEMM: {flops / 1e9:.0f} GFLOP/s")
     return 0

@@ -31,10 +31,9 @@ def _data_list(args) -> int:
 
     print(f"cache: {download.cache_dir()}")
     for name, e in sorted(ENTRIES.items()):
-        status = download.verify(name)
-        state = "verified" if all(ok for ok, _ in status.values()) else "not cached"
+        state = download.state_of(name)
         how = " (manual: data add)" if e.manual else (" (optional)" if e.optional else "")
-        print(f"{name:14s} {state:11s} {e.kind:9s} {e.description}{how}")
+        print(f"{name:14s} {state:9s} {e.kind:9s} {e.description}{how}")
     return 0
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
+from bridgeeval.cli.options import check_writable_target, probability
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.jsonout import dumps
 
 
 def add_parser(sub) -> None:
@@ -26,7 +27,7 @@ def _add_report(sub) -> None:
     p.add_argument("--storage", default=None, help="the studies' storage URL")
     p.add_argument("--format", choices=["markdown", "csv", "latex", "json"], default="markdown")
     p.add_argument("--out", default=None, help="write to this file (atomically) instead of the terminal")
-    p.add_argument("--alpha", type=float, default=0.001, help="significance level after Bonferroni (paper: 0.001)")
+    p.add_argument("--alpha", type=probability, default=0.001, help="significance level after Bonferroni (paper: 0.001)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's figures")
     p.add_argument("--figures", default=None, metavar="DIR", help="also write the learning-curve figures here")
     p.set_defaults(handler=_report)
@@ -48,13 +49,17 @@ def _report(args) -> int:
     paths = list(args.paths) + [_best_trial_dir(name, args.storage) for name in args.study]
     if not paths:
         raise BridgeEvalError("report: give run folders or --study")
+    if args.out:
+        check_writable_target(args.out, "--out")
+    if args.figures:
+        check_writable_target(args.figures, "--figures")
     jobs = _collect(paths)
     if not jobs:
         raise BridgeEvalError(f"no finished job (metrics.json) under {', '.join(map(str, paths))}")
     result = build_table1(jobs, alpha=args.alpha, with_paper=not args.no_paper)
     text = _render_report(result, args.format)
     if args.out:
-        from bridgeeval.training.outputs import write_text_atomic
+        from bridgeeval.files import write_text_atomic
 
         write_text_atomic(args.out, text)
         print(f"wrote {args.out} ({len(jobs)} jobs)")
@@ -84,7 +89,7 @@ def _render_report(result, fmt: str) -> str:
         return result.table.latex()
     records = result.records()
     if fmt == "json":
-        return json.dumps(records, indent=2) + "\n"
+        return dumps(records) + "\n"
     import csv
     import io
 
@@ -130,6 +135,7 @@ def _plot(args) -> int:
 
     from bridgeeval.reports import figures
 
+    check_writable_target(args.out, "--out")
     if args.study:
         from bridgeeval.sweeps.best import load
 

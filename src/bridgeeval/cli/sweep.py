@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from bridgeeval.jsonout import dumps
 
 
 def add_parser(sub) -> None:
@@ -29,7 +29,7 @@ def _sweep_best(args) -> int:
     from bridgeeval.sweeps.best import format_summary, load, summary
 
     info = summary(load(args.study, args.storage))
-    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+    print(dumps(info) if args.json else format_summary(info))
     return 0
 
 
@@ -37,5 +37,5 @@ def _sweep_status(args) -> int:
     from bridgeeval.sweeps.best import format_status, load, status
 
     info = status(load(args.study, args.storage))
-    print(json.dumps(info, indent=2) if args.json else format_status(info))
+    print(dumps(info) if args.json else format_status(info))
     return 0

@@ -22,6 +22,7 @@ class DatasetSchema:
     target_path: Optional[str] = None
     labels: Optional[str] = None
     test_path: Optional[str] = None
+    id_column: Optional[bool] = None
 
 
 @dataclass

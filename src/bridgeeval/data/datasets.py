@@ -55,13 +55,10 @@ def load_custom(cfg: dict) -> PairedFeatures:
     for key, path in paths.items():
         if not path:
             raise BridgeEvalError(f"dataset=custom needs dataset.{key}=FILE")
-    x, y = read_matrix(paths["input_path"]), read_matrix(paths["target_path"])
+    ids = cfg.get("id_column")
+    x, y = read_matrix(paths["input_path"], ids), read_matrix(paths["target_path"], ids)
     labels = _custom_labels(cfg.get("labels"), x)
-    test_mask = None
-    if cfg.get("test_path"):
-        test_mask = read_matrix(cfg["test_path"]).values[:, 0].astype(bool)
-        if len(test_mask) != len(x.values):
-            raise BridgeEvalError(f"{cfg['test_path']}: {len(test_mask)} rows, but the input has {len(x.values)}")
+    test_mask = _custom_test_mask(cfg.get("test_path"), len(x.values))
     data = PairedFeatures(
         name="custom",
         input=np.ascontiguousarray(x.values, dtype=np.float32),
@@ -73,6 +70,25 @@ def load_custom(cfg: dict) -> PairedFeatures:
     )
     check_paired_features(data)
     return data
+
+
+def _custom_test_mask(path, n: int) -> np.ndarray | None:
+    """A column of 0/1 per item (1 = test), with both kinds present."""
+    if not path:
+        return None
+    column = read_matrix(path, id_column=False).values
+    if column.shape[1] != 1:
+        raise BridgeEvalError(f"dataset.test_path={path}: {column.shape[1]} columns; give one 0/1 column")
+    values = column[:, 0]
+    if len(values) != n:
+        raise BridgeEvalError(f"dataset.test_path={path}: {len(values)} rows, but the input has {n}")
+    if not np.isin(values, (0, 1)).all():
+        bad = values[~np.isin(values, (0, 1))][0]
+        raise BridgeEvalError(f"dataset.test_path={path}: holds {bad:g}; only 0 (train) and 1 (test) are allowed")
+    if values.all() or not values.any():
+        kind = "test" if values.all() else "train"
+        raise BridgeEvalError(f"dataset.test_path={path}: every row is {kind}; a split needs both 0 and 1 rows")
+    return values.astype(bool)
 
 
 def _custom_labels(spec, x) -> np.ndarray | None:

@@ -7,6 +7,8 @@ column of labels or words), ``.txt``/``.vec`` word vectors (``word v1 v2 ...``, 
 
 from __future__ import annotations
 
+import codecs
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from bridgeeval.errors import BridgeEvalError
+
+log = logging.getLogger(__name__)
 
 FORMATS = (".npy", ".pt", ".csv", ".txt", ".vec", ".parquet")
 
@@ -26,18 +30,27 @@ class Matrix:
     names: list[str] | None = None
 
 
-def read_matrix(path: str | os.PathLike) -> Matrix:
+# Header names that mark a first column of row ids or names rather than a feature.
+ID_NAMES = frozenset({"", "id", "ids", "name", "names", "word", "words", "label", "labels", "item", "key", "index"})
+_BINARY_PROBE = 8192
+
+
+def read_matrix(path: str | os.PathLike, id_column: bool | None = None) -> Matrix:
+    """A feature file as ``Matrix``; ``id_column``: ``None`` applies the rule in :func:`read_delimited`,
+    ``True``/``False`` say whether the first column holds row ids or names."""
     path = Path(path)
+    if path.is_dir():
+        raise BridgeEvalError(f"{path}: is a folder, not a file")
     if not path.is_file():
         raise BridgeEvalError(f"{path}: no such file")
     suffix = path.suffix.lower()
     readers = {
         ".npy": _read_npy,
         ".pt": _read_pt,
-        ".csv": lambda p: read_delimited(p, ","),
-        ".txt": lambda p: read_delimited(p, None, has_names=True),
-        ".vec": lambda p: read_delimited(p, None, has_names=True),
-        ".parquet": _read_parquet,
+        ".csv": lambda p: read_delimited(p, ",", has_names=id_column),
+        ".txt": lambda p: read_delimited(p, None, has_names=True if id_column is None else id_column),
+        ".vec": lambda p: read_delimited(p, None, has_names=True if id_column is None else id_column),
+        ".parquet": lambda p: _read_parquet(p, id_column),
     }
     if suffix not in readers:
         raise BridgeEvalError(f"{path}: unknown format {suffix or '(no extension)'}; use one of {', '.join(FORMATS)}")
@@ -47,13 +60,19 @@ def read_matrix(path: str | os.PathLike) -> Matrix:
     return matrix
 
 
+def _check_dtype(path: Path, dtype) -> None:
+    if np.issubdtype(dtype, np.complexfloating):
+        raise BridgeEvalError(f"{path}: complex values (dtype {dtype}); give real-valued features")
+    if not np.issubdtype(dtype, np.number):
+        raise BridgeEvalError(f"{path}: array of dtype {dtype} is not numeric")
+
+
 def _read_npy(path: Path) -> Matrix:
     try:
         values = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise BridgeEvalError(f"{path}: not a readable .npy array ({err})") from None
-    if not np.issubdtype(values.dtype, np.number):
-        raise BridgeEvalError(f"{path}: array of dtype {values.dtype} is not numeric")
+    _check_dtype(path, values.dtype)
     return Matrix(np.asarray(values))
 
 
@@ -71,62 +90,159 @@ def _read_pt(path: Path) -> Matrix:
         obj = tensors[0]
     if not isinstance(obj, torch.Tensor):
         raise BridgeEvalError(f"{path}: holds a {type(obj).__name__}, not a tensor")
+    if obj.is_complex():
+        raise BridgeEvalError(f"{path}: complex values (dtype {obj.dtype}); give real-valued features")
     return Matrix(obj.detach().double().numpy() if obj.dtype == torch.bfloat16 else obj.detach().numpy())
 
 
-def _read_parquet(path: Path) -> Matrix:
+def _read_parquet(path: Path, id_column: bool | None = None) -> Matrix:
     import pandas as pd
 
     try:
         frame = pd.read_parquet(path)
     except Exception as err:  # noqa: BLE001 - pyarrow raises its own types
         raise BridgeEvalError(f"{path}: not a readable parquet file ({type(err).__name__})") from None
-    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    for column in frame.columns:
+        if pd.api.types.is_complex_dtype(frame[column]):
+            raise BridgeEvalError(f"{path}: column {column!r} holds complex values; give real-valued features")
     names = None
+    named_ids = [c for c in frame.columns if str(c).lower() in ID_NAMES | {"__index_level_0__"}]
+    first = frame.columns[0] if len(frame.columns) > 1 else None
+    id_col = (named_ids[0] if named_ids else None) if id_column is None else (first if id_column else None)
+    if id_col is not None:  # a column named id/name/word/... (or --id-column): row names, not a feature
+        names = frame[id_col].astype(str).tolist()
+        frame = frame.drop(columns=[id_col])
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if len(text) == 1 and frame[text[0]].map(lambda v: isinstance(v, (list, np.ndarray))).all():
         values = np.stack(frame[text[0]].to_numpy()).astype(np.float64)
         return Matrix(values)
     if len(text) > 1:
         raise BridgeEvalError(f"{path}: more than one non-numeric column ({', '.join(map(str, text))})")
-    if text:
+    if text and names is None:
         names = frame[text[0]].astype(str).tolist()
         frame = frame.drop(columns=text)
+    elif text:
+        raise BridgeEvalError(f"{path}: non-numeric column {text[0]!r} besides the id column {id_col!r}")
     return Matrix(frame.to_numpy(dtype=np.float64), names)
 
 
 def read_delimited(path: Path, sep: str | None, has_names: bool | None = None) -> Matrix:
-    """Rows of numbers, optionally led by one name column; errors name the file and line.
+    """Rows of numbers, optionally led by one id or name column; errors name the file and line.
 
-    ``has_names=None`` decides from the first row: a non-numeric first field is a name.
+    Text is UTF-8 (a byte-order mark is skipped) or UTF-16/32 with a byte-order mark; other bytes
+    are refused with the line they are on. A ``.csv`` (``sep=","``) takes its delimiter from its
+    first line: ``,``, ``;``, tab or ``|``. A first line whose later fields are not all numbers, or
+    whose first field is empty (pandas' index header), is a header and skipped.
+
+    The id rule (``has_names=None``): the first column holds row ids or names, not a feature, when
+    the header names it (id, name, word, label, item, key, index, or blank); or, without a header,
+    when its first field is not a number; or when it counts the rows (0..N-1 or 1..N, N >= 3).
+    ``has_names=True``/``False`` (``--id-column``/``--no-id-column``) overrides the rule.
     """
     rows, names = [], []
     width = None
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            fields = line.rstrip("\n\r").split(sep)
-            if not line.strip():
-                continue
-            if sep is None and line_no == 1 and len(fields) == 2 and all(f.isdigit() for f in fields):
-                continue  # word2vec text header "N d"
-            if has_names is None:
-                has_names = not _is_number(fields[0])
-            name, numbers = (fields[0], fields[1:]) if has_names else (None, fields)
-            if width is None:
-                width = len(numbers)
-            elif len(numbers) != width:
-                raise BridgeEvalError(f"{path}, line {line_no}: {len(numbers)} values where earlier lines have {width}")
-            try:
-                rows.append(np.array(numbers, dtype=np.float64))
-            except ValueError:
-                bad = next(i for i, f in enumerate(numbers) if not _is_number(f))
-                column = bad + 1 + bool(has_names)
-                raise BridgeEvalError(
-                    f"{path}, line {line_no}, column {column}: {numbers[bad]!r} is not a number"
-                ) from None
-            names.append(name)
+    auto = has_names is None
+    line_no = 0
+    with _open_text(path) as handle:
+        try:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                if not rows and sep == ",":
+                    sep = _delimiter(path, line)
+                fields = [f.strip() for f in line.rstrip("\n\r").split(sep)]
+                if sep is None and line_no == 1 and len(fields) == 2 and all(f.isdigit() for f in fields):
+                    continue  # word2vec text header "N d"
+                if not rows and sep is not None and width is None and _is_header(fields):
+                    width = len(fields) - 1 if (fields[0].lower() in ID_NAMES and has_names is not False) else len(fields)
+                    if auto:
+                        has_names = fields[0].lower() in ID_NAMES
+                    continue
+                if has_names is None:
+                    has_names = not _is_number(fields[0])
+                name, numbers = (fields[0], fields[1:]) if has_names else (None, fields)
+                if width is None:
+                    width = len(numbers)
+                elif len(numbers) != width:
+                    raise BridgeEvalError(
+                        f"{path}, line {line_no}: {len(numbers)} values where earlier lines have {width}"
+                    )
+                try:
+                    rows.append(np.array(numbers, dtype=np.float64))
+                except ValueError:
+                    bad = next(i for i, f in enumerate(numbers) if not _is_number(f))
+                    column = bad + 1 + bool(has_names)
+                    raise BridgeEvalError(
+                        f"{path}, line {line_no}, column {column}: {numbers[bad]!r} is not a number"
+                    ) from None
+                names.append(name)
+        except UnicodeDecodeError:
+            raise BridgeEvalError(f"{path}, line {_first_bad_line(path)}: not UTF-8 text; save the file as UTF-8") from None
     if not rows:
         raise BridgeEvalError(f"{path}: empty file")
-    return Matrix(np.stack(rows), names if has_names else None)
+    values = np.stack(rows)
+    if auto and not has_names and _counts_rows(values):
+        log.warning("%s: the first column counts the rows, read as row ids (--no-id-column keeps it)", path)
+        return Matrix(np.ascontiguousarray(values[:, 1:]), [str(int(v)) for v in values[:, 0]])
+    return Matrix(values, names if has_names else None)
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _open_text(path: Path):
+    """The file as text in the encoding its byte-order mark names (else UTF-8); binary refused."""
+    with open(path, "rb") as raw:
+        head = raw.read(_BINARY_PROBE)
+    encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    if encoding is None:
+        if b"\0" in head:
+            raise BridgeEvalError(f"{path}: a binary file, not text ({path.suffix} files are read as text)")
+        encoding = "utf-8"
+    return open(path, encoding=encoding, errors="strict")
+
+
+def _first_bad_line(path: Path) -> int:
+    with open(path, "rb") as raw:
+        for line_no, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return line_no
+    return 1
+
+
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _delimiter(path: Path, line: str) -> str:
+    found = [d for d in _DELIMITERS if d in line]
+    if len(found) > 1:
+        shown = " and ".join(repr(d) for d in found)
+        raise BridgeEvalError(
+            f"{path}, line 1: both {shown} appear (decimal commas?); use one delimiter and '.' for decimals"
+        )
+    return found[0] if found else ","
+
+
+def _is_header(fields: list[str]) -> bool:
+    later = fields[1:]
+    pandas_index = fields[0] == "" and later == [str(i) for i in range(len(later))]
+    return len(fields) > 1 and (pandas_index or not all(_is_number(f) for f in later))
+
+
+def _counts_rows(values: np.ndarray) -> bool:
+    if values.shape[0] < 3 or values.shape[1] < 2:
+        return False
+    first = values[:, 0]
+    n = len(first)
+    return bool(np.array_equal(first, np.arange(n)) or np.array_equal(first, np.arange(1, n + 1)))
 
 
 def _is_number(field: str) -> bool:

@@ -30,6 +30,10 @@ class Entry:
     optional: bool = False  # not verified by us upstream (e.g. the IAPR training split)
     manual: bool = False  # no download: `bridgeeval data add NAME --from DIR`
     meta: dict = field(default_factory=dict)
+    # Manual entries without fixed file names: the only names `data add` copies (shell patterns).
+    patterns: tuple[str, ...] = ()
+    # An entry whose files must match another's widths (the IAPR training split and its test split).
+    widths_of: str | None = None
 
 
 def _wordsim(name: str, file: str, sha: str, size: int, what: str) -> Entry:
@@ -66,6 +70,7 @@ ENTRIES: dict[str, Entry] = {
             "Apache-2.0",
             "features",
             optional=True,
+            widths_of="iaprtc",
         ),
         Entry(
             "wiki",
@@ -86,6 +91,7 @@ ENTRIES: dict[str, Entry] = {
             "the authors' terms",
             "features",
             manual=True,
+            patterns=("*glove*.csv", "*word2vec*.csv", "*vgg128*.csv", "*resnet*.csv"),
         ),
         _wordsim(
             "men",

@@ -112,6 +112,7 @@ class _Space:
     """The set being searched: float32 search copy, norms, and the float32 error bound."""
 
     def __init__(self, x: torch.Tensor, metric: str):
+        x = _in_safe_range(x, metric)
         self.x = x
         self.metric = metric
         self.n, self.dim = x.shape
@@ -231,6 +232,23 @@ def _dense_knn(space: _Space, k: int, include_self: bool) -> torch.Tensor:
     if len(tied):
         out[tied] = torch.sort(dist[tied], dim=1, stable=True).indices[:, :k]
     return out
+
+
+_SAFE_EXPONENT = 40  # |values| within 2^-40 .. 2^40: squares and float32 copies neither overflow nor underflow
+
+
+def _in_safe_range(x: torch.Tensor, metric: str) -> torch.Tensor:
+    """``x`` scaled by powers of two (exact, and neighbour order is unchanged by them) into a range
+    where squared norms and the float32 search copy neither overflow nor underflow: each row for
+    cosine (direction only matters), the whole set for Euclidean. Data already in range is
+    returned as it is, so 1e160 * X gives the neighbours of X instead of infinities."""
+    peak = x.abs().amax(dim=1, keepdim=True) if metric == "cosine" else x.abs().amax().reshape(1, 1)
+    exponent = torch.frexp(peak.double())[1]
+    finite_peak = peak > 0
+    if not bool(((exponent.abs() > _SAFE_EXPONENT) & finite_peak).any()):
+        return x
+    shift = torch.where(finite_peak, -exponent, torch.zeros_like(exponent))
+    return x * torch.pow(2.0, shift.double()).to(x.dtype)
 
 
 def _row_sq_norms64(x: torch.Tensor) -> torch.Tensor:

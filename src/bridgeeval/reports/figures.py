@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.training.outputs import atomic_target
+from bridgeeval.files import atomic_target
 
 CURVES = (
     ("mnno_input_mapped", "mNNO(X, f(X))", "tab:blue"),

@@ -103,8 +103,31 @@ def open_storage(text: str) -> optuna.storages.BaseStorage:
 
         path = str(where.path)
         # Optuna's open-file lock (unlike SQLite's) is safe on NFS-like shared storage.
-        return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+        except ValueError as err:  # a line that is not JSON (Optuna tolerates only a torn last line)
+            raise BridgeEvalError(f"{path}, line {_bad_journal_line(path)}: {_journal_problem(err)}") from None
     return _open_rdb(_with_postgres_driver(where.url))
+
+
+def _bad_journal_line(path: str) -> int | str:
+    import json
+
+    with open(path, "rb") as handle:
+        lines = handle.read().split(b"\n")
+    for number, line in enumerate(lines[:-1], start=1):  # the last, unterminated line may be torn
+        try:
+            json.loads(line)
+        except ValueError:
+            return number
+    return "?"
+
+
+def _journal_problem(err: Exception) -> str:
+    return (
+        f"not a journal record ({type(err).__name__}); the study cannot be read past it. Keep a copy, then "
+        "remove that line to read the study again"
+    )
 
 
 def _open_rdb(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.training.outputs import write_json_atomic
+from bridgeeval.files import write_json_atomic
 
 log = logging.getLogger("bridgeeval")
 

@@ -24,7 +24,7 @@ from bridgeeval.models.mappers import build_mapper
 from bridgeeval.models.module import MappingModule
 from bridgeeval.training.callbacks import EpochHistory
 from bridgeeval.training.loggers import build_loggers, finish_wandb
-from bridgeeval.training.outputs import write_csv_atomic, write_json_atomic
+from bridgeeval.files import write_csv_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 # Lightning's per-Trainer banners (devices, tips) drown the job's own log across many folds.
@@ -51,6 +51,8 @@ def train(cfg: DictConfig) -> dict:
         OmegaConf.to_container(cfg.features, resolve=True) if cfg.get("features") else None,
         cfg.direction,
     )
+    if cfg.loss.name == "max_margin":
+        check_negatives(data)
     protocol, splits = protocol_splits(
         len(data), data.test_mask, cfg.cv.folds, cfg.cv.get("fold"), cfg.cv.seed, cfg.cv.get("protocol", "auto")
     )
@@ -123,6 +125,20 @@ def check_config(cfg: DictConfig) -> None:
         raise SkippedJob(f"mapper=lin has no hidden layers; depth={cfg.depth} would duplicate depth=1")
     for metric in cfg.metrics.neighbors:
         check_metric(metric)
+
+
+def check_negatives(data) -> None:
+    """The max-margin loss needs, for some item, another of a different class; with one class
+    for all it is 0 everywhere and nothing trains."""
+    if data.labels is None:
+        return
+    labels = np.asarray(data.labels)
+    one_class = labels.ndim == 2 and bool(labels.all(axis=0).any()) or labels.ndim == 1 and len(np.unique(labels)) < 2
+    if one_class:
+        raise BridgeEvalError(
+            f"loss=max_margin: every item of data set {data.name!r} shares a class, so no negative exists; "
+            "give labels with two or more classes, or use loss=mse/cosine"
+        )
 
 
 def fit_split(cfg: DictConfig, data, split, out_dir: Path, pruning=None) -> tuple[dict, list[dict]]:

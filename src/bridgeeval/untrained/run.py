@@ -13,7 +13,7 @@ from bridgeeval.config import check_untrained_config
 from bridgeeval.data import builtin
 from bridgeeval.data.wordsim import GENSIM_FILES, gensim_benchmark, read_benchmark
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.training.outputs import write_json_atomic, write_text_atomic
+from bridgeeval.files import write_json_atomic, write_text_atomic
 from bridgeeval.untrained.experiment import add_significance, evaluate_embedding, table2
 
 log = logging.getLogger(__name__)

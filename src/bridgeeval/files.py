@@ -1,10 +1,10 @@
-"""Job outputs written atomically: a temporary file in the same folder, then a rename."""
+"""Files written atomically (a temporary file in the same folder, then a rename), with the mode an
+ordinary open() would give. Neutral: every layer (data cache, jobs, reports, CLI) writes through it."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -44,7 +44,10 @@ def default_file_mode() -> int:
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Strict JSON (non-finite numbers written as null, listed under ``undefined_keys``)."""
+    from bridgeeval.jsonout import dumps
+
+    return write_text_atomic(path, dumps(obj) + "\n")
 
 
 def write_csv_atomic(path: str | os.PathLike, rows: list[dict]) -> Path:

@@ -1,0 +1,47 @@
+"""Typed command-line options: argparse refuses a bad value with one line naming the option."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def probability(text: str) -> float:
+    """A significance level: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1 (exclusive)")
+    return value
+
+
+def check_writable_target(path, option: str) -> None:
+    """Fails now, with one line, when ``path`` (a file or folder to write later) cannot be written:
+    before any work is done and before any other output is written."""
+    import tempfile
+    from pathlib import Path
+
+    from bridgeeval.errors import BridgeEvalError
+
+    target = Path(path)
+    folder = target if option.endswith(("figures", "dir")) else target.parent
+    if target.is_dir() and folder is not target:
+        raise BridgeEvalError(f"{option} {target}: is a folder; give a file path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as err:
+        raise BridgeEvalError(f"{option} {target}: cannot write there ({err.strerror or err})") from None
