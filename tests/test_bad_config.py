@@ -44,6 +44,8 @@ TRAIN_CASES = [
     ("cv.protocol=loo", "cv.protocol='loo': unknown; choose one of auto, cv, split"),
     ("checkpoint=sometimes", "checkpoint='sometimes': expected a boolean"),
     ("dataset=custom", "dataset.input_path is required"),
+    ("features.text=bert", "features.text='bert' is not available for dataset=imagenet1k; it has glove50"),
+    ("dataset=custom dataset.input_path=x.npy dataset.target_path=y.npy dataset.id_column=perhaps", "dataset.id_column='perhaps': expected a boolean"),
 ]
 
 UNTRAINED_CASES = [

@@ -15,6 +15,7 @@ from bridgeeval.errors import BridgeEvalError
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _notes_to_stderr()
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
@@ -30,6 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bridgeeval: interrupted", file=sys.stderr)
         return 130
+
+
+def _notes_to_stderr() -> None:
+    """The library's warnings (e.g. a reader's id-column rule) as ``bridgeeval: ...`` lines."""
+    import logging
+
+    logger = logging.getLogger("bridgeeval")
+    logger.handlers = [h for h in logger.handlers if not getattr(h, "bridgeeval_cli", False)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("bridgeeval: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    handler.bridgeeval_cli = True
+    logger.addHandler(handler)
 
 
 class OneLineParser(argparse.ArgumentParser):

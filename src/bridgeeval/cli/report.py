@@ -49,6 +49,10 @@ def _report(args) -> int:
     paths = list(args.paths) + [_best_trial_dir(name, args.storage) for name in args.study]
     if not paths:
         raise BridgeEvalError("report: give run folders or --study")
+    from pathlib import Path
+
+    if not any(Path(p).exists() for p in paths):
+        raise BridgeEvalError(f"{', '.join(map(str, paths))}: no such file or folder")
     if args.out:
         check_writable_target(args.out, "--out")
     if args.figures:

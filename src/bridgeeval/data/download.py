@@ -258,7 +258,7 @@ def check_format(path: Path, name: str) -> None:
     if name.endswith(".csv"):
         from bridgeeval.data.formats import read_delimited
 
-        read_delimited(path, ",", has_names=None)
+        read_delimited(path, ",", has_names=True)  # the cached CSVs lead with labels or words
     elif name.endswith(".txt"):
         from bridgeeval.data.wordsim import read_benchmark
 

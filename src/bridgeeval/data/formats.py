@@ -132,7 +132,7 @@ def read_delimited(path: Path, sep: str | None, has_names: bool | None = None) -
     Text is UTF-8 (a byte-order mark is skipped) or UTF-16/32 with a byte-order mark; other bytes
     are refused with the line they are on. A ``.csv`` (``sep=","``) takes its delimiter from its
     first line: ``,``, ``;``, tab or ``|``. A first line whose later fields are not all numbers, or
-    whose first field is empty (pandas' index header), is a header and skipped.
+    that numbers the columns after an id name or a blank (pandas' ``,0,1,2``), is a header.
 
     The id rule (``has_names=None``): the first column holds row ids or names, not a feature, when
     the header names it (id, name, word, label, item, key, index, or blank); or, without a header,
@@ -233,8 +233,10 @@ def _delimiter(path: Path, line: str) -> str:
 
 def _is_header(fields: list[str]) -> bool:
     later = fields[1:]
-    pandas_index = fields[0] == "" and later == [str(i) for i in range(len(later))]
-    return len(fields) > 1 and (pandas_index or not all(_is_number(f) for f in later))
+    # pandas writes integer column names: ",0,1,2" (with its index) or "id,0,1,2" (a named id column)
+    numbered = later in ([str(i) for i in range(len(later))], [str(i + 1) for i in range(len(later))])
+    named_ids = fields[0].lower() in ID_NAMES and numbered
+    return len(fields) > 1 and (named_ids or not all(_is_number(f) for f in later))
 
 
 def _counts_rows(values: np.ndarray) -> bool:
