@@ -2,6 +2,8 @@
 nothing written (the check runs before Hydra creates the job folder)."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,8 +122,40 @@ def test_a_failed_multirun_job_keeps_its_reason_and_no_metrics(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "bridgeeval: error: optimizer.lr=-1.0: must be a positive, finite number"
     assert (tmp_path / "0" / "metrics.json").is_file() and not (tmp_path / "0" / "error.json").exists()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "0" / "metrics.json").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
     failed = tmp_path / "1"
     assert not (failed / "metrics.json").exists()
     error = json.loads((failed / "error.json").read_text())
     assert error["status"] == "failed" and error["user_error"] and "optimizer.lr=-1.0" in error["error"]
     assert "job failed: optimizer.lr=-1.0" in (failed / "train.log").read_text()
+
+
+def test_custom_splits_and_classes_that_cannot_train_are_named(tmp_path):
+    """A test column that is all 0 or all 1, or not 0/1; max-margin with a single class (no negative
+    exists, the loss is 0 and nothing trains): each one line before any training."""
+    import numpy as np
+
+    from bridgeeval.training import train
+    from test_train import make_cfg
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(60, 6)))
+    np.save(tmp_path / "y.npy", rng.normal(size=(60, 4)))
+    (tmp_path / "one_class.txt").write_text("3\n" * 60)
+    base = ["dataset=custom", f"dataset.input_path={tmp_path}/x.npy", f"dataset.target_path={tmp_path}/y.npy",
+            "metrics.k=3"]
+    cases = {
+        "all_train.csv": ("0\n" * 60, "every row is train; a split needs both 0 and 1 rows"),
+        "all_test.csv": ("1\n" * 60, "every row is test; a split needs both 0 and 1 rows"),
+        "twos.csv": ("0\n" * 50 + "2\n" * 10, "holds 2; only 0 (train) and 1 (test) are allowed"),
+        "short.csv": ("0\n1\n", "2 rows, but the input has 60"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(BridgeEvalError, match=re.escape(message)):
+            train(make_cfg(tmp_path / "out", *base, f"dataset.test_path={tmp_path}/{name}"))
+    with pytest.raises(BridgeEvalError, match="every item of data set 'custom' shares a class"):
+        train(make_cfg(tmp_path / "out", *base, "loss=max_margin", f"dataset.labels={tmp_path}/one_class.txt"))
+    assert not (tmp_path / "out" / "metrics.json").exists()

@@ -116,6 +116,10 @@ def test_broken_job_folders_are_named_and_skipped(multirun, tmp_path):
     assert f"{jobs[1]}: no metrics.json" in err
     assert sum(r["n"] for r in json.loads(out)) == 2  # the two good jobs remain
     code, _, err = cli("report", tmp_path / "nowhere")
+    assert code == 2 and f"{tmp_path / 'nowhere'}: no such file or folder" in err and "Traceback" not in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = cli("report", empty)
     assert code == 2 and "no finished job" in err and "Traceback" not in err
 
 

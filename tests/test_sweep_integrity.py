@@ -266,11 +266,12 @@ def test_a_sweep_whose_every_trial_fails_stops_at_n_trials_with_one_line(tmp_pat
         search="tpe",
         check=False,
     )
-    assert proc.returncode == 2
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("bridgeeval: error")]
-    assert errors == [errors[0]] and "no successful trial: 4 failed" in errors[0]
-    assert "metrics.k=500" in errors[0]
+    # max_failure_rate=1.0 allows every failure: as the stock plugin, the run succeeds, with a warning
+    assert proc.returncode == 0
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("bridgeeval: warning")]
+    assert len(warnings) == 1 and "no successful trial: 4 failed" in warnings[0]
     assert len(study_of(url).trials) == 4  # failures count toward n_trials: the sweep ends
+    assert all("metrics.k=500" in t.user_attrs["error"] for t in study_of(url).trials)
 
 
 def test_settings_that_cannot_run_are_one_line_before_anything_is_written(tmp_path):

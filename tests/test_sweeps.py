@@ -34,7 +34,8 @@ def test_stock_plugin_params_syntax_becomes_optuna_distributions():
         ["trainer.max_epochs=3", "f=choice(1,2)"],
     )
     assert space["a"].distribution == CategoricalDistribution(("mse", "cosine"))
-    assert space["b"].distribution == IntDistribution(1, 5, step=2) and space["b"].values == (1, 3, 5)
+    # As the stock plugin: samplers draw from 1..7 (Optuna's inclusive bounds); the grid takes 1, 3, 5.
+    assert space["b"].distribution == IntDistribution(1, 7, step=2) and space["b"].values == (1, 3, 5)
     assert space["c"].distribution == FloatDistribution(0.0, 0.5)
     assert space["d"].distribution == FloatDistribution(0.0001, 0.1, log=True)
     assert space["e"].distribution == IntDistribution(8, 64)
@@ -61,7 +62,8 @@ def test_paper_grid_config_is_the_papers_space():
     assert space["optimizer.lr"].values == (0.01, 0.001, 0.0001)
     assert space["mapper.hidden_units"].values == (64, 128, 256, 512, 1024)
     assert space["mapper.dropout"].values == (0.0, 0.25, 0.5, 0.75)
-    assert sweeper.sampler == "grid" and cfg.cv.folds == 5 and cfg.optimized_metric == "val/loss"
+    assert sweeper.sampler._target_ == "optuna.samplers.GridSampler" and sweeper.resume and sweeper.n_trials is None
+    assert cfg.cv.folds == 5 and cfg.optimized_metric == "val/loss"
     from hydra_plugins.bridgeeval_optuna_sweeper.optuna_sweeper import active_params
 
     assert "loss.margin" in active_params(sweeper.conditional_params, cfg)  # searched with max_margin

@@ -48,14 +48,16 @@ def parse_space(params: Mapping[str, Any] | None, arguments: list[str] = ()) -> 
         overrides = parser.parse_overrides(texts) + parser.parse_overrides(list(arguments))
     except HydraException as err:
         raise BridgeEvalError(f"sweep params: {err}") from None
-    space, fixed = {}, []
+    space, fixed = {}, {}
     for override in overrides:
         if override.is_sweep_override():
             param = param_from_override(override)
             space[param.name] = param
         else:
-            fixed.append(override.input_line)
-    return space, fixed
+            fixed[override.get_key_element()] = override.input_line
+    for key in fixed:  # as the stock plugin: a value fixed on the command line leaves the search space
+        space.pop(key, None)
+    return space, list(fixed.values())
 
 
 def param_from_override(override: Override) -> Param:
@@ -65,13 +67,17 @@ def param_from_override(override: Override) -> Param:
         choices = tuple(_encode(v) for v in override.sweep_iterator())
         return Param(name, CategoricalDistribution(choices), choices)
     if isinstance(value, RangeSweep):
-        values = tuple(override.sweep_iterator())
+        values = tuple(_encode(v) for v in override.sweep_iterator())
         if not values:
             raise BridgeEvalError(f"sweep params: {name}: empty range")
+        if value.shuffle:  # the stock plugin: shuffle(range(...)) is a choice among its values
+            return Param(name, CategoricalDistribution(values), values)
+        # As the stock plugin: the distribution runs from start to stop inclusive (Optuna's
+        # bounds), while the grid takes Hydra's values (stop excluded).
         step = value.step
         if all(isinstance(v, int) for v in (value.start, value.stop, step)):
-            return Param(name, IntDistribution(values[0], values[-1], step=step), values)
-        return Param(name, FloatDistribution(values[0], values[-1], step=step), values)
+            return Param(name, IntDistribution(int(value.start), int(value.stop), step=int(step)), values)
+        return Param(name, FloatDistribution(float(value.start), float(value.stop), step=float(step)), values)
     if isinstance(value, IntervalSweep):
         log = "log" in (value.tags or set())
         if isinstance(value.start, int) and isinstance(value.end, int):

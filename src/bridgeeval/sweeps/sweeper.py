@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import zlib
@@ -28,7 +29,7 @@ from optuna.trial import TrialState
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.sweeps import coordination as co
 from bridgeeval.sweeps.best import TARGET_ATTR
-from bridgeeval.sweeps.samplers import build_sampler
+from bridgeeval.sweeps.samplers import build_sampler, is_grid, sampler_spec
 from bridgeeval.sweeps.slurm import failed_return
 from bridgeeval.sweeps.space import as_override, grid_points, parse_space
 from bridgeeval.sweeps.storage import StorageURL, open_storage, parse_url, redact
@@ -38,16 +39,22 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SweepSettings:
-    sampler: str = "tpe"
-    seed: int | None = 0
-    direction: str = "minimize"
-    study_name: str = "bridgeeval"
-    storage: str = "sqlite:///outputs/optuna/bridgeeval.db"
-    n_trials: int | None = None
-    n_jobs: int = 1
-    max_failure_rate: float = 0.25
-    params: dict[str, Any] = field(default_factory=dict)
+    """The sweeper's keys: the stock plugin's (same defaults) and bridgeeval's additions."""
+
+    sampler: Any = "tpe"  # a name, or {"_target_": "optuna.samplers.X", args...}
+    seed: int | None = None  # used when the sampler config has no seed of its own
+    direction: Any = "minimize"  # or a list of directions, one per objective
+    study_name: str | None = None  # None: a generated name
+    storage: str | None = None  # None: in memory
+    n_trials: int | None = 20  # None with the grid sampler: the whole grid
+    n_jobs: int = 2
+    max_failure_rate: float = 0.0
+    params: dict[str, Any] | None = None
+    custom_search_space: str | None = None  # "module.function", called as function(cfg, trial)
+    search_space: dict[str, Any] | None = None  # removed upstream: refused with a pointer to params
     pruner: Any = None
+    resume: bool = False  # True: n_trials counts the study's finished trials, not this run's
+    failure_rate_over: str = "batch"  # "batch" (stock: each batch on its own) or "sweep" (this run's trials)
     heartbeat_interval: float = 30.0
     grace_period: float = 300.0
     retry_failed: bool = False
@@ -62,16 +69,24 @@ class SweepInterrupted(BaseException):
 class OptunaSweep:
     """Runs (its share of) one study; several processes may run the same study at once."""
 
-    def __init__(self, settings: SweepSettings, launcher, arguments: list[str]):
+    def __init__(self, settings: SweepSettings, launcher, arguments: list[str], config=None):
         self.s = settings
         self.launcher = launcher
+        self.config = config  # the composed config, for custom_search_space and the job identity
+        if settings.search_space:
+            raise BridgeEvalError(
+                "hydra.sweeper.search_space was removed from the Optuna sweeper; write the same space under "
+                "hydra.sweeper.params (e.g. x: interval(-5, 5), n: range(1, 10), c: choice(a, b))"
+            )
+        self.sampler = sampler_spec(settings.sampler)
+        self.directions = _directions(settings.direction)
         self.space, self.fixed = parse_space(settings.params, arguments)
-        if not self.space:
-            raise BridgeEvalError("sweep: no params to search (hydra.sweeper.params is empty)")
-        self.grid = grid_points(self.space) if settings.sampler == "grid" else None
-        self.where: StorageURL = parse_url(settings.storage)
-        self.url = self.where.url
+        self.extend = _custom_search_space(settings.custom_search_space)
+        self.grid = grid_points(self.space) if is_grid(self.sampler) else None
+        self.where: StorageURL | None = parse_url(settings.storage) if settings.storage else None
+        self.url = self.where.url if self.where else None
         self.job_idx = 0
+        self.batch_errors: list[str] = []
         self.failures = 0
         self.attempts = 0
         self._sqlite_lock = None
@@ -82,24 +97,26 @@ class OptunaSweep:
     def open_study(self) -> optuna.Study:
         self._warn_relative()
         self._lock_sqlite()
-        storage = open_storage(self.url)
+        storage = open_storage(self.url) if self.url else optuna.storages.InMemoryStorage()
         try:
-            storage.create_new_study([_direction(self.s.direction)], self.s.study_name)
+            study_id = storage.create_new_study(self.directions, self.s.study_name)
             created = True
         except optuna.exceptions.DuplicatedStudyError:
-            created = False
-        sampler = build_sampler(self.s.sampler, worker_seed(self.s.seed, created))
-        study = optuna.load_study(study_name=self.s.study_name, storage=storage, sampler=sampler)
-        if study.direction.name.lower() != self.s.direction.lower():
-            raise BridgeEvalError(
-                f"study {self.s.study_name!r} exists with direction {study.direction.name.lower()}, "
-                f"not {self.s.direction}"
-            )
+            study_id, created = storage.get_study_id_from_name(self.s.study_name), False
+        self.study_name = storage.get_study_name_from_id(study_id)
+        seed = self.sampler["seed"] if self.sampler.get("seed") is not None else self.s.seed
+        sampler = build_sampler(self.sampler, worker_seed(seed, created))
+        study = optuna.load_study(study_name=self.study_name, storage=storage, sampler=sampler)
+        if list(study.directions) != self.directions:
+            have = ", ".join(d.name.lower() for d in study.directions)
+            want = ", ".join(d.name.lower() for d in self.directions)
+            raise BridgeEvalError(f"study {self.study_name!r} exists with direction {have}, not {want}")
         study.set_user_attr(co.PRUNER_ATTR, self.s.pruner)
-        study.set_user_attr(TARGET_ATTR, self.target())
         return study
 
     def _warn_relative(self) -> None:
+        if self.where is None:
+            return
         cluster = bool(os.environ.get("SLURM_JOB_ID")) or type(self.launcher).__name__ == "SlurmLauncher"
         if self.where.relative and cluster:
             log.warning(
@@ -111,7 +128,7 @@ class OptunaSweep:
 
     def _lock_sqlite(self) -> None:
         """SQLite cannot hand out trials atomically: one sweep process per file, refused otherwise."""
-        if self.where.backend != "sqlite":
+        if self.where is None or self.where.backend != "sqlite":
             return
         path = Path(f"{self.where.path}.sweep-lock")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,11 +150,14 @@ class OptunaSweep:
         self._sqlite_lock = handle
 
     def target(self) -> int:
+        """Trials this run should bring the study to... with ``resume``; else trials to run now."""
         if self.grid is not None:
             return len(self.grid) if self.s.n_trials is None else min(int(self.s.n_trials), len(self.grid))
         if self.s.n_trials is not None:
+            if int(self.s.n_trials) < 0:
+                raise BridgeEvalError(f"hydra.sweeper.n_trials={self.s.n_trials}: must be 0 or more")
             return int(self.s.n_trials)
-        raise BridgeEvalError("sweep: set hydra.sweeper.n_trials (only sampler=grid has a natural size)")
+        raise BridgeEvalError("sweep: set hydra.sweeper.n_trials (only the grid sampler has a natural size)")
 
     def repair(self, study: optuna.Study, first: bool = False) -> None:
         trials = study.get_trials(deepcopy=False)
@@ -149,10 +169,13 @@ class OptunaSweep:
     # -- loop --------------------------------------------------------------------------------
     def run(self) -> optuna.Study:
         study = self.open_study()
-        target = self.target()
         self.repair(study, first=True)
         counts = co.tally(study.get_trials(deepcopy=False), self.s.max_retries)
-        log.info("study %s on %s: %d/%d trials done", self.s.study_name, redact(self.url), counts.done, target)
+        # Stock semantics count this run's trials; with resume, the study's finished ones.
+        target = self.target() if self.s.resume else counts.done + self.target()
+        study.set_user_attr(TARGET_ATTR, target)
+        where = redact(self.url) if self.url else "memory"
+        log.info("study %s on %s: %d/%d trials done", self.study_name, where, counts.done, target)
         waiting_logged = False
         with co.Heartbeat(study, self.s.heartbeat_interval) as beat, _StopSignals() as stop:
             self._stop = stop
@@ -183,7 +206,7 @@ class OptunaSweep:
         counts = co.tally(trials, self.s.max_retries)
         log.info(
             "study %s: %d/%d done (%d complete, %d pruned, %d failed); best %s",
-            self.s.study_name,
+            self.study_name,
             counts.done,
             target,
             counts.complete,
@@ -192,6 +215,10 @@ class OptunaSweep:
             _best_text(study),
         )
         if counts.failed and not (counts.complete or counts.pruned):
+            if self.s.max_failure_rate >= 1.0:  # failures allowed: say so, but the run succeeded (stock)
+                print(f"bridgeeval: warning: sweep ended with no successful trial: {counts.failed} failed "
+                      "(max_failure_rate=1.0 allows it; `bridgeeval sweep status` lists the errors)", file=sys.stderr)
+                return
             last = max((t for t in trials if t.state == TrialState.FAIL), key=lambda t: t.number)
             raise BridgeEvalError(
                 f"sweep ended with no successful trial: {counts.failed} failed; last: "
@@ -220,6 +247,7 @@ class OptunaSweep:
 
     def _run_batch(self, study: optuna.Study, batch: list[optuna.Trial], beat: co.Heartbeat, stop) -> None:
         beat.trial_ids.update(t._trial_id for t in batch)
+        self.batch_errors: list[str] = []
         try:
             overrides = [self._overrides(trial) for trial in batch]
             if hasattr(self.launcher, "submit"):
@@ -234,6 +262,22 @@ class OptunaSweep:
             raise
         finally:
             beat.trial_ids.difference_update(t._trial_id for t in batch)
+        self._check_failure_rate(len(batch))
+
+    def _check_failure_rate(self, batch_size: int) -> None:
+        """Stops when the share of failed trials exceeds max_failure_rate: of each batch on its own
+        (the stock plugin), or of all this run's trials so far (``failure_rate_over: sweep``)."""
+        if self.s.failure_rate_over not in ("batch", "sweep"):
+            raise BridgeEvalError(f"failure_rate_over={self.s.failure_rate_over!r}: choose batch or sweep")
+        failed, of, what = len(self.batch_errors), batch_size, "of the batch"
+        if self.s.failure_rate_over == "sweep":
+            failed, of, what = self.failures, max(self.attempts, 1), "so far"
+        if failed and failed / of > self.s.max_failure_rate:
+            last = self.batch_errors[-1] if self.batch_errors else "?"
+            raise BridgeEvalError(
+                f"sweep stopped: {failed} of {of} trials {what} failed (failure rate {failed / of:.2f} > "
+                f"max_failure_rate {self.s.max_failure_rate}); last: {last}"
+            )
 
     def _submit_and_follow(self, study, batch, overrides, stop) -> None:
         jobs = self.launcher.submit(overrides, initial_job_idx=self.job_idx)
@@ -254,14 +298,20 @@ class OptunaSweep:
 
     def _overrides(self, trial: optuna.Trial) -> list[str]:
         values = {name: param.suggest(trial) for name, param in self.space.items()}
-        identity = {
-            "sweep_trial.storage": self.url,
-            "sweep_trial.study_name": self.s.study_name,
-            "sweep_trial.number": trial.number,
-        }
+        if self.extend is not None:  # the stock custom_search_space hook: it may suggest more params
+            self.extend(self.config, trial)
+            values.update({k: v for k, v in trial.params.items() if k not in values})
         job = [*self.fixed, *(as_override(k, v) for k, v in values.items())]
         trial.set_user_attr("overrides", job)  # reruns the trial's configuration: train.py + these
-        return job + [as_override(k, v) for k, v in identity.items()]
+        return job + self._identity(trial)
+
+    def _identity(self, trial: optuna.Trial) -> list[str]:
+        """The job's link to its trial (for pruning and per-epoch reports): only for apps that declare
+        a ``sweep_trial`` node (bridgeeval's train.yaml) and a storage the job can open."""
+        if self.url is None or self.config is None or "sweep_trial" not in self.config:
+            return []
+        identity = {"storage": self.url, "study_name": self.study_name, "number": trial.number}
+        return [as_override(f"sweep_trial.{k}", v) for k, v in identity.items()]
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> None:
         self.attempts += 1
@@ -272,12 +322,12 @@ class OptunaSweep:
             if metrics:
                 trial.set_user_attr("metrics", metrics)
         if ret.status == JobStatus.COMPLETED:
-            value = _as_float(ret.return_value)
-            if value is not None and math.isfinite(value):
-                study.tell(trial, value)
-                log.info("trial %d: %.6g %s", trial.number, value, trial.params)
+            values, error = _objective_values(ret.return_value, len(self.directions))
+            if values is not None:
+                study.tell(trial, values if len(values) > 1 else values[0])
+                shown = ", ".join(f"{v:.6g}" for v in values)
+                log.info("trial %d: %s %s", trial.number, shown, trial.params)
                 return
-            error = f"objective is {ret.return_value!r}, not a finite number"
         elif isinstance(ret._return_value, optuna.TrialPruned):
             study.tell(trial, state=TrialState.PRUNED)
             log.info("trial %d pruned", trial.number)
@@ -286,15 +336,10 @@ class OptunaSweep:
             err = ret._return_value
             error = f"{type(err).__name__}: {err}"
         self.failures += 1
+        self.batch_errors.append(error.splitlines()[0] if error else "")
         trial.set_user_attr("error", error[:2000])
         study.tell(trial, state=TrialState.FAIL)
         log.warning("trial %d failed: %s", trial.number, error.splitlines()[0] if error else "")
-        rate = self.failures / self.attempts
-        if rate > self.s.max_failure_rate:
-            raise BridgeEvalError(
-                f"sweep stopped: {self.failures} of {self.attempts} trials failed "
-                f"(failure rate {rate:.2f} > max_failure_rate {self.s.max_failure_rate}); last: {error.splitlines()[0]}"
-            )
 
     def _abandon(self, study: optuna.Study, batch: list[optuna.Trial], err: BaseException) -> None:
         """Stopped or crashed mid-batch: trials still in flight are failed as lost and requeued."""
@@ -316,6 +361,19 @@ class OptunaSweep:
             log.warning("could not requeue the trials in flight: %s", exc)
 
 
+def optimization_results(study: optuna.Study) -> dict:
+    """What the stock plugin writes to ``optimization_results.yaml``: the best params and value,
+    or, for several objectives, the Pareto-optimal trials' params and values."""
+    if len(study.directions) > 1:
+        solutions = [{"number": t.number, "params": dict(t.params), "values": list(t.values)} for t in study.best_trials]
+        return {"name": "optuna", "solutions": solutions}
+    try:
+        best = study.best_trial
+    except ValueError:
+        return {"name": "optuna", "best_params": None, "best_value": None}
+    return {"name": "optuna", "best_params": dict(best.params), "best_value": best.value}
+
+
 def worker_seed(seed: int | None, created: bool) -> int | None:
     """The study's creator samples with the study seed; every other worker with a seed derived from
     it and the worker's identity, so parallel workers never draw the same start-up points."""
@@ -324,11 +382,47 @@ def worker_seed(seed: int | None, created: bool) -> int | None:
     return (int(seed) + 1 + zlib.crc32(co.owner_tag().encode())) % 2**32
 
 
-def _direction(text: str) -> optuna.study.StudyDirection:
+def _directions(direction: Any) -> list[optuna.study.StudyDirection]:
+    """One direction or a list of them (several objectives), by name."""
+    names = list(direction) if isinstance(direction, (list, tuple)) else [direction]
+    if not names:
+        raise BridgeEvalError("direction: empty list; give minimize or maximize per objective")
+    out = []
+    for name in names:
+        name = getattr(name, "name", name)  # the stock plugin's Direction enum
+        try:
+            out.append(optuna.study.StudyDirection[str(name).upper()])
+        except KeyError:
+            raise BridgeEvalError(f"direction: expected minimize or maximize, got {name!r}") from None
+    return out
+
+
+def _custom_search_space(path: str | None):
+    if not path:
+        return None
+    from hydra.utils import get_method
+
     try:
-        return optuna.study.StudyDirection[str(text).upper()]
-    except KeyError:
-        raise BridgeEvalError(f"direction: expected minimize or maximize, got {text!r}") from None
+        return get_method(path)
+    except Exception as err:  # noqa: BLE001 - Hydra wraps import errors in its own types
+        raise BridgeEvalError(f"custom_search_space={path!r}: cannot import it ({err})") from None
+
+
+def _objective_values(value: Any, n_objectives: int) -> tuple[list[float] | None, str | None]:
+    """The job's return as the study's values (stock: ``float()`` of it, or of each item for
+    several objectives); or why it cannot be."""
+    if n_objectives == 1:
+        number = _as_float(value)
+        if number is None or not math.isfinite(number):
+            return None, f"objective is {value!r}, not a finite number"
+        return [number], None
+    try:
+        numbers = [_as_float(v) for v in value]
+    except TypeError:
+        return None, f"objectives: expected {n_objectives} numbers, got {value!r}"
+    if len(numbers) != n_objectives or any(n is None or not math.isfinite(n) for n in numbers):
+        return None, f"objectives: expected {n_objectives} finite numbers, got {value!r}"
+    return numbers, None
 
 
 class _StopSignals:
@@ -402,6 +496,8 @@ def _read_metrics(output_dir: str) -> dict | None:
 
 
 def _best_text(study: optuna.Study) -> str:
+    if len(study.directions) > 1:
+        return f"{len(study.best_trials)} Pareto-optimal trial(s)"
     try:
         best = study.best_trial
     except ValueError:

@@ -9,32 +9,138 @@ No ``from __future__ import annotations`` here: Hydra executes plugin modules ou
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+
+@dataclass
+class SamplerConf:
+    """An Optuna sampler by ``_target_``; a null argument means Optuna's own default."""
+
+    _target_: str = MISSING
+    seed: Optional[int] = None
+
+
+@dataclass
+class TPESamplerConf(SamplerConf):
+    _target_: str = "optuna.samplers.TPESampler"
+    consider_prior: Optional[bool] = None
+    prior_weight: Optional[float] = None
+    consider_magic_clip: Optional[bool] = None
+    consider_endpoints: Optional[bool] = None
+    n_startup_trials: Optional[int] = None
+    n_ei_candidates: Optional[int] = None
+    multivariate: Optional[bool] = None
+    group: Optional[bool] = None
+    warn_independent_sampling: Optional[bool] = None
+    constant_liar: Optional[bool] = None
+
+
+@dataclass
+class RandomSamplerConf(SamplerConf):
+    _target_: str = "optuna.samplers.RandomSampler"
+
+
+@dataclass
+class CmaEsSamplerConf(SamplerConf):
+    _target_: str = "optuna.samplers.CmaEsSampler"
+    x0: Optional[Dict[str, Any]] = None
+    sigma0: Optional[float] = None
+    n_startup_trials: Optional[int] = None
+    warn_independent_sampling: Optional[bool] = None
+    consider_pruned_trials: Optional[bool] = None
+    restart_strategy: Optional[str] = None
+    popsize: Optional[int] = None
+    inc_popsize: Optional[int] = None
+    use_separable_cma: Optional[bool] = None
+    with_margin: Optional[bool] = None
+    lr_adapt: Optional[bool] = None
+
+
+@dataclass
+class NSGAIISamplerConf(SamplerConf):
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    population_size: Optional[int] = None
+    mutation_prob: Optional[float] = None
+    crossover_prob: Optional[float] = None
+    swapping_prob: Optional[float] = None
+
+
+@dataclass
+class QMCSamplerConf(SamplerConf):
+    _target_: str = "optuna.samplers.QMCSampler"
+    qmc_type: Optional[str] = None
+    scramble: Optional[bool] = None
+    warn_independent_sampling: Optional[bool] = None
+    warn_asynchronous_seeding: Optional[bool] = None
+
+
+@dataclass
+class GPSamplerConf(SamplerConf):
+    _target_: str = "optuna.samplers.GPSampler"
+    n_startup_trials: Optional[int] = None
+    deterministic_objective: Optional[bool] = None
+    warn_independent_sampling: Optional[bool] = None
+
+
+@dataclass
+class GridSamplerConf(SamplerConf):
+    """Every combination of the discrete params, each once (a queue shared by all workers)."""
+
+    _target_: str = "optuna.samplers.GridSampler"
+
+
+@dataclass
+class MOTPESamplerConf(SamplerConf):
+    """Kept so that stock configs naming it get Optuna's own answer: removed in Optuna 4."""
+
+    _target_: str = "optuna.samplers.MOTPESampler"
+
+
+SAMPLER_CONFS = {
+    "tpe": TPESamplerConf,
+    "random": RandomSamplerConf,
+    "cmaes": CmaEsSamplerConf,
+    "nsgaii": NSGAIISamplerConf,
+    "qmc": QMCSamplerConf,
+    "gp": GPSamplerConf,
+    "grid": GridSamplerConf,
+    "motpe": MOTPESamplerConf,
+}
 
 
 @dataclass
 class OptunaSweeperConf:
+    """The stock hydra-optuna-sweeper's keys with its defaults, then bridgeeval's additions."""
+
     _target_: str = "hydra_plugins.bridgeeval_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-    sampler: str = "tpe"  # grid, tpe, random, cmaes, qmc
-    seed: Any = 0
-    direction: str = "minimize"
-    study_name: str = "${task_name}"
-    # sqlite:///PATH (one machine), journal:///PATH (shared file system), postgresql://USER@HOST:PORT/DB
-    storage: str = "sqlite:///${paths.log_dir}/optuna/${hydra.sweeper.study_name}.db"
-    n_trials: Any = None  # finished trials the study should hold (grid: its size)
-    n_jobs: int = 1  # trials per launcher batch
-    max_failure_rate: float = 0.25
-    params: dict = field(default_factory=dict)
+    # The sampler and pruner arrive as configs: each worker builds its own (with its own seed).
+    _recursive_: bool = False
+    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
+    sampler: Any = MISSING  # hydra/sweeper/sampler=tpe|random|cmaes|nsgaii|qmc|gp|grid
+    direction: Any = "minimize"  # or a list, e.g. [minimize, maximize], for several objectives
+    # null: in memory. sqlite:///PATH (one machine), journal:///PATH (shared file system),
+    # postgresql://USER@HOST:PORT/DB (several machines)
+    storage: Optional[str] = None
+    study_name: Optional[str] = None  # null: a new study with a generated name
+    n_trials: Optional[int] = 20  # null with the grid sampler: the whole grid
+    n_jobs: int = 2  # trials per launcher batch
+    max_failure_rate: float = 0.0
+    params: Optional[Dict[str, Any]] = None
+    custom_search_space: Optional[str] = None  # "module.function(cfg, trial)" adding to each trial
+    search_space: Any = None  # removed upstream; refused with a pointer to params
+    pruner: Any = None  # null (none), a name (median, percentile, hyperband, ...), or a _target_ config
+    # bridgeeval's additions (defaults keep the stock results):
+    resume: bool = False  # true: n_trials counts the study's finished trials, so a rerun completes it
+    failure_rate_over: str = "batch"  # batch (stock: each batch on its own) or sweep (all this run's trials)
     # {"loss.name=max_margin": {"loss.margin": "choice(...)"}}: params searched only when the
     # composed config has that value.
-    conditional_params: dict = field(default_factory=dict)
-    pruner: Any = "median"  # none, median, percentile, hyperband, successive_halving, or {name: ..., ...}
+    conditional_params: Dict[str, Any] = field(default_factory=dict)
     heartbeat_interval: float = 30.0
     grace_period: float = 300.0  # a RUNNING trial with no heartbeat for this long is lost (other hosts)
     retry_failed: bool = False
@@ -52,7 +158,12 @@ def active_params(conditional: dict, config: DictConfig) -> dict:
     return active
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="bridgeeval")
+# Two names: `optuna` (the stock plugin's, so stock configs run unchanged) and `bridgeeval_optuna`
+# (unambiguous where the stock plugin is installed too and may take `optuna`).
+for _name in ("optuna", "bridgeeval_optuna"):
+    ConfigStore.instance().store(group="hydra/sweeper", name=_name, node=OptunaSweeperConf, provider="bridgeeval")
+for _name, _node in SAMPLER_CONFS.items():
+    ConfigStore.instance().store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="bridgeeval")
 
 
 class OptunaSweeper(Sweeper):
@@ -66,20 +177,18 @@ class OptunaSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config
         )
 
-    def sweep(self, arguments: list) -> Any:
+    def sweep(self, arguments: list) -> None:
         from bridgeeval.errors import BridgeEvalError
         from bridgeeval.sweeps.sweeper import OptunaSweep, SweepInterrupted, SweepSettings
 
-        settings = {k: v for k, v in self.settings.items() if not k.startswith("_")}
-        for key in ("params", "pruner", "conditional_params"):
-            if isinstance(settings.get(key), DictConfig):
-                settings[key] = OmegaConf.to_container(settings[key], resolve=True)
+        settings = {k: _plain(v) for k, v in self.settings.items() if not k.startswith("_") and k != "defaults"}
         conditional = settings.pop("conditional_params", None) or {}
         settings["params"] = {**(settings.get("params") or {}), **active_params(conditional, self.config)}
         sweep = None
         try:
-            sweep = OptunaSweep(SweepSettings(**settings), self.launcher, arguments)
-            return sweep.run()
+            sweep = OptunaSweep(SweepSettings(**settings), self.launcher, arguments, config=self.config)
+            study = sweep.run()
+            _write_results(self.config, study)
         except BridgeEvalError as err:  # bad settings or too many failures: one line, no traceback
             print(f"bridgeeval: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -90,3 +199,21 @@ class OptunaSweeper(Sweeper):
             print(f"bridgeeval: sweep stopped by {signum.name}: trials in flight failed and requeued, "
                   "their Slurm jobs cancelled; rerun the same command to resume", file=sys.stderr)
             raise SystemExit(128 + signum.value) from None
+
+
+def _plain(value: Any) -> Any:
+    """Config nodes as plain containers (Enum directions of stock configs as their names)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True, enum_to_str=True)
+    return value
+
+
+def _write_results(config: DictConfig, study) -> None:
+    """``optimization_results.yaml`` in the sweep folder, as the stock plugin writes it."""
+    from pathlib import Path
+
+    from bridgeeval.files import write_text_atomic
+    from bridgeeval.sweeps.sweeper import optimization_results
+
+    folder = Path(str(config.hydra.sweep.dir))
+    write_text_atomic(folder / "optimization_results.yaml", OmegaConf.to_yaml(optimization_results(study)))
