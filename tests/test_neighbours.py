@@ -131,3 +131,19 @@ def test_block_products_stay_full_float32_whichever_cpu_kernel_is_chosen():
     except (RuntimeError, AttributeError):
         pytest.skip("this torch build has no oneDNN linear op")
     assert float((onednn.double() - exact).abs().max()) <= bound
+
+
+@pytest.mark.parametrize("n", [800, 1500])  # the dense path and the candidate path
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_planted_duplicate_groups_keep_the_tie_rule(n, metric):
+    """Groups of 17 and 33 bitwise-identical rows, each with near neighbours around it: identical
+    candidates tie exactly, so the lower index always comes first (float64 brute force agrees)."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 48))
+    for size in (17, 33) * 6:
+        src, dst = rng.integers(n), rng.choice(n, size=size + 20, replace=False)
+        x[dst[:size]] = x[src]
+        x[dst[size:]] = x[src] + 0.05 * rng.normal(size=(20, 48))
+    for include_self in (False, True):
+        got = knn_indices(x, 10, metric, include_self=include_self).numpy()
+        np.testing.assert_array_equal(got, brute_knn(x, 10, metric, include_self=include_self))

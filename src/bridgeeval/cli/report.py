@@ -29,6 +29,9 @@ def _add_report(sub) -> None:
     p.add_argument("--out", default=None, help="write to this file (atomically) instead of the terminal")
     p.add_argument("--alpha", type=probability, default=0.001, help="significance level after Bonferroni (paper: 0.001)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's figures")
+    p.add_argument(
+        "--each-trial", action="store_true", help="a sweep's every trial as its own row (default: each study's best)"
+    )
     p.add_argument("--figures", default=None, metavar="DIR", help="also write the learning-curve figures here")
     p.set_defaults(handler=_report)
 
@@ -60,7 +63,7 @@ def _report(args) -> int:
     jobs = _collect(paths)
     if not jobs:
         raise BridgeEvalError(f"no finished job (metrics.json) under {', '.join(map(str, paths))}")
-    result = build_table1(jobs, alpha=args.alpha, with_paper=not args.no_paper)
+    result = build_table1(jobs, alpha=args.alpha, with_paper=not args.no_paper, each_trial=args.each_trial)
     text = _render_report(result, args.format)
     if args.out:
         from bridgeeval.files import write_text_atomic

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bridgeeval.data import builtin, real
+from bridgeeval.data.download import sha256_of
 from bridgeeval.data.formats import read_matrix
 from bridgeeval.data.paired import Modalities, PairedFeatures, check_paired_features, labels_from_id_lists, orient
 from bridgeeval.errors import BridgeEvalError
@@ -66,7 +67,13 @@ def load_custom(cfg: dict) -> PairedFeatures:
         item_ids=x.names or [str(i) for i in range(len(x.values))],
         labels=labels,
         test_mask=test_mask,
-        meta={"input_path": str(paths["input_path"]), "target_path": str(paths["target_path"])},
+        # Paths and content: a report never pools runs on different files (or one file changed).
+        meta={
+            "input_path": str(paths["input_path"]),
+            "target_path": str(paths["target_path"]),
+            "input_sha256": sha256_of(Path(paths["input_path"])),
+            "target_sha256": sha256_of(Path(paths["target_path"])),
+        },
     )
     check_paired_features(data)
     return data

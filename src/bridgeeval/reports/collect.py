@@ -7,10 +7,67 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# Config keys that change a job's results; everything else (seed, fold, paths, loggers, progress
+# bars, the sweep's bookkeeping) is a replicate or presentation, and may differ within a cell.
+RESULT_KEYS = (
+    "dataset.",
+    "direction",
+    "mapper.",
+    "depth",
+    "loss.",
+    "optimizer.",
+    "trainer.max_epochs",
+    "trainer.precision",
+    "trainer.gradient_clip_val",
+    "trainer.accumulate_grad_batches",
+    "data.",
+    "metrics.k",
+    "metrics.neighbors",
+    "cv.folds",
+    "cv.seed",
+    "callbacks.early_stopping.",
+)
+
+
 @dataclass
 class Job:
     path: Path
     metrics: dict
+    config: dict | None = None  # the job's .hydra/config.yaml, flattened to dotted keys
+
+    @property
+    def study(self) -> str | None:
+        """The Optuna study whose trial this job ran, if a sweep started it."""
+        return (self.config or {}).get("sweep_trial.study_name")
+
+    def settings(self) -> dict:
+        """Every result-affecting setting of the job: what a report cell may pool over must agree.
+        From the job's config where it has one; the features and the protocol actually used, and
+        the content of user files, from ``metrics.json``."""
+        m, data = self.metrics, self.metrics.get("data") or {}
+        # (include_self, the protocol used and user files' paths come from metrics.json below)
+        out = {
+            k: v
+            for k, v in (self.config or {}).items()
+            if k.startswith(RESULT_KEYS) and k not in ("dataset.input_path", "dataset.target_path")
+        }
+        if "metrics.neighbors" in out:
+            out["metrics.neighbors"] = str(out["metrics.neighbors"]).split(",")[0].strip("[]' ")
+        if out.get("mapper.kind") == "lin":
+            out.pop("depth", None)
+        out.update(
+            {
+                "dataset": m.get("dataset"),
+                "protocol": m.get("protocol"),
+                "include_self": m.get("include_self"),
+                "k": m.get("k"),
+                "neighbor_metric": m.get("neighbor_metric"),
+                "text_features": data.get("text_features"),
+                "image_features": data.get("image_features"),
+            }
+        )
+        out.update({k: v for k, v in data.items() if k.endswith(("_path", "_sha256", "limit"))})
+        return {k: v for k, v in out.items() if not k.startswith("features.")}
 
     def samples(self, key: str) -> list[float]:
         """The job's values of ``key``: one per fold (k-fold CV) or one (a single split)."""
@@ -27,12 +84,15 @@ def collect_jobs(paths) -> tuple[list[Job], list[str]]:
     Returns the finished jobs and one line per folder skipped (missing, corrupt or unfinished
     ``metrics.json``), so that one bad job never hides the others.
     """
-    jobs, problems = [], []
+    jobs, problems, seen = [], [], set()
     for root in map(Path, paths):
         if not root.exists():
             problems.append(f"{root}: no such file or folder, skipped")
             continue
         for folder in _job_folders(root):
+            if folder.resolve() in seen:  # a folder passed twice, or inside another path given
+                continue
+            seen.add(folder.resolve())
             job, problem = _read_job(folder)
             if job:
                 jobs.append(job)
@@ -54,11 +114,67 @@ def _read_job(folder: Path) -> tuple[Job | None, str | None]:
     if (folder / "untrained.json").exists():
         return None, None  # an Experiment 2 run: not part of Table 1
     if not path.is_file():
-        return None, f"{folder}: no metrics.json (unfinished, failed or pruned job), skipped"
+        return None, f"{folder}: {_why_unfinished(folder)}, skipped"
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         return None, f"{path}: corrupt metrics.json ({type(err).__name__}), skipped"
     if not isinstance(data, dict) or data.get("status") != "finished" or "val/mnno_input_mapped" not in data:
         return None, f"{path}: not a finished training job's metrics, skipped"
-    return Job(folder, data), None
+    return Job(folder, data, _flat_config(folder)), None
+
+
+def _why_unfinished(folder: Path) -> str:
+    try:
+        error = json.loads((folder / "error.json").read_text()).get("error")
+    except (OSError, ValueError, AttributeError):
+        return "no metrics.json (unfinished, failed or pruned job)"
+    return f"failed: {str(error).splitlines()[0] if error else '?'}"
+
+
+def _flat_config(folder: Path) -> dict | None:
+    path = folder / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception:  # noqa: BLE001 - a damaged config: the job is still reported by its metrics
+        return None
+    return dict(_flatten(config))
+
+
+def _flatten(node, prefix: str = ""):
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from _flatten(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], str(node) if isinstance(node, (list, dict)) else node
+
+
+def best_trials_only(jobs: list[Job]) -> list[Job]:
+    """A sweep's jobs reduced to each study's best trial (by the job's ``optimized_metric`` and the
+    sweep's direction); jobs outside sweeps are kept as they are."""
+    by_study: dict[str, list[Job]] = {}
+    kept = []
+    for job in jobs:
+        (by_study.setdefault(job.study, []) if job.study else kept).append(job)
+    for trials in by_study.values():
+        metric = (trials[0].config or {}).get("optimized_metric") or "val/loss"
+        sign = -1.0 if _direction(trials[0].path) == "maximize" else 1.0
+        scored = [t for t in trials if isinstance(t.metrics.get(metric), (int, float))]
+        if scored:
+            kept.append(min(scored, key=lambda t: sign * t.metrics[metric]))
+    return kept
+
+
+def _direction(job_folder: Path) -> str:
+    path = job_folder.parent / "multirun.yaml"
+    try:
+        from omegaconf import OmegaConf
+
+        direction = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.direction")
+    except Exception:  # noqa: BLE001 - no multirun.yaml: the sweeps' default
+        return "minimize"
+    return str(direction or "minimize").lower()

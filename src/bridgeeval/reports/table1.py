@@ -15,7 +15,7 @@ from importlib import resources
 import numpy as np
 from scipy.stats import ranksums
 
-from bridgeeval.reports.collect import Job
+from bridgeeval.reports.collect import Job, best_trials_only
 from bridgeeval.reports.tables import Cell, Table
 
 INPUT_MAPPED, TARGET_MAPPED = "val/mnno_input_mapped", "val/mnno_target_mapped"
@@ -23,9 +23,17 @@ ROW_KEYS = ("dataset", "text_features", "direction", "mapper", "depth", "loss", 
 ALWAYS_SHOWN = ("dataset", "direction", "mapper")
 
 
+# Settings already in the row label or the column (the rest, where they vary, are added to labels).
+COVERED = {
+    "dataset", "dataset.name", "direction", "mapper.kind", "depth", "loss.name", "k", "metrics.k",
+    "neighbor_metric", "metrics.neighbors", "text_features", "image_features",
+}
+
+
 @dataclass
 class Comparison:
-    """One cell pair: the pooled samples, their summary, the test and the paper's figures."""
+    """One cell pair: the pooled samples, their summary, the test and the paper's figures.
+    Its jobs agree on every result-affecting setting; they differ only by seed or fold."""
 
     row: dict
     visual: str
@@ -82,7 +90,10 @@ class Table1:
         return all(c.x_mean > c.y_mean for c in self.comparisons)
 
 
-def build_table1(jobs: list[Job], alpha: float = 0.001, with_paper: bool = True) -> Table1:
+def build_table1(jobs: list[Job], alpha: float = 0.001, with_paper: bool = True, each_trial: bool = False) -> Table1:
+    """Table 1 of the jobs; a sweep's jobs count as its best trial only unless ``each_trial``."""
+    if not each_trial:
+        jobs = best_trials_only(jobs)
     comparisons = _compare(jobs)
     _test(comparisons, alpha)
     if with_paper:
@@ -106,18 +117,35 @@ def _row_of(job: Job) -> dict:
 
 
 def _compare(jobs: list[Job]) -> list[Comparison]:
+    """Cells of jobs whose every result-affecting setting agrees. Where cells would share a row
+    label, the settings that tell them apart join it (``optimizer.lr=0.01``, ``include_self=True``)."""
     cells: dict[tuple, Comparison] = {}
+    settings: dict[tuple, dict] = {}
     for job in jobs:
+        setting = {k: _hashable(v) for k, v in job.settings().items() if k not in COVERED}
         row = _row_of(job)
         visual = (job.metrics.get("data") or {}).get("image_features") or "-"
-        key = (tuple(row[k] for k in ROW_KEYS), visual)
+        key = (tuple(_hashable(row[k]) for k in ROW_KEYS), visual, tuple(sorted(setting.items(), key=str)))
         cell = cells.setdefault(key, Comparison(row, visual, [], []))
+        settings[key] = setting
         xs, ys = job.samples(INPUT_MAPPED), job.samples(TARGET_MAPPED)
         n = min(len(xs), len(ys))
         cell.x += xs[:n]
         cell.y += ys[:n]
         cell.jobs.append(str(job.path))
-    return [cells[k] for k in sorted(cells, key=lambda k: tuple(map(str, k[0])) + (k[1],))]
+    groups: dict[tuple, list[tuple]] = defaultdict(list)
+    for key in cells:
+        groups[key[0]].append(key)
+    for keys in groups.values():
+        names = sorted({k for key in keys for k in settings[key]}, key=str)
+        differing = [k for k in names if len({settings[key].get(k) for key in keys}) > 1]
+        for key in keys:
+            cells[key].row.update({k: settings[key].get(k) for k in differing})
+    return [cells[k] for k in sorted(cells, key=lambda k: tuple(map(str, k[0])) + (k[1], str(k[2])))]
+
+
+def _hashable(value):
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
 def _test(comparisons: list[Comparison], alpha: float) -> None:
@@ -155,16 +183,34 @@ def _attach_paper(comparisons: list[Comparison]) -> None:
 def _label(row: dict, shown: list[str]) -> str:
     parts = []
     for key in shown:
-        value = row[key]
+        value = row.get(key)
         if key == "depth" and row["mapper"] == "lin":
+            continue
+        if key not in ROW_KEYS:
+            if key in row:  # a setting that tells this row from another with the same label
+                parts.append(f"{key}={_short(key, value)}")
+            continue
+        if value is None:
             continue
         parts.append({"depth": f"depth {value}", "k": f"K={value}", "loss": f"{value} loss"}.get(key, str(value)))
     return " ".join(parts)
 
 
+def _short(key: str, value) -> str:
+    """Files by name and checksums by their first 8 digits in labels (JSON keeps them whole)."""
+    if key.endswith("_path") and value:
+        from pathlib import Path
+
+        return Path(str(value)).name
+    if key.endswith("_sha256") and value:
+        return str(value)[:8]
+    return str(value)
+
+
 def _layout(comparisons: list[Comparison], alpha: float) -> Table:
-    varying = [k for k in ROW_KEYS if len({c.row[k] for c in comparisons}) > 1]
+    varying = [k for k in ROW_KEYS if len({_hashable(c.row[k]) for c in comparisons}) > 1]
     shown = [k for k in ROW_KEYS if k in ALWAYS_SHOWN or k in varying]
+    shown += sorted({k for c in comparisons for k in c.row if k not in ROW_KEYS}, key=str)
     visuals = sorted({c.visual for c in comparisons})
     by_row: dict[str, dict[str, Comparison]] = defaultdict(dict)
     for c in comparisons:
