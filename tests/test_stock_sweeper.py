@@ -148,11 +148,14 @@ def test_nsgaii_sampler_arguments_reach_optuna(tmp_path):
     assert len(results(tmp_path).solutions) >= 1
 
 
-def test_custom_search_space_example(tmp_path):
+@pytest.mark.parametrize("hook,w", [("__main__.configure", "+w"), (".custom_search_space.configure_plain", "w")])
+def test_custom_search_space_example(tmp_path, hook, w):
+    """The hook by module path, or relative to the app's script (the newer stock example); a key
+    it adds that the config lacks is appended (+w) either way."""
     run_app("custom_search_space.py", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
-            "hydra/sweeper/sampler=random", "max_z_difference_from_x=0.3")
+            "hydra/sweeper/sampler=random", "max_z_difference_from_x=0.3", f"hydra.sweeper.custom_search_space={hook}")
     best = results(tmp_path).best_params
-    assert abs(best.x - best.z) <= 0.3 and 0 <= best["+w"] <= 1
+    assert abs(best.x - best.z) <= 0.3 and 0 <= best[w] <= 1
 
 
 def test_search_space_key_is_refused_with_a_pointer_to_params(tmp_path):

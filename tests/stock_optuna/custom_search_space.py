@@ -17,5 +17,12 @@ def configure(cfg: DictConfig, trial: Trial) -> None:
     trial.suggest_float("+w", 0.0, 1.0)
 
 
+def configure_plain(cfg: DictConfig, trial: Trial) -> None:
+    """As the newer stock example writes it: ``w`` without ``+`` although the config lacks it."""
+    x = trial.params["x"]
+    trial.suggest_float("z", x - cfg.max_z_difference_from_x, x + cfg.max_z_difference_from_x)
+    trial.suggest_float("w", 0.0, 1.0)
+
+
 if __name__ == "__main__":
     objective()

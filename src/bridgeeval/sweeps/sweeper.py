@@ -24,6 +24,7 @@ from typing import Any
 
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from bridgeeval.errors import BridgeEvalError
@@ -300,10 +301,17 @@ class OptunaSweep:
         values = {name: param.suggest(trial) for name, param in self.space.items()}
         if self.extend is not None:  # the stock custom_search_space hook: it may suggest more params
             self.extend(self.config, trial)
-            values.update({k: v for k, v in trial.params.items() if k not in values})
+            values.update({self._appendable(k): v for k, v in trial.params.items() if k not in values})
         job = [*self.fixed, *(as_override(k, v) for k, v in values.items())]
         trial.set_user_attr("overrides", job)  # reruns the trial's configuration: train.py + these
         return job + self._identity(trial)
+
+    def _appendable(self, key: str) -> str:
+        """A key the hook added that the app's config lacks is appended (``+w``), as it must be."""
+        if key.startswith(("+", "~")) or self.config is None:
+            return key
+        missing = object()
+        return key if OmegaConf.select(self.config, key, default=missing) is not missing else f"+{key}"
 
     def _identity(self, trial: optuna.Trial) -> list[str]:
         """The job's link to its trial (for pruning and per-epoch reports): only for apps that declare
@@ -398,14 +406,34 @@ def _directions(direction: Any) -> list[optuna.study.StudyDirection]:
 
 
 def _custom_search_space(path: str | None):
+    """The ``custom_search_space`` function: ``module.function``, or (as the stock examples write)
+    ``.file.function`` for a file beside the app's script, whose name may hold dashes."""
     if not path:
         return None
     from hydra.utils import get_method
 
     try:
-        return get_method(path)
+        return _relative_function(path) if path.startswith(".") else get_method(path)
     except Exception as err:  # noqa: BLE001 - Hydra wraps import errors in its own types
-        raise BridgeEvalError(f"custom_search_space={path!r}: cannot import it ({err})") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BridgeEvalError(f"custom_search_space={path!r}: cannot import it ({first})") from None
+
+
+def _relative_function(path: str):
+    import importlib.util
+    import sys
+
+    module, _, name = path[1:].rpartition(".")
+    file = Path(sys.argv[0]).resolve().parent / f"{module.replace('.', '/')}.py"
+    main = sys.modules.get("__main__")
+    if main is not None and Path(getattr(main, "__file__", "") or "").resolve() == file:
+        return getattr(main, name)  # the app's own script: not executed a second time
+    spec = importlib.util.spec_from_file_location(module.replace("-", "_"), file)
+    if spec is None or spec.loader is None or not file.is_file():
+        raise ImportError(f"no file {file}")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return getattr(loaded, name)
 
 
 def _objective_values(value: Any, n_objectives: int) -> tuple[list[float] | None, str | None]:
