@@ -62,7 +62,22 @@ def test_cells_are_the_means_of_the_jobs_and_p_values_are_bonferroni_ranksums(mu
         assert r["mnno_input_mapped_std"] == pytest.approx(np.std(x, ddof=1))
         p = ranksums(x, y).pvalue
         assert r["p_ranksum"] == pytest.approx(p) and r["p_bonferroni"] == pytest.approx(min(1.0, 2 * p))
-        assert r["significant"] is False  # 2 vs 2 values cannot reach p < 0.001
+        # Over items (each job's items.npz): the paper's test, which can reach p < 0.001.
+        folders = sorted(Path(j) for j in r["jobs"])
+        items = [np.load(f / "items.npz") for f in folders]
+        xi = np.concatenate([d[k] for d in items for k in d.files if k.endswith(".nno_input_mapped")])
+        yi = np.concatenate([d[k] for d in items for k in d.files if k.endswith(".nno_target_mapped")])
+        assert r["n_items"] == len(xi) == 256  # folds 0 and 1 of 5 over 639 items: 128 each
+        assert xi.mean() == pytest.approx(np.mean(x), abs=1e-6)  # item means are the logged mNNO
+        p_items = ranksums(xi, yi).pvalue
+        assert r["p_items_ranksum"] == pytest.approx(p_items)
+        assert r["p_items_bonferroni"] == pytest.approx(min(1.0, 2 * p_items))
+        assert r["significant"] == (min(1.0, 2 * p_items) < 0.001)
+        from scipy.stats import wilcoxon
+
+        assert r["p_items_signed_rank"] == pytest.approx(wilcoxon(xi, yi).pvalue)
+        low, high = r["ci95_input_mapped"]
+        assert low < xi.mean() < high and high - low < 0.1
     assert "holds in all 2 cells" in err
 
 

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 
 # Config keys that change a job's results; everything else (seed, fold, paths, loggers, progress
 # bars, the sweep's bookkeeping) is a replicate or presentation, and may differ within a cell.
@@ -34,6 +36,17 @@ class Job:
     path: Path
     metrics: dict
     config: dict | None = None  # the job's .hydra/config.yaml, flattened to dotted keys
+
+    def item_values(self, key: str) -> np.ndarray | None:
+        """Per-item values of ``key`` (e.g. ``nno_input_mapped``) over the job's splits, each item
+        once per split it was validated in; None for jobs written before items were stored."""
+        from bridgeeval.training.items import read_items
+
+        items = read_items(self.path)
+        if not items:
+            return None
+        parts = [v for name, v in items.items() if name.endswith(f".{key}") and not name.startswith("pooled.")]
+        return np.concatenate(parts) if parts else None
 
     @property
     def study(self) -> str | None:

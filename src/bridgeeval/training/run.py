@@ -23,6 +23,7 @@ from bridgeeval.metrics.validation import check_metric
 from bridgeeval.models.mappers import build_mapper
 from bridgeeval.models.module import MappingModule
 from bridgeeval.training.callbacks import EpochHistory
+from bridgeeval.training.items import ItemRecorder, mapped_values
 from bridgeeval.training.loggers import build_loggers, finish_wandb
 from bridgeeval.files import write_csv_atomic, write_json_atomic
 
@@ -66,12 +67,16 @@ def train(cfg: DictConfig) -> dict:
     trial = _sweep_trial(cfg)
     started = time.time()
     results, history = [], []
+    items = ItemRecorder(len(data), int(cfg.metrics.k), str(cfg.metrics.neighbors[0]), bool(cfg.metrics.include_self))
     for i, split in enumerate(splits):
         pruning = _pruning(trial, cfg, i) if trial else None
-        final, rows = fit_split(cfg, data, split, out_dir, pruning)
+        final, rows = fit_split(cfg, data, split, out_dir, pruning, items)
         results.append({"split": split.name, **final})
         history += rows
     summary = summarise(results)
+    pooled = items.pooled(torch.from_numpy(data.input), torch.from_numpy(data.target))
+    if pooled:
+        summary.update(pooled)
     summary.update(
         {
             "status": "finished",
@@ -92,6 +97,7 @@ def train(cfg: DictConfig) -> dict:
         }
     )
     write_csv_atomic(out_dir / "history.csv", history)
+    items.write(out_dir)
     write_json_atomic(out_dir / "metrics.json", summary)  # written last: marks a finished job
     return summary
 
@@ -141,7 +147,7 @@ def check_negatives(data) -> None:
         )
 
 
-def fit_split(cfg: DictConfig, data, split, out_dir: Path, pruning=None) -> tuple[dict, list[dict]]:
+def fit_split(cfg: DictConfig, data, split, out_dir: Path, pruning=None, items=None) -> tuple[dict, list[dict]]:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = CrossModalDataModule(data, split, batch_size=cfg.data.batch_size, seed=int(cfg.seed))
     mapper = build_mapper(
@@ -179,6 +185,9 @@ def fit_split(cfg: DictConfig, data, split, out_dir: Path, pruning=None) -> tupl
         finish_wandb(loggers)
     final = {key: float(value) for key, value in sorted(trainer.callback_metrics.items())}
     final["epochs"] = trainer.current_epoch
+    if items is not None:
+        x, y = datamodule.arrays("val")
+        items.add_split(split.name, split.val, x, y, mapped_values(module.mapper, x))
     return final, history.rows
 
 

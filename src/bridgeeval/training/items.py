@@ -1,0 +1,91 @@
+"""Per-item results of a job: each validation item's NNO, and the out-of-fold pooled evaluation.
+
+``items.npz`` beside ``metrics.json`` holds, per split, the validation items' indices and their
+NNO@K for (X, f(X)), (Y, f(X)) and (X, Y) under the job's first neighbour metric, so that reports
+can test on items (the paper's rank-sum tests are over items, not folds). When the splits are
+k folds covering every item once, the out-of-fold predictions are also evaluated together over the
+whole set (``pooled``), as the released code evaluates one test set: ``metrics.json`` gets the
+``pooled/...`` values and ``items.npz`` the pooled per-item values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bridgeeval.files import atomic_target
+from bridgeeval.metrics import cross_modal_report, knn_indices, nn_overlap
+
+PAIRS = {"nno_input_mapped": ("input", "mapped"), "nno_target_mapped": ("target", "mapped"),
+         "nno_input_target": ("input", "target")}
+
+
+@torch.no_grad()
+def mapped_values(mapper: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """f(X) in eval mode (no dropout), on the mapper's device, returned on the CPU."""
+    was_training = mapper.training
+    mapper.eval()
+    device = next(mapper.parameters()).device
+    out = mapper(x.to(device)).detach().cpu()
+    mapper.train(was_training)
+    return out
+
+
+def item_overlaps(x, y, mapped, k: int, metric: str, include_self: bool) -> dict[str, np.ndarray]:
+    """NNO@K of every item for the three pairs (the values whose means are the mNNOs)."""
+    lists = {name: knn_indices(v, k, metric, include_self) for name, v in (("input", x), ("target", y),
+                                                                            ("mapped", mapped))}
+    return {key: (nn_overlap(lists[a], lists[b]).double() / k).numpy() for key, (a, b) in PAIRS.items()}
+
+
+class ItemRecorder:
+    """Collects each split's validation items and f(X) after training; writes ``items.npz``."""
+
+    def __init__(self, n_items: int, k: int, metric: str, include_self: bool):
+        self.n, self.k, self.metric, self.include_self = n_items, k, metric, include_self
+        self.arrays: dict[str, np.ndarray] = {}
+        self._mapped: dict[str, tuple[np.ndarray, torch.Tensor]] = {}
+
+    def add_split(self, name: str, index: np.ndarray, x, y, mapped) -> None:
+        values = item_overlaps(x, y, mapped, self.k, self.metric, self.include_self)
+        self.arrays[f"{name}.index"] = np.asarray(index)
+        self.arrays.update({f"{name}.{key}": v for key, v in values.items()})
+        self._mapped[name] = (np.asarray(index), mapped)
+
+    def pooled(self, x_all: torch.Tensor, y_all: torch.Tensor) -> dict[str, float] | None:
+        """The report over all items at once from the out-of-fold f(X), when the splits are folds
+        that cover every item exactly once; else None."""
+        if len(self._mapped) < 2:
+            return None
+        index = np.concatenate([i for i, _ in self._mapped.values()])
+        if len(index) != self.n or len(np.unique(index)) != self.n:
+            return None
+        mapped = torch.empty((self.n, next(iter(self._mapped.values()))[1].shape[1]), dtype=torch.float32)
+        for idx, values in self._mapped.values():
+            mapped[torch.as_tensor(idx)] = values.float()
+        x_all, y_all = x_all.float(), y_all.float()
+        self.arrays["pooled.index"] = np.arange(self.n)
+        self.arrays.update({f"pooled.{key}": v for key, v in item_overlaps(
+            x_all, y_all, mapped, self.k, self.metric, self.include_self).items()})
+        report = cross_modal_report(x_all, y_all, mapped, k=self.k, metric=self.metric,
+                                    include_self=self.include_self)
+        return {f"pooled/{key}": float(value) for key, value in report.items()}
+
+    def write(self, folder: Path) -> Path:
+        path = Path(folder) / "items.npz"
+        with atomic_target(path) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **self.arrays)
+        return path
+
+
+def read_items(folder: Path) -> dict[str, np.ndarray] | None:
+    path = Path(folder) / "items.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError):
+        return None
