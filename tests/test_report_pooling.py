@@ -21,10 +21,17 @@ def train(*args, cwd=REPO):
 
 
 def report(*args) -> list[dict]:
-    proc = subprocess.run([sys.executable, "-m", "bridgeeval.cli", "report", *map(str, args), "--format", "json"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    """``bridgeeval report ... --format json`` in this process (the CLI's start-up is most of its time)."""
+    import contextlib
+    import io
+
+    from bridgeeval.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["report", *map(str, args), "--format", "json"])
+    assert code == 0, err.getvalue()
+    return json.loads(out.getvalue())
 
 
 @pytest.fixture(scope="module")

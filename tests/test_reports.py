@@ -21,8 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cli(*args):
-    proc = subprocess.run([sys.executable, "-m", "bridgeeval.cli", *map(str, args)], capture_output=True, text=True)
-    return proc.returncode, proc.stdout, proc.stderr
+    """The ``bridgeeval`` command in this process (its start-up would be most of each test's time)."""
+    import contextlib
+    import io
+
+    from bridgeeval.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(map(str, args)))
+    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
