@@ -213,3 +213,17 @@ def test_pooled_evaluation_on_iapr_gives_the_released_codes_mnno_x_y(cache, tmp_
     assert metrics["val/mnno_input_target"] > 0.18  # the fold-level value under the same convention
     items = np.load(run_dir / "items.npz")
     assert items["pooled.nno_input_target"].mean() == pytest.approx(metrics["pooled/mnno_input_target"])
+
+
+def test_describe_gives_the_feature_check_of_appendix_b(mirror, cache):
+    url, _ = mirror()
+    download.fetch("wiki", mirror=url, progress=False)
+    proc = subprocess.run([sys.executable, "-m", "bridgeeval.cli", "data", "describe", "wiki"], capture_output=True,
+                          text=True, env={**os.environ, "BRIDGEEVAL_DATA": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    assert "2866 pairs" in proc.stdout and "2173 train, 693 test" in proc.stdout and "classes: 10" in proc.stdout
+    from bridgeeval.data.datasets import load_paired
+    from bridgeeval.metrics.retrieval import class_retrieval_map
+
+    data = load_paired({"name": "wiki"})
+    assert f"text wiki_text100: {class_retrieval_map(data.input, data.labels):.3f}" in proc.stdout

@@ -18,6 +18,12 @@ def add_parser(sub) -> None:
     v = verbs.add_parser("path", help="print the cache folder of a data set")
     v.add_argument("name")
     v.set_defaults(handler=_data_path)
+    v = verbs.add_parser(
+        "describe", help="a data set's size, classes and split, and each feature set's class-retrieval mAP"
+    )
+    v.add_argument("name", help="a data set name (dataset=...), e.g. iaprtc, wiki, imagenet1k")
+    v.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine")
+    v.set_defaults(handler=_data_describe)
     v = verbs.add_parser("add", help="register files you downloaded by hand (format-checked)")
     v.add_argument("name")
     v.add_argument("--from", dest="source", required=True, help="folder holding the files")
@@ -62,6 +68,40 @@ def _data_verify(args) -> int:
             print(f"{name}/{file}: {reason}")
             bad += not ok
     return 1 if bad else 0
+
+
+# The paper's Appendix B: class-based retrieval mAP of its feature sets (Collell & Moens 2018).
+PAPER_RETRIEVAL_MAP = {("iaprtc", "bigru"): 0.77, ("iaprtc", "vgg128"): 0.46, ("wiki", "bigru"): 0.77,
+                       ("wiki", "vgg128"): 0.21}
+
+
+def _data_describe(args) -> int:
+    """The feature check of the paper's Appendix B: how well each feature set alone retrieves
+    items of the query's class (the paper's features: IAPR biGRU 0.77, VGG-128 0.46)."""
+    import numpy as np
+
+    from bridgeeval.data.datasets import load_paired
+    from bridgeeval.metrics.retrieval import class_retrieval_map
+
+    data = load_paired({"name": args.name}, None, "text2image")
+    meta = data.meta
+    print(f"{args.name}: {len(data)} pairs, text {data.input.shape[1]}-d ({meta.get('text_features')}), "
+          f"image {data.target.shape[1]}-d ({meta.get('image_features')})")
+    if data.test_mask is not None:
+        print(f"official split: {int((~data.test_mask).sum())} train, {int(data.test_mask.sum())} test")
+    if data.labels is None:
+        print("no class labels: retrieval mAP needs them")
+        return 0
+    labels = np.asarray(data.labels)
+    classes = labels.shape[1] if labels.ndim == 2 else len(np.unique(labels))
+    print(f"classes: {classes}{' (multi-label)' if labels.ndim == 2 else ''}")
+    for kind, values in (("text", data.input), ("image", data.target)):
+        feature = meta.get(f"{kind}_features")
+        value = class_retrieval_map(values, labels, metric=args.metric)
+        paper = PAPER_RETRIEVAL_MAP.get((args.name, feature))
+        note = f" (paper, Appendix B: {paper:.2f})" if paper is not None else ""
+        print(f"class-retrieval mAP, {kind} {feature}: {value:.3f}{note}")
+    return 0
 
 
 def _data_path(args) -> int:
