@@ -195,7 +195,9 @@ def _job(tmp_path, mapper, values, **extra) -> Job:
 
 def test_paper_values_and_differences_appear_where_the_setting_matches(tmp_path):
     folds = [(0.40 + i / 100, 0.15 + i / 200) for i in range(5)]
-    result = build_table1([_job(tmp_path, "lin", folds), _job(tmp_path, "nn", folds, loss="cosine")])
+    released = {"include_self": True, "protocol": "split"}  # an official test split: evaluated whole
+    result = build_table1([_job(tmp_path, "lin", folds, **released),
+                           _job(tmp_path, "nn", folds, loss="cosine", **released)])
     lin = next(c for c in result.comparisons if c.row["mapper"] == "lin")
     nn = next(c for c in result.comparisons if c.row["mapper"] == "nn")
     assert lin.paper == (0.419, 0.167)  # the paper's IAPR TC-12, VGG-128, text -> image, lin
@@ -205,7 +207,25 @@ def test_paper_values_and_differences_appear_where_the_setting_matches(tmp_path)
     # 5 vs 5 fully separated values: p = 0.0090 per test, x2 (Bonferroni) = 0.018
     assert lin.p == pytest.approx(ranksums([x for x, _ in folds], [y for _, y in folds]).pvalue)
     assert lin.p_adjusted == pytest.approx(2 * lin.p) and not lin.significant
-    assert build_table1([_job(tmp_path, "lin", folds)], alpha=0.05).comparisons[0].significant
+    assert build_table1([_job(tmp_path, "lin", folds, **released)], alpha=0.05).comparisons[0].significant
+
+
+def test_the_paper_is_compared_only_under_its_protocol(tmp_path):
+    """Self counted and the whole set evaluated at once, as the released code does; never against
+    values computed inside folds or with self left out."""
+    folds = [(0.40 + i / 100, 0.15 + i / 200) for i in range(5)]
+    pooled = {"pooled/mnno_input_mapped": 0.43, "pooled/mnno_target_mapped": 0.17}
+    cases = [
+        ({"include_self": False, "protocol": "split"}, "fold", False),
+        ({"include_self": True, "protocol": "cv"}, "fold", False),  # inside folds: smaller sets
+        ({"include_self": True, "protocol": "cv", **pooled}, "pooled", True),
+        ({"include_self": False, "protocol": "cv", **pooled}, "pooled", False),
+    ]
+    for extra, evaluation, compared in cases:
+        cell = build_table1([_job(tmp_path, "lin", folds, **extra)], evaluation=evaluation).comparisons[0]
+        assert (cell.paper is not None) == compared, (extra, evaluation)
+        if evaluation == "pooled":
+            assert cell.x == [0.43] and cell.y == [0.17]  # one pooled value per job, not the folds
 
 
 def test_collect_skips_experiment2_folders_silently(tmp_path):

@@ -30,6 +30,10 @@ def _add_report(sub) -> None:
     p.add_argument("--alpha", type=probability, default=0.001, help="significance level after Bonferroni (paper: 0.001)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's figures")
     p.add_argument(
+        "--evaluation", choices=["fold", "pooled"], default="fold",
+        help="fold: each validation fold's values; pooled: out-of-fold predictions evaluated over the whole set",
+    )
+    p.add_argument(
         "--each-trial", action="store_true", help="a sweep's every trial as its own row (default: each study's best)"
     )
     p.add_argument("--figures", default=None, metavar="DIR", help="also write the learning-curve figures here")
@@ -63,7 +67,16 @@ def _report(args) -> int:
     jobs = _collect(paths)
     if not jobs:
         raise BridgeEvalError(f"no finished job (metrics.json) under {', '.join(map(str, paths))}")
-    result = build_table1(jobs, alpha=args.alpha, with_paper=not args.no_paper, each_trial=args.each_trial)
+    if args.evaluation == "pooled":
+        without = [j for j in jobs if not j.has_pooled()]
+        for job in without:
+            print(f"bridgeeval: {job.path}: no pooled evaluation (one fold only, or an older job), skipped",
+                  file=sys.stderr)
+        jobs = [j for j in jobs if j.has_pooled()]
+        if not jobs:
+            raise BridgeEvalError("--evaluation pooled: no job has a pooled evaluation (it needs every fold in one job)")
+    result = build_table1(jobs, alpha=args.alpha, with_paper=not args.no_paper, each_trial=args.each_trial,
+                          evaluation=args.evaluation)
     text = _render_report(result, args.format)
     if args.out:
         from bridgeeval.files import write_text_atomic

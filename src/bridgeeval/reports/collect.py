@@ -37,14 +37,17 @@ class Job:
     metrics: dict
     config: dict | None = None  # the job's .hydra/config.yaml, flattened to dotted keys
 
-    def item_values(self, key: str) -> np.ndarray | None:
+    def item_values(self, key: str, pooled: bool = False) -> np.ndarray | None:
         """Per-item values of ``key`` (e.g. ``nno_input_mapped``) over the job's splits, each item
-        once per split it was validated in; None for jobs written before items were stored."""
+        once per split it was validated in (``pooled``: from the evaluation over the whole set);
+        None for jobs written before items were stored."""
         from bridgeeval.training.items import read_items
 
         items = read_items(self.path)
         if not items:
             return None
+        if pooled and not self.single_split:
+            return items.get(f"pooled.{key}")
         parts = [v for name, v in items.items() if name.endswith(f".{key}") and not name.startswith("pooled.")]
         return np.concatenate(parts) if parts else None
 
@@ -82,8 +85,20 @@ class Job:
         out.update({k: v for k, v in data.items() if k.endswith(("_path", "_sha256", "limit"))})
         return {k: v for k, v in out.items() if not k.startswith("features.")}
 
-    def samples(self, key: str) -> list[float]:
-        """The job's values of ``key``: one per fold (k-fold CV) or one (a single split)."""
+    @property
+    def single_split(self) -> bool:
+        """An official train/test split: the test set is already evaluated whole."""
+        return self.metrics.get("protocol") == "split"
+
+    def has_pooled(self) -> bool:
+        return self.single_split or any(k.startswith("pooled/") for k in self.metrics)
+
+    def samples(self, key: str, pooled: bool = False) -> list[float]:
+        """The job's values of ``key``: one per fold (k-fold CV) or one (a single split); with
+        ``pooled``, the one value of the out-of-fold predictions evaluated over the whole set."""
+        if pooled and not self.single_split:
+            value = self.metrics.get(f"pooled/{key.split('/', 1)[-1]}")
+            return [float(value)] if isinstance(value, (int, float)) else []
         folds = self.metrics.get("folds") or []
         values = [float(f[key]) for f in folds if isinstance(f.get(key), (int, float))]
         if not values and isinstance(self.metrics.get(key), (int, float)):
