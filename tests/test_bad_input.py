@@ -396,3 +396,22 @@ def test_two_fetches_of_one_data_set_at_once_both_succeed(cache, tmp_path):
     assert "waiting for another process" in second.stderr
     assert download.verify("wiki")["wiki.mat"] == (True, "ok")
     assert not list((cache / "wiki").glob(".*.part"))
+
+
+def test_version_and_a_plain_folder_as_mirror(cache, capsys):
+    from bridgeeval import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"bridgeeval {__version__}"
+    shared_file("wordsim", "EN-MC-30.txt")
+    code, out, err = cli(capsys, "data", "fetch", "mc30", "--mirror", SHARED_DATA)  # a folder, not a URL
+    assert code == 0, err
+    assert download.verify("mc30")["EN-MC-30.txt"] == (True, "ok")
+
+
+def test_untrained_names_what_to_do_for_benchmarks_without_a_download():
+    from bridgeeval.untrained.run import _how_to_get
+
+    assert "bridgeeval data fetch men" in _how_to_get("men")
+    assert "no download known; give the file as benchmarks.semsim=PATH" in _how_to_get("semsim")

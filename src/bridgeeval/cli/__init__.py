@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bridgeeval",
         description="Do cross-modal mappings bridge modalities? Exact mNNO scores, data sets, sweeps and reports.",
     )
+    from bridgeeval import __version__
+
+    parser.add_argument("--version", action="version", version=f"bridgeeval {__version__}")
     sub = parser.add_subparsers(title="commands")
     for command in (score, bench, data, sweep, report):
         command.add_parser(sub)

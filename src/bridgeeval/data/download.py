@@ -35,6 +35,8 @@ def entry_dir(e: Entry, root: Path | None = None) -> Path:
 
 def file_url(e: Entry, f: RemoteFile, mirror: str | None) -> str:
     mirror = mirror or os.environ.get("BRIDGEEVAL_MIRROR")
+    if mirror and "://" not in mirror:  # a plain folder: the same files as a file:// mirror
+        mirror = Path(mirror).expanduser().resolve().as_uri()
     if mirror:
         return f"{mirror.rstrip('/')}/{e.mirror_dir}/{f.name}"
     return e.base_url + f.name

@@ -61,7 +61,7 @@ def load_benchmarks(spec: dict) -> list:
         if source is None:
             cached = _cached_benchmark(name)
             if cached is None:
-                log.info("benchmark %s: not cached (bridgeeval data fetch %s) and no file given; left out", name, name)
+                log.info("benchmark %s: %s; left out", name, _how_to_get(name))
             else:
                 benchmarks.append(read_benchmark(cached, name))
         elif source == "gensim":
@@ -73,6 +73,16 @@ def load_benchmarks(spec: dict) -> list:
     if not benchmarks:
         raise BridgeEvalError("no benchmark available: give at least one benchmarks.NAME=PATH")
     return benchmarks
+
+
+def _how_to_get(name: str) -> str:
+    """What to do for a benchmark that is not here: fetch it if it is downloadable, else give a file."""
+    from bridgeeval.data.registry import ENTRIES
+
+    e = ENTRIES.get(name)
+    if e is not None and e.kind == "benchmark":
+        return f"not cached (bridgeeval data fetch {name}) and no file given"
+    return f"no download known; give the file as benchmarks.{name}=PATH (word1<TAB>word2<TAB>score)"
 
 
 def _cached_benchmark(name: str):
