@@ -207,7 +207,11 @@ def test_paper_values_and_differences_appear_where_the_setting_matches(tmp_path)
     # 5 vs 5 fully separated values: p = 0.0090 per test, x2 (Bonferroni) = 0.018
     assert lin.p == pytest.approx(ranksums([x for x, _ in folds], [y for _, y in folds]).pvalue)
     assert lin.p_adjusted == pytest.approx(2 * lin.p) and not lin.significant
-    assert build_table1([_job(tmp_path, "lin", folds, **released)], alpha=0.05).comparisons[0].significant
+    starred = build_table1([_job(tmp_path, "lin", folds, **released)], alpha=0.05)
+    assert starred.comparisons[0].significant
+    x_mean = starred.comparisons[0].x_mean
+    # Bold around the number only and the star escaped: `**x***` would not render as meant.
+    assert f"| **{x_mean:.3f} ± 0.016**\\* [paper 0.419," in starred.table.markdown()
 
 
 def test_the_paper_is_compared_only_under_its_protocol(tmp_path):

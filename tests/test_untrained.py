@@ -101,7 +101,7 @@ def test_table2_bold_is_best_per_embedding():
     assert [label for label, _ in table.rows] == ["f_nn(g)", "f_lin(g)", "g"]
     assert [cells[0].bold for _, cells in table.rows] == [False, True, False]
     md = table.markdown()
-    assert "| f_lin(g) | **0.600** |" in md and "0.400*" in md
+    assert "| f_lin(g) | **0.600** |" in md and "0.400\\*" in md
     assert "\\textbf{0.600}" in table.latex() and table.csv().startswith("mapping,ws cos")
 
 

@@ -98,7 +98,9 @@ def _report(args) -> int:
         for path in plot_jobs(jobs, Path(args.figures) / "curves"):
             print(f"wrote {path}")
     holds = "holds" if result.finding_holds() else "does NOT hold"
-    print(f"mNNO(X,f(X)) > mNNO(Y,f(X)) {holds} in all {len(result.comparisons)} cells", file=sys.stderr)
+    n = len(result.comparisons)
+    where = "in the one cell" if n == 1 else f"in all {n} cells"
+    print(f"mNNO(X,f(X)) > mNNO(Y,f(X)) {holds} {where}", file=sys.stderr)
     return 0
 
 

@@ -15,13 +15,25 @@ class Cell:
     mark: str = ""  # e.g. "*" for a significant difference
     note: str = ""  # appended as is, e.g. " (+0.012)"
 
-    def text(self, digits: int = 3) -> str:
+    def core(self, digits: int = 3) -> str:
+        """The number (and its std) alone: what bold applies to."""
         if self.value is None:
             return "-"
         out = f"{self.value:.{digits}f}"
         if self.std is not None:
             out += f" ± {self.std:.{digits}f}"
-        return out + self.mark + self.note
+        return out
+
+    def text(self, digits: int = 3) -> str:
+        return self.core(digits) if self.value is None else self.core(digits) + self.mark + self.note
+
+    def markdown(self, digits: int = 3) -> str:
+        """Bold around the number only, the mark escaped: ``**0.395 ± 0.028**\\*`` renders as
+        intended where ``**0.395 ± 0.028***`` does not."""
+        if self.value is None:
+            return "-"
+        core = f"**{self.core(digits)}**" if self.bold else self.core(digits)
+        return core + self.mark.replace("*", "\\*") + self.note
 
 
 @dataclass
@@ -41,7 +53,7 @@ class Table:
         head = [self.row_header, *self.columns()]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for label, cells in self.rows:
-            texts = [f"**{c.text(digits)}**" if c.bold else c.text(digits) for c in cells]
+            texts = [c.markdown(digits) for c in cells]
             lines.append("| " + " | ".join([label, *texts]) + " |")
         if self.caption:
             lines += ["", self.caption]
