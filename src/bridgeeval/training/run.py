@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -28,6 +29,11 @@ from bridgeeval.training.loggers import build_loggers, finish_wandb
 from bridgeeval.files import write_csv_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
+# Two known-harmless warnings on every run, matched by their text only: Lightning's hint that
+# `srun` exists (any Slurm login node; our Slurm jobs run through submitit), and torch's deprecation
+# of LeafSpec inside Lightning's own pytree helper (nothing a user can change).
+warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 # Lightning's per-Trainer banners (devices, tips) drown the job's own log across many folds.
 for _name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
     logging.getLogger(_name).setLevel(logging.WARNING)
