@@ -49,14 +49,9 @@ def build_loggers(cfg: DictConfig, split: str, out_dir: Path) -> list:
 
 
 def _wandb_logger(cfg: DictConfig, spec, split: str, out_dir: Path, who: dict):
-    import os
-
-    # Offline unless the user has an API key: runs land in out_dir/wandb for a later `wandb sync`.
-    offline = spec.get("offline")
-    if offline is None:
-        offline = not (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE") == "online")
+    offline = wandb_offline(spec, out_dir)
     logger = hydra.utils.instantiate(
-        spec,
+        {k: v for k, v in spec.items() if k != "mode"},
         save_dir=str(out_dir),
         name=f"{who['name']}|{split}",
         group=spec.get("group") or _study_group(cfg) or who["group"],
@@ -71,6 +66,25 @@ def _wandb_logger(cfg: DictConfig, spec, split: str, out_dir: Path, who: dict):
     for prefix in ("train/*", "val/*"):
         run.define_metric(prefix, step_metric="epoch")
     return logger
+
+
+_said: set[str] = set()
+
+
+def wandb_offline(spec, out_dir: Path) -> bool:
+    """The auto/online/offline decision (``wandb_mode.decide``); offline is said once per job,
+    with why and how to upload the runs later."""
+    import logging
+
+    from bridgeeval.training.wandb_mode import decide
+
+    offline, reason = decide(spec.get("mode", "auto"), spec.get("offline"))
+    if offline and str(out_dir) not in _said:
+        _said.add(str(out_dir))
+        logging.getLogger("bridgeeval").warning(
+            "W&B offline (%s); upload later with `wandb sync %s/wandb/offline-run-*`", reason, out_dir
+        )
+    return offline
 
 
 def finish_wandb(loggers: list) -> None:

@@ -142,7 +142,10 @@ def _log_to_loggers(cfg: DictConfig, records: list[dict], table, out_dir: Path) 
             continue
         extra = {"save_dir": str(out_dir)}
         if spec.get("_target_", "").endswith("WandbLogger"):
-            extra.update(job_type="untrained", offline=spec.get("offline") if spec.get("offline") is not None else True)
+            from bridgeeval.training.loggers import wandb_offline
+
+            extra.update(job_type="untrained", offline=wandb_offline(spec, out_dir))  # train.py's decision
+            spec = {k: v for k, v in spec.items() if k != "mode"}
         loggers.append(hydra.utils.instantiate(spec, **extra))
     values = {
         f"{r['embedding']}/{r['mapping']}/{r['benchmark']}/{r['similarity']}": r["spearman_mean"] for r in records
