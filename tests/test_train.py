@@ -162,6 +162,9 @@ def test_multirun_writes_one_folder_and_metrics_per_job(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     # The two known-harmless warnings of every run are filtered where they arise.
     assert "`srun` command is available" not in proc.stderr and "LeafSpec" not in proc.stderr
+    # Each job ends by saying what it found and where its files went.
+    said = proc.stdout + proc.stderr
+    assert said.count("f(X)'s neighbourhoods are closer to") == 4 and said.count(f"results: {tmp_path}/") == 4
     jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in jobs] == ["0", "1", "2", "3"]
     combos = set()

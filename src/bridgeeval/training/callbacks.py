@@ -40,3 +40,13 @@ class EpochHistory(pl.Callback):
         row["time/metrics_s"] = metric_seconds
         row["time/metrics_fraction"] = metric_seconds / seconds if seconds > 0 else 0.0
         self.rows.append(row)
+
+
+class ProgressBar(pl.callbacks.RichProgressBar):
+    """Lightning's rich progress bar without ``v_num`` (the logger's version, e.g. ``fold0``),
+    which reads as a metric; the split is in the bar's description already."""
+
+    def get_metrics(self, trainer, pl_module):
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics

@@ -105,7 +105,29 @@ def train(cfg: DictConfig) -> dict:
     write_csv_atomic(out_dir / "history.csv", history)
     items.write(out_dir)
     write_json_atomic(out_dir / "metrics.json", summary)  # written last: marks a finished job
+    say_what_was_found(summary, out_dir)
     return summary
+
+
+def say_what_was_found(summary: dict, out_dir: Path) -> None:
+    """The job's result in three lines at its end: the mNNOs, the paper's finding in words, and
+    where the files went (the terminal otherwise ends on progress bars)."""
+
+    def value(key: str) -> str:
+        std = summary.get(f"{key}_std")
+        return f"{summary[key]:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+
+    x, y = "val/mnno_input_mapped", "val/mnno_target_mapped"
+    if x not in summary or y not in summary:
+        return
+    closer = "X (the input)" if summary[x] > summary[y] else "Y (the target)"
+    log.info(
+        "%s, %s, %s: mNNO(X,f(X)) %s, mNNO(Y,f(X)) %s, mNNO(X,Y) %s, val/loss %s; f(X)'s neighbourhoods are "
+        "closer to %s",
+        summary.get("dataset"), summary.get("direction"), summary.get("mapper"),
+        value(x), value(y), value("val/mnno_input_target"), value("val/loss"), closer,
+    )
+    log.info("results: %s (metrics.json, history.csv, items.npz)", out_dir)
 
 
 def use_slurm_cpus() -> None:

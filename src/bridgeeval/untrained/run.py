@@ -127,6 +127,7 @@ def run_untrained(cfg: DictConfig) -> list[dict]:
     write_text_atomic(out_dir / "table2.tex", table.latex())
     write_json_atomic(out_dir / "untrained.json", records)
     log.info("Experiment 2: %d cells in %.1f s\n%s", len(records), time.time() - started, table.markdown())
+    log.info("results: %s (table2.md, table2.csv, table2.tex, untrained.json)", out_dir)
     _log_to_loggers(cfg, records, table, out_dir)
     return records
 
