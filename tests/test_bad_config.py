@@ -41,6 +41,7 @@ TRAIN_CASES = [
     ("loss=max_margin loss.margin=-0.5", "loss.margin=-0.5: must be a positive, finite number"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0: must be 1 or more"),
     ("trainer.max_epochs=-1", "trainer.max_epochs=-1: must be 1 or more"),
+    ("trainer.threads=0", "trainer.threads=0: must be 1 or more"),
     ("cv.folds=1", "cv.folds=1: must be 2 or more"),
     ("cv.fold=5", "cv.fold=5: must be from 0 to 1"),
     ("cv.protocol=loo", "cv.protocol='loo': unknown; choose one of auto, cv, split"),

@@ -52,7 +52,9 @@ def test_every_config_composes_and_instantiates(tmp_path, group, option):
     for name, node in (cfg.logger or {}).items():
         assert node._target_.startswith("pytorch_lightning.loggers")
     if group == "trainer" and option in ("default", "cpu"):
-        assert instantiate(cfg.trainer, logger=False).max_epochs == 1
+        from bridgeeval.training.run import build_trainer
+
+        assert build_trainer(cfg.trainer, logger=False).max_epochs == 1
 
 
 def test_depth_builds_that_many_hidden_layers(tmp_path):
@@ -182,3 +184,23 @@ def test_cli_errors_are_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "bridgeeval: error: /nope.npy: no such file"
     assert "Traceback" not in proc.stderr
+
+
+def test_threads_setting_is_capped_by_slurm_and_yields_to_omp(monkeypatch):
+    from bridgeeval.training.run import use_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+        use_threads(1)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+        use_threads(2)
+        assert torch.get_num_threads() == 1  # never more than the Slurm job's CPUs
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        torch.set_num_threads(2)
+        use_threads(1)
+        assert torch.get_num_threads() == 2  # the user's OMP_NUM_THREADS wins
+    finally:
+        torch.set_num_threads(before)

@@ -57,6 +57,8 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
     _in_range("trainer.max_epochs", t.trainer.max_epochs, 1)
     _in_range("trainer.check_val_every_n_epoch", t.trainer.check_val_every_n_epoch, 1)
     _in_range("trainer.log_every_n_steps", t.trainer.log_every_n_steps, 1)
+    if t.trainer.threads is not None:
+        _in_range("trainer.threads", t.trainer.threads, 1)
     _in_range("metrics.k", t.metrics.k, 1)
     _names("metrics.neighbors", list(t.metrics.neighbors), METRICS)
     _one_of("cv.protocol", t.cv.protocol, PROTOCOLS)

@@ -56,6 +56,7 @@ class TrainerSchema:
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 1
     num_sanity_val_steps: int = 0
+    threads: Optional[int] = 2
 
 
 @dataclass

@@ -52,7 +52,7 @@ def train(cfg: DictConfig) -> dict:
     check_train_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
     check_config(cfg)
-    use_slurm_cpus()
+    use_threads(cfg.trainer.get("threads"))
     data = load_paired(
         OmegaConf.to_container(cfg.dataset, resolve=True),
         OmegaConf.to_container(cfg.features, resolve=True) if cfg.get("features") else None,
@@ -130,13 +130,23 @@ def say_what_was_found(summary: dict, out_dir: Path) -> None:
     log.info("results: %s (metrics.json, history.csv, items.npz)", out_dir)
 
 
-def use_slurm_cpus() -> None:
-    """Inside a Slurm job, torch uses the CPUs the job was given, not every core of the node:
-    jobs sharing a node would otherwise spin against each other (measured on a 2-core node, two
-    1-CPU jobs: an epoch took 0.17 s instead of 0.05 s). ``OMP_NUM_THREADS`` wins when set."""
+def use_threads(threads: int | None) -> None:
+    """CPU threads for torch: ``trainer.threads`` (default 2), never more than a Slurm job's CPUs
+    (jobs sharing a node would spin against each other: two 1-CPU jobs on a 2-core node took
+    0.17 s an epoch instead of 0.05 s); ``OMP_NUM_THREADS`` set by the user wins over both.
+    Small maps on small batches gain little from many threads and lose much on a busy CPU: on the
+    built-in set (2 cores) 2 threads took 6.2 s a job idle (1 thread 8.7 s), but with two other
+    busy processes 1 thread was 1.7x faster than 2. ``null`` keeps torch's default (all cores)."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    if cpus and cpus.isdigit() and "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() != int(cpus):
-        torch.set_num_threads(int(cpus))
+    limit = int(cpus) if cpus and cpus.isdigit() else None
+    wanted = threads if threads is not None else limit
+    if wanted is None:
+        return
+    wanted = min(int(wanted), limit) if limit else int(wanted)
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
 
 
 def _sweep_trial(cfg: DictConfig):
@@ -205,7 +215,7 @@ def fit_split(cfg: DictConfig, data, split, out_dir: Path, pruning=None, items=N
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
     loggers = build_loggers(cfg, split.name, out_dir)
     try:
-        trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+        trainer = build_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
         trainer.fit(module, datamodule=datamodule)
         if cfg.get("checkpoint"):
             trainer.save_checkpoint(out_dir / "checkpoints" / f"{split.name}.ckpt")
@@ -217,6 +227,11 @@ def fit_split(cfg: DictConfig, data, split, out_dir: Path, pruning=None, items=N
         x, y = datamodule.arrays("val")
         items.add_split(split.name, split.val, x, y, mapped_values(module.mapper, x))
     return final, history.rows
+
+
+def build_trainer(trainer_cfg, **kwargs) -> pl.Trainer:
+    """The configured Lightning Trainer; ``threads`` is bridgeeval's key, not a Trainer argument."""
+    return hydra.utils.instantiate({k: v for k, v in trainer_cfg.items() if k != "threads"}, **kwargs)
 
 
 def summarise(results: list[dict]) -> dict:
