@@ -13,12 +13,12 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_target(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside ``path`` to write; renamed onto ``path`` only if the block succeeds,
     with the mode an ordinary ``open(path, "w")`` would give, and removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -26,6 +26,17 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def writable_folder_error(folder: str | os.PathLike) -> OSError | None:
+    """Why ``folder`` (created if missing) cannot take a new file, or None: checked by writing one."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as err:
+        return err
+    return None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

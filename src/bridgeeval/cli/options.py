@@ -30,18 +30,15 @@ def probability(text: str) -> float:
 def check_writable_target(path, option: str) -> None:
     """Fails now, with one line, when ``path`` (a file or folder to write later) cannot be written:
     before any work is done and before any other output is written."""
-    import tempfile
     from pathlib import Path
 
     from bridgeeval.errors import BridgeEvalError
+    from bridgeeval.files import writable_folder_error
 
     target = Path(path)
     folder = target if option.endswith(("figures", "dir")) else target.parent
     if target.is_dir() and folder is not target:
         raise BridgeEvalError(f"{option} {target}: is a folder; give a file path")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-            pass
-    except OSError as err:
-        raise BridgeEvalError(f"{option} {target}: cannot write there ({err.strerror or err})") from None
+    err = writable_folder_error(folder)
+    if err is not None:
+        raise BridgeEvalError(f"{option} {target}: cannot write there ({err.strerror or err})")

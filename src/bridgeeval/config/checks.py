@@ -24,7 +24,7 @@ UNTRAINED_MAPPINGS = ("nn", "lin", "none")
 
 def check_train_config(cfg: DictConfig) -> DictConfig:
     """The typed train config (a plain DictConfig of the declared keys), or one-line error."""
-    from bridgeeval.data.datasets import DATASETS, known_datasets
+    from bridgeeval.data.datasets import DATASETS, chosen_features, known_datasets
     from bridgeeval.data.paired import DIRECTIONS
     from bridgeeval.data.splits import PROTOCOLS
     from bridgeeval.metrics.validation import METRICS
@@ -37,13 +37,7 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
     _one_of("direction", t.direction, DIRECTIONS)
     _one_of("dataset.name", t.dataset.name, known_datasets())
     if t.dataset.name in DATASETS:
-        _, texts, images = DATASETS[t.dataset.name]
-        for kind, chosen, available in (("text", t.features.text, texts), ("image", t.features.image, images)):
-            if chosen is not None and chosen not in available:
-                raise BridgeEvalError(
-                    f"features.{kind}={chosen!r} is not available for dataset={t.dataset.name}; "
-                    f"it has {', '.join(available)}"
-                )
+        chosen_features(t.dataset.name, {"text": t.features.text, "image": t.features.image})
     if t.dataset.limit is not None:
         _in_range("dataset.limit", t.dataset.limit, 2)
     _one_of("mapper.kind", t.mapper.kind, MAPPERS)

@@ -37,7 +37,16 @@ def load_paired(dataset: dict, features: dict | None = None, direction: str = "t
         return _limit(load_custom(dataset), dataset.get("limit"))
     if name not in DATASETS:
         raise BridgeEvalError(f"dataset: unknown {name!r}; known data sets: {', '.join(known_datasets())}")
-    loader, texts, images = DATASETS[name]
+    loader = DATASETS[name][0]
+    text, image = chosen_features(name, features)
+    data = loader({**dataset, "text_features": text, "image_features": image})
+    return _limit(orient(data, direction), dataset.get("limit"))
+
+
+def chosen_features(name: str, features: dict | None) -> tuple[str, str]:
+    """The (text, image) features of a named data set: the configured ones, each checked against
+    what the data set has, or its defaults."""
+    _, texts, images = DATASETS[name]
     features = features or {}
     text = features.get("text") or texts[0]
     image = features.get("image") or images[0]
@@ -46,8 +55,7 @@ def load_paired(dataset: dict, features: dict | None = None, direction: str = "t
             raise BridgeEvalError(
                 f"features.{kind}={chosen!r} is not available for dataset={name}; it has {', '.join(available)}"
             )
-    data = loader({**dataset, "text_features": text, "image_features": image})
-    return _limit(orient(data, direction), dataset.get("limit"))
+    return text, image
 
 
 def load_custom(cfg: dict) -> PairedFeatures:

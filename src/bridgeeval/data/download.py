@@ -6,15 +6,14 @@ import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
+import sys
 import urllib.error
 import urllib.request
-import sys
 from pathlib import Path
 
 from bridgeeval.data.registry import Entry, RemoteFile, entry
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.files import default_file_mode
+from bridgeeval.files import atomic_target, writable_folder_error, write_text_atomic
 
 _CHUNK = 1 << 16
 
@@ -144,12 +143,9 @@ def _folder_lock(folder: Path):
 
 
 def _ensure_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", delete=True):
-            pass
-    except OSError as err:
-        raise BridgeEvalError(f"cache folder {folder} is not writable ({err.strerror}); set BRIDGEEVAL_DATA") from None
+    err = writable_folder_error(folder)
+    if err is not None:
+        raise BridgeEvalError(f"cache folder {folder} is not writable ({err.strerror}); set BRIDGEEVAL_DATA")
 
 
 def download_limit() -> int:
@@ -163,11 +159,11 @@ def download_timeout() -> float:
 
 
 def _download(url: str, dest: Path, f: RemoteFile, progress: bool) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    """Streams ``url`` into a ``.part`` file beside ``dest``: renamed onto it only when size,
+    checksum (or format) are right, removed otherwise."""
     digest = hashlib.sha256()
     limit = f.size if f.size is not None else download_limit()
-    try:
+    with atomic_target(dest, suffix=".part") as tmp:
         try:
             response = urllib.request.urlopen(url, timeout=download_timeout())
         except (urllib.error.URLError, OSError, ValueError) as err:
@@ -177,7 +173,7 @@ def _download(url: str, dest: Path, f: RemoteFile, progress: bool) -> None:
         if announced and announced > limit:
             raise BridgeEvalError(f"{url}: the server announces {announced} bytes, more than the {limit} expected")
         received = 0
-        with os.fdopen(fd, "wb") as out, response, _progress(dest.name, f.size or announced, progress) as advance:
+        with open(tmp, "wb") as out, response, _progress(dest.name, f.size or announced, progress) as advance:
             for block in _blocks(response, url):
                 received += len(block)
                 if received > limit:
@@ -198,10 +194,6 @@ def _download(url: str, dest: Path, f: RemoteFile, progress: bool) -> None:
         if f.sha256 is None:
             check_format(tmp, dest.name)
             _record_digest(dest, digest.hexdigest())
-        os.chmod(tmp, default_file_mode())  # readable to colleagues sharing the cache, as the umask allows
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _blocks(response, url: str):
@@ -227,8 +219,6 @@ def _write(out, block: bytes, dest: Path) -> None:
 
 def _record_digest(dest: Path, hexdigest: str) -> None:
     """The checksum of a file that upstream publishes none for, taken when it passed the format check."""
-    from bridgeeval.files import write_text_atomic
-
     write_text_atomic(_digest_file(dest), hexdigest + "\n")
 
 
@@ -283,8 +273,6 @@ def add(name: str, source: Path, root: Path | None = None) -> Path:
         if known and known.sha256 and sha256_of(path) != known.sha256:
             raise BridgeEvalError(f"{path}: SHA-256 does not match the published {known.sha256}")
     check_consistency(e, {p.name: p for p in files}, root)
-    from bridgeeval.files import write_text_atomic
-
     with _folder_lock(folder):
         (folder / "ADDED").unlink(missing_ok=True)  # not verified while files are replaced
         for path in files:
@@ -316,18 +304,12 @@ def _files_to_add(e: Entry, source: Path) -> list[Path]:
 
 
 def _copy_atomic(path: Path, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
+    with atomic_target(dest, suffix=".part") as tmp:
         try:
             shutil.copyfile(path, tmp)
         except OSError as err:
             raise BridgeEvalError(f"{dest.parent}: cannot write {dest.name} ({err.strerror}); nothing was kept") from None
-        _record_digest(dest, sha256_of(Path(tmp)))
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        _record_digest(dest, sha256_of(tmp))
 
 
 def check_consistency(e: Entry, paths: dict[str, Path], root: Path | None = None) -> None:

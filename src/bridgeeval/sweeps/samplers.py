@@ -44,7 +44,7 @@ def build_sampler(spec: dict, seed: int | None) -> optuna.samplers.BaseSampler:
     if is_grid(spec):
         return optuna.samplers.RandomSampler(seed=seed)  # only used for the queue's fixed params
     target = spec["_target_"]
-    cls = _sampler_class(target)
+    cls = _import_class(target)
     accepted = inspect.signature(cls).parameters
     kwargs = {k: v for k, v in spec.items() if k not in ("_target_", "seed") and v is not None}
     unknown = [k for k in kwargs if k not in accepted]
@@ -61,7 +61,7 @@ def build_sampler(spec: dict, seed: int | None) -> optuna.samplers.BaseSampler:
         raise BridgeEvalError(f"sampler {target}: {err}") from None
 
 
-def _sampler_class(target: str):
+def _import_class(target: str):
     module, _, name = target.rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
@@ -80,7 +80,7 @@ def build_pruner(spec: Any) -> optuna.pruners.BasePruner:
     if spec is None or spec == "none":
         return optuna.pruners.NopPruner()
     if isinstance(spec, dict) and spec.get("_target_"):  # the stock plugin's form
-        cls = _sampler_class(spec["_target_"])
+        cls = _import_class(spec["_target_"])
         try:
             return cls(**{k: v for k, v in spec.items() if k != "_target_"})
         except TypeError as err:

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,8 @@ class OptunaSweep:
                 "hydra.sweeper.search_space was removed from the Optuna sweeper; write the same space under "
                 "hydra.sweeper.params (e.g. x: interval(-5, 5), n: range(1, 10), c: choice(a, b))"
             )
+        if settings.failure_rate_over not in ("batch", "sweep"):
+            raise BridgeEvalError(f"failure_rate_over={settings.failure_rate_over!r}: choose batch or sweep")
         self.sampler = sampler_spec(settings.sampler)
         self.directions = _directions(settings.direction)
         self.space, self.fixed = parse_space(settings.params, arguments)
@@ -151,7 +153,7 @@ class OptunaSweep:
         self._sqlite_lock = handle
 
     def target(self) -> int:
-        """Trials this run should bring the study to... with ``resume``; else trials to run now."""
+        """The sweep's size: with ``resume`` the study's done trials to reach, else trials to run now."""
         if self.grid is not None:
             return len(self.grid) if self.s.n_trials is None else min(int(self.s.n_trials), len(self.grid))
         if self.s.n_trials is not None:
@@ -248,7 +250,7 @@ class OptunaSweep:
 
     def _run_batch(self, study: optuna.Study, batch: list[optuna.Trial], beat: co.Heartbeat, stop) -> None:
         beat.trial_ids.update(t._trial_id for t in batch)
-        self.batch_errors: list[str] = []
+        self.batch_errors = []
         try:
             overrides = [self._overrides(trial) for trial in batch]
             if hasattr(self.launcher, "submit"):
@@ -268,8 +270,6 @@ class OptunaSweep:
     def _check_failure_rate(self, batch_size: int) -> None:
         """Stops when the share of failed trials exceeds max_failure_rate: of each batch on its own
         (the stock plugin), or of all this run's trials so far (``failure_rate_over: sweep``)."""
-        if self.s.failure_rate_over not in ("batch", "sweep"):
-            raise BridgeEvalError(f"failure_rate_over={self.s.failure_rate_over!r}: choose batch or sweep")
         failed, of, what = len(self.batch_errors), batch_size, "of the batch"
         if self.s.failure_rate_over == "sweep":
             failed, of, what = self.failures, max(self.attempts, 1), "so far"

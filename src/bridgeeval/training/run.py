@@ -20,7 +20,6 @@ from bridgeeval.data.datamodule import CrossModalDataModule
 from bridgeeval.data.datasets import load_paired
 from bridgeeval.data.splits import protocol_splits
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.metrics.validation import check_metric
 from bridgeeval.models.mappers import build_mapper
 from bridgeeval.models.module import MappingModule
 from bridgeeval.training.callbacks import EpochHistory
@@ -165,10 +164,9 @@ def _pruning(trial, cfg: DictConfig, split_index: int):
 
 
 def check_config(cfg: DictConfig) -> None:
+    """Jobs that would only repeat another (names and values are checked by ``check_train_config``)."""
     if cfg.mapper.kind == "lin" and int(cfg.depth) != 1:
         raise SkippedJob(f"mapper=lin has no hidden layers; depth={cfg.depth} would duplicate depth=1")
-    for metric in cfg.metrics.neighbors:
-        check_metric(metric)
 
 
 def check_negatives(data) -> None:
