@@ -38,7 +38,7 @@ def cross_modal_report(
     ``hubness`` (skewness of the k-occurrence counts of the mapped set, Radovanovic et al. 2010).
 
     Each set's neighbours are computed once; ``neighbours`` may pass cached lists for ``"input"``
-    and ``"target"`` (they never change during training).
+    and ``"target"`` (they never change during training), and for ``"mapped"``.
 
     Example:
         >>> import torch
@@ -62,7 +62,7 @@ def cross_modal_report(
     idx = {
         "input": cached.get("input"),
         "target": cached.get("target"),
-        "mapped": None,
+        "mapped": cached.get("mapped"),
     }
     for name, t in (("input", x), ("target", y), ("mapped", mapped)):
         if idx[name] is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +42,20 @@ class Job:
         """Per-item values of ``key`` (e.g. ``nno_input_mapped``) over the job's splits, each item
         once per split it was validated in (``pooled``: from the evaluation over the whole set);
         None for jobs written before items were stored."""
-        from bridgeeval.training.items import read_items
-
-        items = read_items(self.path)
+        items = self._items
         if not items:
             return None
         if pooled and not self.single_split:
             return items.get(f"pooled.{key}")
         parts = [v for name, v in items.items() if name.endswith(f".{key}") and not name.startswith("pooled.")]
         return np.concatenate(parts) if parts else None
+
+    @functools.cached_property
+    def _items(self) -> dict[str, np.ndarray] | None:
+        """``items.npz``, read once per job (every measure and pair of a report reads it)."""
+        from bridgeeval.training.items import read_items
+
+        return read_items(self.path)
 
     @property
     def study(self) -> str | None:

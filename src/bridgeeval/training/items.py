@@ -33,10 +33,13 @@ def mapped_values(mapper: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def item_overlaps(x, y, mapped, k: int, metric: str, include_self: bool) -> dict[str, np.ndarray]:
+def neighbour_lists(x, y, mapped, k: int, metric: str, include_self: bool) -> dict[str, torch.Tensor]:
+    sets = (("input", x), ("target", y), ("mapped", mapped))
+    return {name: knn_indices(v, k, metric, include_self) for name, v in sets}
+
+
+def item_overlaps(lists: dict[str, torch.Tensor], k: int) -> dict[str, np.ndarray]:
     """NNO@K of every item for the three pairs (the values whose means are the mNNOs)."""
-    lists = {name: knn_indices(v, k, metric, include_self) for name, v in (("input", x), ("target", y),
-                                                                            ("mapped", mapped))}
     return {key: (nn_overlap(lists[a], lists[b]).double() / k).numpy() for key, (a, b) in PAIRS.items()}
 
 
@@ -49,7 +52,7 @@ class ItemRecorder:
         self._mapped: dict[str, tuple[np.ndarray, torch.Tensor]] = {}
 
     def add_split(self, name: str, index: np.ndarray, x, y, mapped) -> None:
-        values = item_overlaps(x, y, mapped, self.k, self.metric, self.include_self)
+        values = item_overlaps(neighbour_lists(x, y, mapped, self.k, self.metric, self.include_self), self.k)
         self.arrays[f"{name}.index"] = np.asarray(index)
         self.arrays.update({f"{name}.{key}": v for key, v in values.items()})
         self._mapped[name] = (np.asarray(index), mapped)
@@ -66,11 +69,12 @@ class ItemRecorder:
         for idx, values in self._mapped.values():
             mapped[torch.as_tensor(idx)] = values.float()
         x_all, y_all = x_all.float(), y_all.float()
+        lists = neighbour_lists(x_all, y_all, mapped, self.k, self.metric, self.include_self)
         self.arrays["pooled.index"] = np.arange(self.n)
-        self.arrays.update({f"pooled.{key}": v for key, v in item_overlaps(
-            x_all, y_all, mapped, self.k, self.metric, self.include_self).items()})
+        self.arrays.update({f"pooled.{key}": v for key, v in item_overlaps(lists, self.k).items()})
+        # The same lists serve the report: each set's neighbours are searched once.
         report = cross_modal_report(x_all, y_all, mapped, k=self.k, metric=self.metric,
-                                    include_self=self.include_self)
+                                    include_self=self.include_self, neighbours=lists)
         return {f"pooled/{key}": float(value) for key, value in report.items()}
 
     def write(self, folder: Path) -> Path:
