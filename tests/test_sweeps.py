@@ -242,7 +242,7 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_finishes(tmp_path):
 def test_trials_of_a_study_share_one_wandb_group():
     from omegaconf import OmegaConf
 
-    from bridgeeval.training.loggers import _study_group
+    from bridgeeval.tracking.loggers import _study_group
 
     assert _study_group(OmegaConf.create({"sweep_trial": {"study_name": "grid-1"}})) == "optuna:grid-1"
     assert _study_group(OmegaConf.create({"sweep_trial": {"study_name": None}})) is None  # plain runs

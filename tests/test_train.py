@@ -1,6 +1,7 @@
 """The training pipeline: configs compose, real trainings on real data, multiruns, logging."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,13 +144,34 @@ def test_bad_configurations_fail_before_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_offline_wandb_run_leaves_a_run_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = make_cfg(tmp_path, "logger=wandb", "cv.fold=0")
-    train(cfg)
+def test_a_job_is_one_wandb_run_with_its_folds_inside(tmp_path):
+    """Two folds, one W&B run: per-fold curves, the mean curve and summary equal to metrics.json,
+    grouped and typed by direction/mapper; on the terminal one W&B line instead of wandb's ~35."""
+    from wandb_records import run_contents
+
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    args = ["logger=wandb", "debug=fast", "cv.folds=2", "trainer.max_epochs=2", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.run([sys.executable, "train.py", *args], capture_output=True, text=True, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    said = (proc.stdout + proc.stderr).splitlines()
+    assert not [line for line in said if line.startswith("wandb:")]
+    assert len([line for line in said if "W&B offline (WANDB_MODE=offline)" in line and "wandb sync" in line]) == 1
     runs = list((tmp_path / "wandb").glob("offline-run-*/*.wandb"))
-    assert len(runs) == 1 and runs[0].stat().st_size > 0
+    assert len(runs) == 1
+    run = run_contents(runs[0])
+    assert run["job_type"] == "text2image/nn" and run["group"] == tmp_path.name
+    assert run["config"]["mapper"]["kind"] == "nn" and run["config"]["cv"]["folds"] == 2
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    key = "val/mnno_input_mapped"
+    per_fold = {f["split"]: f[key] for f in metrics["folds"]}
+    for fold, value in per_fold.items():  # each fold's curve, one point per epoch
+        points = [row for row in run["history"] if f"{fold}/{key}" in row]
+        assert [row["epoch"] for row in points] == [0, 1] and points[-1][f"{fold}/{key}"] == pytest.approx(value)
+    means = [row for row in run["history"] if key in row]  # the mean over folds, per epoch
+    assert [row["epoch"] for row in means] == [0, 1] and means[-1][key] == pytest.approx(metrics[key])
+    assert run["summary"][f"{key}_std"] == pytest.approx(metrics[f"{key}_std"])
+    assert run["summary"]["pooled/mnno_input_mapped"] == pytest.approx(metrics["pooled/mnno_input_mapped"])
+    assert any(row.get("folds/_type") == "table-file" and row.get("folds/nrows") == 2 for row in run["history"])
 
 
 def run_train(*args, cwd=REPO):

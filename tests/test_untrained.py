@@ -1,6 +1,7 @@
 """Experiment 2: untrained maps on word-similarity benchmarks."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import scipy.stats
 import torch
 from conftest import shared_file
+from wandb_records import run_contents
 
 from bridgeeval.data.builtin import glove50
 from bridgeeval.data.wordsim import Benchmark, gensim_benchmark, read_benchmark
@@ -119,10 +121,16 @@ def test_malformed_benchmark_line_is_named(tmp_path):
 def test_untrained_task_end_to_end(tmp_path):
     men = shared_file("wordsim", "EN-MEN-TR-3k.txt")
     proc = subprocess.run(
-        [sys.executable, "untrained.py", f"benchmarks.men={men}", "draws=3", f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True, cwd=REPO,
+        [sys.executable, "untrained.py", f"benchmarks.men={men}", "draws=3", "logger=wandb", f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "WANDB_MODE": "offline"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # one W&B run typed "untrained", as train.py's jobs are: one line on the terminal, none of wandb's own
+    said = (proc.stdout + proc.stderr).splitlines()
+    assert not [line for line in said if line.startswith("wandb:")]
+    assert len([line for line in said if "W&B offline (WANDB_MODE=offline)" in line]) == 1
+    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/*.wandb")
+    assert run_contents(run_file)["job_type"] == "untrained"
     records = json.loads((tmp_path / "untrained.json").read_text())
     fields = {"embedding", "mapping", "benchmark", "similarity", "spearman_mean", "spearman_std", "n_pairs",
               "p_value", "significant"}

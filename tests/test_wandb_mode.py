@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.training.wandb_mode import decide
+from bridgeeval.tracking.wandb_mode import decide
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from bridgeeval.models.mappers import build_mapper
 from bridgeeval.models.module import MappingModule
 from bridgeeval.training.callbacks import EpochHistory
 from bridgeeval.training.items import ItemRecorder, mapped_values
-from bridgeeval.training.loggers import build_loggers, finish_wandb
+from bridgeeval.tracking import JobLoggers
 from bridgeeval.files import write_csv_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,23 @@ def train(cfg: DictConfig) -> dict:
     started = time.time()
     results, history = [], []
     items = ItemRecorder(len(data), int(cfg.metrics.k), str(cfg.metrics.neighbors[0]), bool(cfg.metrics.include_self))
-    for i, split in enumerate(splits):
-        pruning = _pruning(trial, cfg, i) if trial else None
-        final, rows = fit_split(cfg, data, split, out_dir, pruning, items)
-        results.append({"split": split.name, **final})
-        history += rows
+    with JobLoggers(cfg, out_dir, job_type=f"{cfg.direction}/{cfg.mapper.kind}") as loggers:
+        for i, split in enumerate(splits):
+            pruning = _pruning(trial, cfg, i) if trial else None
+            final, rows = fit_split(cfg, data, split, loggers.for_split(split.name), pruning, items)
+            results.append({"split": split.name, **final})
+            history += rows
+        summary = _summary(cfg, data, protocol, results, items, started)
+        loggers.record(summary, history)
+    write_csv_atomic(out_dir / "history.csv", history)
+    items.write(out_dir)
+    write_json_atomic(out_dir / "metrics.json", summary)  # written last: marks a finished job
+    say_what_was_found(summary, out_dir)
+    return summary
+
+
+def _summary(cfg: DictConfig, data, protocol: str, results: list[dict], items, started: float) -> dict:
+    """What ``metrics.json`` holds: the means over splits, the pooled values, the settings."""
     summary = summarise(results)
     pooled = items.pooled(torch.from_numpy(data.input), torch.from_numpy(data.target))
     if pooled:
@@ -101,10 +113,6 @@ def train(cfg: DictConfig) -> dict:
             "folds": results,
         }
     )
-    write_csv_atomic(out_dir / "history.csv", history)
-    items.write(out_dir)
-    write_json_atomic(out_dir / "metrics.json", summary)  # written last: marks a finished job
-    say_what_was_found(summary, out_dir)
     return summary
 
 
@@ -183,7 +191,7 @@ def check_negatives(data) -> None:
         )
 
 
-def fit_split(cfg: DictConfig, data, split, out_dir: Path, pruning=None, items=None) -> tuple[dict, list[dict]]:
+def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=None) -> tuple[dict, list[dict]]:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = CrossModalDataModule(data, split, batch_size=cfg.data.batch_size, seed=int(cfg.seed))
     mapper = build_mapper(
@@ -211,14 +219,10 @@ def fit_split(cfg: DictConfig, data, split, out_dir: Path, pruning=None, items=N
         callbacks.append(pruning)
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
-    loggers = build_loggers(cfg, split.name, out_dir)
-    try:
-        trainer = build_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-        trainer.fit(module, datamodule=datamodule)
-        if cfg.get("checkpoint"):
-            trainer.save_checkpoint(out_dir / "checkpoints" / f"{split.name}.ckpt")
-    finally:
-        finish_wandb(loggers)
+    trainer = build_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    trainer.fit(module, datamodule=datamodule)
+    if cfg.get("checkpoint"):
+        trainer.save_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / f"{split.name}.ckpt")
     final = {key: float(value) for key, value in sorted(trainer.callback_metrics.items())}
     final["epochs"] = trainer.current_epoch
     if items is not None:

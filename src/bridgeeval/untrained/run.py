@@ -133,31 +133,21 @@ def run_untrained(cfg: DictConfig) -> list[dict]:
 
 
 def _log_to_loggers(cfg: DictConfig, records: list[dict], table, out_dir: Path) -> None:
-    import hydra
+    """Experiment 2's cells to the configured loggers: one W&B run typed ``untrained`` (train.py's
+    online/offline decision and console line), the table as a W&B table."""
+    from bridgeeval.tracking import JobLoggers  # Lightning's loggers, imported only when logging
 
-    from bridgeeval.training.loggers import finish_wandb
-
-    loggers = []
-    for spec in (cfg.get("logger") or {}).values():
-        if not spec:
-            continue
-        extra = {"save_dir": str(out_dir)}
-        if spec.get("_target_", "").endswith("WandbLogger"):
-            from bridgeeval.training.loggers import wandb_offline
-
-            extra.update(job_type="untrained", offline=wandb_offline(spec, out_dir))  # train.py's decision
-            spec = {k: v for k, v in spec.items() if k != "mode"}
-        loggers.append(hydra.utils.instantiate(spec, **extra))
-    values = {
-        f"{r['embedding']}/{r['mapping']}/{r['benchmark']}/{r['similarity']}": r["spearman_mean"] for r in records
-    }
-    for logger in loggers:
-        logger.log_metrics(values)
-        if hasattr(logger, "log_table"):
-            logger.log_table(
-                "table2",
-                columns=[table.row_header, *table.columns()],
-                data=[[label, *[c.value for c in cells]] for label, cells in table.rows],
-            )
-        logger.save()
-    finish_wandb(loggers)
+    with JobLoggers(cfg, out_dir, job_type="untrained") as job:
+        loggers = job.whole_job()
+        values = {
+            f"{r['embedding']}/{r['mapping']}/{r['benchmark']}/{r['similarity']}": r["spearman_mean"] for r in records
+        }
+        for logger in loggers:
+            logger.log_metrics(values)
+            if hasattr(logger, "log_table"):
+                logger.log_table(
+                    "table2",
+                    columns=[table.row_header, *table.columns()],
+                    data=[[label, *[c.value for c in cells]] for label, cells in table.rows],
+                )
+            logger.save()
