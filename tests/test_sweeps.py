@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,10 +77,15 @@ def test_paper_grid_config_is_the_papers_space():
 def test_grid_sweep_runs_every_point_once_and_resumes_without_rerunning(tmp_path):
     url = f"sqlite:///{tmp_path}/study.db"
     args = [grid_params(), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s"]
-    run_sweep(tmp_path, *args)
+    proc = run_sweep(tmp_path, *args)
     study = study_of(url)
     points = completed_points(study)
     assert len(points) == 4 and len(set(points)) == 4  # 2 x 2 grid, each point exactly once
+    # one line per finished trial: its value named, its time, its params and the best so far
+    said = re.findall(r"trial (\d+) done in ([\d.]+) s: val/loss = (\S+) \{.*\}; best: (\S+) \(trial (\d+)\)", proc.stdout + proc.stderr)
+    assert sorted(int(n) for n, *_ in said) == [0, 1, 2, 3] and all(float(t) > 0 for _, t, *_ in said)
+    running_best = min(float(v) for _, _, v, *_ in said)
+    assert float(said[-1][3]) == pytest.approx(running_best, rel=1e-5)
     for trial in study.trials:  # the objective is the job's cross-validated val/loss
         metrics = json.loads((Path(trial.user_attrs["output_dir"]) / "metrics.json").read_text())
         assert trial.value == pytest.approx(metrics["val/loss"]) and len(metrics["folds"]) == 2

@@ -8,6 +8,7 @@ others (basic, joblib, submitit local) a batch is launched and waited for as a w
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import json
 import logging
@@ -321,6 +322,11 @@ class OptunaSweep:
         identity = {"storage": self.url, "study_name": self.study_name, "number": trial.number}
         return [as_override(f"sweep_trial.{k}", v) for k, v in identity.items()]
 
+    def _objective_name(self) -> str:
+        """What the value is: the app's ``optimized_metric`` (train.yaml), else "value"."""
+        name = self.config.get("optimized_metric") if self.config is not None else None
+        return str(name) if name else "value"
+
     def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> None:
         self.attempts += 1
         output_dir = _output_dir(ret)
@@ -334,11 +340,12 @@ class OptunaSweep:
             if values is not None:
                 study.tell(trial, values if len(values) > 1 else values[0])
                 shown = ", ".join(f"{v:.6g}" for v in values)
-                log.info("trial %d: %s %s", trial.number, shown, trial.params)
+                log.info("trial %d done in %s: %s = %s %s; best: %s", trial.number, _took(trial),
+                         self._objective_name(), shown, trial.params, _best_text(study, short=True))
                 return
         elif isinstance(ret._return_value, optuna.TrialPruned):
             study.tell(trial, state=TrialState.PRUNED)
-            log.info("trial %d pruned", trial.number)
+            log.info("trial %d pruned after %s %s", trial.number, _took(trial), trial.params)
             return
         else:
             err = ret._return_value
@@ -523,11 +530,21 @@ def _read_metrics(output_dir: str) -> dict | None:
     return {k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _best_text(study: optuna.Study) -> str:
+def _best_text(study: optuna.Study, short: bool = False) -> str:
     if len(study.directions) > 1:
         return f"{len(study.best_trials)} Pareto-optimal trial(s)"
     try:
         best = study.best_trial
     except ValueError:
         return "none yet"
+    if short:
+        return f"{best.value:.6g} (trial {best.number})"
     return f"trial {best.number} value {best.value:.6g} params {best.params}"
+
+
+def _took(trial: optuna.Trial) -> str:
+    """The trial's wall time so far (from Optuna's start stamp, so any worker's clock)."""
+    started = trial.datetime_start
+    if started is None:
+        return "?"
+    return f"{(datetime.datetime.now() - started).total_seconds():.1f} s"
