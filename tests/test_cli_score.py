@@ -94,6 +94,20 @@ def test_bench_reports_ratios_and_full_agreement_with_baselines():
     assert case["ours_over_floor"] > 0 and case["torch_s"] > 0
 
 
+def test_bench_prints_the_readmes_table():
+    pytest.importorskip("sklearn")
+    code, out, err = run_cli("bench", "--sizes", "800x16,1200x8", "--methods", "sklearn")
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert head[:3] == ["N x d", "ours (s)", "scikit-learn (s)"] and "ours/sklearn" in head and set(lines[1]) <= set("|-")
+    rows = [dict(zip(head, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+    assert [r["N x d"] for r in rows] == ["800 x 16", "1,200 x 8"]
+    for r in rows:  # the ratio column is the quotient of the two time columns, as printed
+        assert float(r["ours/sklearn"]) == pytest.approx(float(r["ours (s)"]) / float(r["scikit-learn (s)"]), rel=0.05, abs=0.01)
+        assert r["sklearn agrees"] == "100.0%"
+
+
 def test_bench_rejects_unknown_method():
     code, _, err = run_cli("bench", "--sizes", "100x4", "--methods", "annoy")
     assert code == 2 and "unknown method 'annoy'" in err and "Traceback" not in err

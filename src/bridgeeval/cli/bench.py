@@ -50,18 +50,36 @@ def _bench(args) -> int:
             raise BridgeEvalError(f"{method} is not installed: pip install 'bridgeeval[bench]'") from None
     flops = gemm_peak_flops(args.device)
     rows = []
+    if not args.json:
+        print(f"exact {args.metric} kNN, k = {args.k}, on {args.device}; peak float32 GEMM {flops / 1e9:.0f} GFLOP/s\n")
+        for line in table_head(methods):
+            print(line, flush=True)
     for n, d in _parse_sizes(args.sizes):
         row = run_case(n, d, args.k, args.metric, methods, args.device, flops)
         rows.append(row)
         if not args.json:
-            print(
-                " ".join(
-                    f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}" for key, value in row.items()
-                ),
-                flush=True,
-            )
+            print(table_row(row, methods), flush=True)  # each case as it finishes
     if args.json:
         print(dumps({"gemm_gflops": flops / 1e9, "cases": rows}))
-    else:
-        print(f"peak float32 GEMM: {flops / 1e9:.0f} GFLOP/s")
     return 0
+
+
+def table_head(methods: list[str]) -> list[str]:
+    """The README's benchmark table: seconds, ratios, the matmul floor, memory, agreement."""
+    names = {"faiss": "faiss-cpu", "sklearn": "scikit-learn", "torch": "torch topk"}
+    columns = ["N x d", "ours (s)", *[f"{names[m]} (s)" for m in methods], *[f"ours/{m}" for m in methods],
+               "ours/floor", "ours peak extra (GiB)", *[f"{m} agrees" for m in methods]]
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
+def table_row(row: dict, methods: list[str]) -> str:
+    cells = [f"{row['n']:,} x {row['d']:,}", _seconds(row["ours_s"])]
+    cells += [_seconds(row[f"{m}_s"]) for m in methods]
+    cells += [f"{row[f'ours_over_{m}']:.2f}" for m in methods]
+    cells += [f"{row['ours_over_floor']:.2f}", f"{row['ours_mem_gib']:.2f}"]
+    cells += [f"{row[f'{m}_set_agreement']:.1%}" for m in methods]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3g}"
