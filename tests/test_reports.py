@@ -158,18 +158,45 @@ def test_figures_are_real_png_and_pdf_files(multirun, tmp_path):
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "grid.png").stat().st_size > 20_000
 
 
-def test_sweep_figures_from_a_study(tmp_path):
+def test_sweep_figure_is_one_file_of_finished_trials_and_varied_params(tmp_path):
     import optuna
 
-    from bridgeeval.reports.figures import plot_study
+    from bridgeeval.reports.figures import plot_study, study_figure
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db", study_name="q",
                                 sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(lambda t: (t.suggest_float("lr", 0, 1) - 0.3) ** 2 + t.suggest_int("h", 1, 4) / 10, n_trials=12)
+    objective = lambda t: (t.suggest_float("lr", 0, 1) - 0.3) ** 2 + t.suggest_int("h", 1, 4) / 10 + t.suggest_int("fixed", 3, 3)
+    study.optimize(objective, n_trials=6)
+    for _ in range(54):  # a grid's queue: trials waiting, never run
+        study.enqueue_trial({"lr": 0.5, "h": 2, "fixed": 3})
     written = plot_study(study, tmp_path / "sweep.png")
-    names = {p.name for p in written}
-    assert {"sweep_history.png", "sweep_importance.png"} <= names
-    assert all(p.stat().st_size > 10_000 for p in written if p.suffix == ".png")
+    assert sorted(p.name for p in written) == ["sweep.pdf", "sweep.png"]  # what --out says, nothing else
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "sweep.png").stat().st_size > 10_000
+    history, importance = study_figure(study).axes
+    assert history.get_xlim() == (-0.5, 5.5)  # the 6 finished trials, not the 60 in the study
+    best = history.lines[1].get_ydata()
+    assert best[-1] == pytest.approx(study.best_value) and all(a >= b for a, b in zip(best, best[1:]))
+    assert sorted(t.get_text() for t in importance.get_yticklabels()) == ["h", "lr"]  # "fixed" never varied
+
+
+def test_curves_say_validation_for_folds_and_test_for_a_split():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from bridgeeval.reports.figures import draw_curves
+
+    def labels(splits):
+        rows = [{"split": s, "epoch": e, "val/mnno_input_mapped": 0.5, "val/mnno_target_mapped": 0.2, "val/loss": 1.0}
+                for s in splits for e in range(3)]
+        fig, (left, right) = plt.subplots(1, 2)
+        draw_curves(left, right, pd.DataFrame(rows))
+        found = left.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
+        plt.close(fig)
+        return found
+
+    assert labels(["fold0", "fold1"]) == ["mNNO(X, f(X)) validation (2 folds)", "mNNO(Y, f(X)) validation (2 folds)",
+                                          "loss validation"]
+    assert labels(["split"]) == ["mNNO(X, f(X)) test", "mNNO(Y, f(X)) test", "loss test"]
 
 
 def test_package_copy_of_the_papers_table1_matches_the_reference(tmp_path):

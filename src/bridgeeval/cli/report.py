@@ -143,11 +143,12 @@ def _add_plot(sub) -> None:
         help="learning curves of a run or multirun (the paper's Fig. 2), or a sweep's history",
         description="A job folder gives mNNO(X,f(X)), mNNO(Y,f(X)) and the loss per epoch (train dashed "
         "when metrics.on_train=true); a multirun folder a grid of those; --study the objective over "
-        "trials and the hyperparameters' importance. PNG and PDF.",
+        "finished trials with the best so far, and the importance of the hyperparameters that varied, in "
+        "one figure. Each figure is written at --out as PNG, with a PDF of the same name beside it.",
     )
     p.add_argument("path", nargs="?", help="a job folder or a multirun folder")
-    p.add_argument("--study", default=None)
-    p.add_argument("--storage", default=None)
+    p.add_argument("--study", default=None, help="an Optuna study name (instead of a folder)")
+    p.add_argument("--storage", default=None, help="the study's storage URL (default: the sweeps' own, as `sweep best`)")
     p.add_argument("--out", required=True, help="figure path (PNG; a PDF is written beside it)")
     p.set_defaults(handler=_plot)
 

@@ -62,15 +62,25 @@ def _mean_curve(history: pd.DataFrame, column: str) -> pd.DataFrame | None:
     return history.groupby("epoch")[column].agg(["mean", "std", "count"]).reset_index()
 
 
+def held_out_name(history: pd.DataFrame) -> str:
+    """What the ``val/*`` columns were measured on: the validation folds of cross-validation, or
+    the official split's test set."""
+    splits = set(history["split"].astype(str)) if "split" in history else set()
+    if splits and all(name.startswith("fold") for name in splits):
+        return "validation" if len(splits) == 1 else f"validation ({len(splits)} folds)"
+    return "test"
+
+
 def draw_curves(ax_mnno, ax_loss, history: pd.DataFrame, title: str = "") -> None:
-    """mNNO(X, f(X)) and mNNO(Y, f(X)) per epoch (solid: test/validation, dashed: train) and the
-    losses; folds averaged with a +-1 std band."""
+    """mNNO(X, f(X)) and mNNO(Y, f(X)) per epoch (solid: validation folds or test set, dashed:
+    train) and the losses; folds averaged with a +-1 std band."""
+    held_out = held_out_name(history)
     for key, label, colour in CURVES:
         for stage, style in (("val", "-"), ("train", "--")):
             curve = _mean_curve(history, f"{stage}/{key}")
             if curve is None:
                 continue
-            name = f"{label} {'test' if stage == 'val' else 'train'}"
+            name = f"{label} {held_out if stage == 'val' else 'train'}"
             ax_mnno.plot(curve["epoch"] + 1, curve["mean"], style, color=colour, label=name)
             if (curve["count"] > 1).any():
                 low, high = curve["mean"] - curve["std"].fillna(0), curve["mean"] + curve["std"].fillna(0)
@@ -84,7 +94,8 @@ def draw_curves(ax_mnno, ax_loss, history: pd.DataFrame, title: str = "") -> Non
     for stage, style in (("val", "-"), ("train", "--")):
         curve = _mean_curve(history, f"{stage}/loss")
         if curve is not None:
-            ax_loss.plot(curve["epoch"] + 1, curve["mean"], style, color="tab:gray", label=f"loss {stage}")
+            name = held_out.split(" (")[0] if stage == "val" else "train"
+            ax_loss.plot(curve["epoch"] + 1, curve["mean"], style, color="tab:gray", label=f"loss {name}")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -117,7 +128,8 @@ def plot_multirun(job_dirs: list[Path], labels: list[str], out: Path) -> list[Pa
             twin = ax.twinx()
             twin.plot(loss["epoch"] + 1, loss["mean"], ":", color="tab:gray")
             twin.tick_params(labelsize=7)
-            ax.plot([], [], ":", color="tab:gray", label="test loss (right axis)")
+            held_out = held_out_name(history).split(" (")[0]
+            ax.plot([], [], ":", color="tab:gray", label=f"{held_out} loss (right axis)")
     for ax in list(axes.flat)[len(job_dirs) :]:
         ax.axis("off")
     handles, names = axes.flat[0].get_legend_handles_labels()
@@ -142,18 +154,69 @@ def _distinct(labels: list[str]) -> list[str]:
 
 
 def plot_study(study, out: Path) -> list[Path]:
-    """A sweep: the objective over trials and each hyperparameter's importance (Optuna's plots)."""
-    import optuna
-    from optuna.visualization import matplotlib as ovm
+    """A sweep in one figure at ``out`` (and its PDF twin): ``study_figure``."""
+    return save_figure(study_figure(study), out)
 
-    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
+
+def study_figure(study):
+    """The objective of each finished trial with the best so far (left), and the importance of
+    the hyperparameters that varied (right; left out when none varied or under three trials)."""
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not done:
         raise BridgeEvalError(f"study {study.study_name}: no completed trial to plot")
-    with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
+    if len(study.directions) > 1:
+        raise BridgeEvalError(f"study {study.study_name}: {len(study.directions)} objectives; plot one-objective studies")
+    varied = varied_params(done)
+    fig, axes = plt.subplots(1, 2 if varied and len(done) > 2 else 1, figsize=(10, 3.6), squeeze=False)
+    _draw_history(axes[0, 0], study, done)
+    if axes.shape[1] == 2:
+        _draw_importance(axes[0, 1], study, varied)
+    fig.tight_layout()
+    return fig
+
+
+def varied_params(trials) -> list[str]:
+    """The parameters that took more than one value among these trials (a fixed one has no importance)."""
+    names = sorted({name for trial in trials for name in trial.params})
+    return [n for n in names if len({repr(t.params.get(n)) for t in trials}) > 1]
+
+
+def _draw_history(ax, study, done) -> None:
+    import optuna
+
+    minimize = study.direction == optuna.study.StudyDirection.MINIMIZE
+    numbers = [t.number for t in done]
+    values = [t.value for t in done]
+    best, running = [], None
+    for value in values:
+        running = value if running is None else (min if minimize else max)(running, value)
+        best.append(running)
+    ax.plot(numbers, values, "o", color="tab:blue", markersize=4, label="trial")
+    ax.step(numbers, best, where="post", color="tab:red", label="best so far")
+    ax.set_xlim(min(numbers) - 0.5, max(numbers) + 0.5)  # the trials that finished, not the queue
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"objective ({'lower' if minimize else 'higher'} is better)")
+    ax.set_title(f"{study.study_name}: {len(done)} finished trial(s)", fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def _draw_importance(ax, study, varied: list[str]) -> None:
+    """fANOVA where scikit-learn is installed (Optuna's default), else PED-ANOVA (no extra package)."""
+    import optuna
+
+    try:
+        import sklearn  # noqa: F401
+
+        evaluator, method = optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
+    except ImportError:
+        evaluator, method = optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        history = Path(out).with_name(Path(out).stem + "_history")
-        written = save_figure(ovm.plot_optimization_history(study).figure, history)
-        if len(complete) > 1 and len(complete[0].params) > 0:
-            ax = ovm.plot_param_importances(study)
-            written += save_figure(ax.figure, Path(out).with_name(Path(out).stem + "_importance"))
-    return written
+        importance = optuna.importance.get_param_importances(study, evaluator=evaluator, params=varied)
+    names = list(importance)[::-1]
+    ax.barh(names, [importance[n] for n in names], color="tab:blue")
+    ax.set_xlabel(f"importance ({method})")
+    ax.set_title("hyperparameters that varied", fontsize=9)
