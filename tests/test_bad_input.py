@@ -410,6 +410,27 @@ def test_version_and_a_plain_folder_as_mirror(cache, capsys):
     assert download.verify("mc30")["EN-MC-30.txt"] == (True, "ok")
 
 
+def test_every_command_and_option_has_help():
+    import argparse
+
+    from bridgeeval.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helped = {a.dest for a in action._choices_actions if a.help}
+                missing.extend(f"{path} {name}" for name in action.choices if name not in helped)
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not action.help:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "bridgeeval")
+    assert not missing
+
+
 def test_untrained_names_what_to_do_for_benchmarks_without_a_download():
     from bridgeeval.untrained.run import _how_to_get
 

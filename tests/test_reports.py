@@ -239,6 +239,7 @@ def test_paper_values_and_differences_appear_where_the_setting_matches(tmp_path)
     x_mean = starred.comparisons[0].x_mean
     # Bold around the number only and the star escaped: `**x***` would not render as meant.
     assert f"| **{x_mean:.3f} ± 0.016**\\* [paper 0.419," in starred.table.markdown()
+    assert "over folds or seeds (1 test)," in starred.table.caption  # one test, not "1 tests"
 
 
 def test_the_paper_is_compared_only_under_its_protocol(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bridgeeval.jsonout import dumps
 
+from bridgeeval.cli.options import positive_int
 from bridgeeval.errors import BridgeEvalError
 
 
@@ -14,15 +15,15 @@ def add_parser(sub) -> None:
         default=None,
         help="comma-separated NxD cases, e.g. 2000x300,10000x2048 (default: N in 2k,10k,50k x d in 300,2048)",
     )
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine")
+    p.add_argument("-k", type=positive_int, default=10, help="neighbours per item (default 10)")
+    p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine", help="neighbour metric (default cosine)")
     p.add_argument(
         "--methods",
         default="faiss,sklearn",
         help="comparisons to run: faiss, sklearn, torch (plain float32 products + topk, not exact)",
     )
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="cpu", help="torch device for ours, e.g. cuda (default cpu)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(handler=_bench)
 
 

@@ -25,7 +25,7 @@ def _add_report(sub) -> None:
     p.add_argument("paths", nargs="*", help="run or multirun folders (outputs/train/...)")
     p.add_argument("--study", action="append", default=[], help="an Optuna study whose best trial to include")
     p.add_argument("--storage", default=None, help="the studies' storage URL")
-    p.add_argument("--format", choices=["markdown", "csv", "latex", "json"], default="markdown")
+    p.add_argument("--format", choices=["markdown", "csv", "latex", "json"], default="markdown", help="table format (default markdown)")
     p.add_argument("--out", default=None, help="write to this file (atomically) instead of the terminal")
     p.add_argument("--alpha", type=probability, default=0.001, help="significance level after Bonferroni (paper: 0.001)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's figures")

@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("target", help="Y, the target set paired row by row with X")
     p.add_argument("mapped", nargs="?", help="f(X), the mapped set (same dimensions as Y)")
     p.add_argument("-k", type=positive_int, default=10, help="neighbours per item (default 10, as in the paper)")
-    p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine")
+    p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine", help="neighbour metric (default cosine)")
     p.add_argument(
         "--include-self", action="store_true", help="count each item as its own neighbour (the released code's rule)"
     )

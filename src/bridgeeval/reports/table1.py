@@ -277,9 +277,9 @@ def _layout(comparisons: list[Comparison], alpha: float) -> Table:
     rows = [(label, [cell for v in visuals for cell in _cells(cells.get(v))]) for label, cells in by_row.items()]
     item_tests = sum(c.p_items is not None for c in comparisons)
     fold_tests = sum(c.p is not None and c.p_items is None for c in comparisons)
-    over = f"over items ({item_tests} tests)" if item_tests else ""
+    over = f"over items ({_count(item_tests, 'test')})" if item_tests else ""
     if fold_tests:
-        over += (", " if over else "") + f"over folds or seeds ({fold_tests} tests)"
+        over += (", " if over else "") + f"over folds or seeds ({_count(fold_tests, 'test')})"
     caption = (
         f"mean ± std over folds or seeds; bold: the larger of the pair; * the pair differs (two-sided "
         f"Wilcoxon rank-sum {over}, Bonferroni over the table, p < {alpha})"
@@ -304,3 +304,7 @@ def _cells(c: Comparison | None) -> list[Cell]:
         Cell(c.x_mean, c.std(c.x), bold=x_wins, mark=mark if x_wins else "", note=notes[0]),
         Cell(c.y_mean, c.std(c.y), bold=not x_wins, mark="" if x_wins else mark, note=notes[1]),
     ]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
