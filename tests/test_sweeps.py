@@ -58,18 +58,21 @@ def test_paper_grid_config_is_the_papers_space():
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         cfg = compose("train", overrides=["hparams_search=paper_grid", "loss=max_margin"], return_hydra_config=True)
+    from hydra_plugins.bridgeeval_optuna_sweeper.optuna_sweeper import active_params
+
     sweeper = cfg.hydra.sweeper
-    space, _ = parse_space(sweeper.params)
+    space, _ = parse_space({**active_params(sweeper.conditional_params, cfg), **sweeper.params})
     assert space["optimizer.lr"].values == (0.01, 0.001, 0.0001)
     assert space["mapper.hidden_units"].values == (64, 128, 256, 512, 1024)
     assert space["mapper.dropout"].values == (0.0, 0.25, 0.5, 0.75)
+    assert len(grid_points(space)) == 3 * 5 * 4 * 4  # with max_margin's margins
     assert sweeper.sampler._target_ == "optuna.samplers.GridSampler" and sweeper.resume and sweeper.n_trials is None
-    assert cfg.cv.folds == 5 and cfg.optimized_metric == "val/loss"
-    from hydra_plugins.bridgeeval_optuna_sweeper.optuna_sweeper import active_params
-
+    assert cfg.cv.folds == 5 and cfg.cv.protocol == "train_cv" and cfg.optimized_metric == "val/loss"
     assert "loss.margin" in active_params(sweeper.conditional_params, cfg)  # searched with max_margin
     cfg.loss.name = "mse"
-    assert active_params(sweeper.conditional_params, cfg) == {}
+    assert set(active_params(sweeper.conditional_params, cfg)) == {"mapper.hidden_units", "mapper.dropout"}
+    cfg.mapper.kind = "lin"  # no hidden layer: the learning rates alone
+    assert active_params(sweeper.conditional_params, cfg) == {} and list(sweeper.params) == ["optimizer.lr"]
 
 
 # -- real sweeps -----------------------------------------------------------------------------------

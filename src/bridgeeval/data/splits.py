@@ -8,7 +8,7 @@ import numpy as np
 
 from bridgeeval.errors import BridgeEvalError
 
-PROTOCOLS = ("auto", "cv", "split")
+PROTOCOLS = ("auto", "cv", "split", "train_cv")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ def protocol_splits(
 
     ``auto`` uses the official split where the data set has one (the paper's protocol for IAPR TC-12
     and Wiki: fixed split, runs that vary the seed) and k-fold CV otherwise (as for ImageNet).
+    ``train_cv`` is k-fold CV over the training items only (all items where there is no split):
+    model selection that never sees the test set, as the paper's Appendix A chooses its
+    hyperparameters.
     """
     if protocol not in PROTOCOLS:
         raise BridgeEvalError(f"cv.protocol: unknown {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
@@ -47,7 +50,11 @@ def protocol_splits(
     if protocol in ("auto", "split") and test_mask is not None:
         test_mask = np.asarray(test_mask, dtype=bool)
         return "split", [Split("split", np.flatnonzero(~test_mask), np.flatnonzero(test_mask))]
-    splits = kfold(n, folds, seed)
+    if protocol == "train_cv" and test_mask is not None:
+        train = np.flatnonzero(~np.asarray(test_mask, dtype=bool))
+        splits = [Split(s.name, train[s.train], train[s.val]) for s in kfold(len(train), folds, seed)]
+    else:
+        splits = kfold(n, folds, seed)
     if fold is not None:
         if not 0 <= fold < folds:
             raise BridgeEvalError(f"cv.fold={fold} is out of range for cv.folds={folds} (0..{folds - 1})")

@@ -183,7 +183,8 @@ class OptunaSweeper(Sweeper):
 
         settings = {k: _plain(v) for k, v in self.settings.items() if not k.startswith("_") and k != "defaults"}
         conditional = settings.pop("conditional_params", None) or {}
-        settings["params"] = {**(settings.get("params") or {}), **active_params(conditional, self.config)}
+        # A key under params (the preset's or the command line's) wins over a conditional one.
+        settings["params"] = {**active_params(conditional, self.config), **(settings.get("params") or {})}
         sweep = None
         try:
             sweep = OptunaSweep(SweepSettings(**settings), self.launcher, arguments, config=self.config)
