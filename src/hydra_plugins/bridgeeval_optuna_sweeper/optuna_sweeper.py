@@ -183,8 +183,9 @@ class OptunaSweeper(Sweeper):
 
         settings = {k: _plain(v) for k, v in self.settings.items() if not k.startswith("_") and k != "defaults"}
         conditional = settings.pop("conditional_params", None) or {}
-        # A key under params (the preset's or the command line's) wins over a conditional one.
-        settings["params"] = {**active_params(conditional, self.config), **(settings.get("params") or {})}
+        # A conditional value replaces the key's; null takes it out of the search.
+        params = {**(settings.get("params") or {}), **active_params(conditional, self.config)}
+        settings["params"] = {key: value for key, value in params.items() if value is not None}
         sweep = None
         try:
             sweep = OptunaSweep(SweepSettings(**settings), self.launcher, arguments, config=self.config)

@@ -1,0 +1,86 @@
+"""`bridgeeval reproduce table1`: grid selection by CV on the training items, evaluation of the
+selected configuration under the released protocol, the table; rerun skips what is done."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import SHARED_DATA, shared_file
+
+from bridgeeval.sweeps.storage import open_storage
+
+def _fold_items(trial) -> list:
+    """The validation items of each fold of a trial's job (items.npz: one index array per fold)."""
+    import numpy as np
+
+    items = np.load(Path(trial.user_attrs["output_dir"]) / "items.npz")
+    return [items[k] for k in items.files if k.endswith(".index") and not k.startswith("pooled.")]
+
+
+def _reproduce(tmp_path, *args):
+    env = {**os.environ, "BRIDGEEVAL_DATA": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "bridgeeval.cli", "reproduce", "table1", "--out", str(tmp_path / "out"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.mark.slow
+def test_quick_reproduction_selects_by_cv_evaluates_the_choice_and_resumes(tmp_path):
+    shared_file("wiki", "wiki.mat")
+    env = {**os.environ, "BRIDGEEVAL_DATA": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, "-m", "bridgeeval.cli", "data", "fetch", "wiki", "--mirror", str(SHARED_DATA)],
+                   check=True, capture_output=True, env=env)
+    args = ["--datasets", "imagenet1k,wiki", "--directions", "text2image", "--quick", "--seeds", "2",
+            "--override", "trainer.max_epochs=2"]
+    proc = _reproduce(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "out"
+    summary = json.loads((out / "reproduce.json").read_text())
+    cells = {c["cell"]: c for c in summary["cells"]}
+    assert set(cells) == {f"{d}-text2image-{m}-d1-mse" for d in ("imagenet1k", "wiki") for m in ("lin", "nn")}
+    for name, cell in cells.items():
+        study = optuna.load_study(study_name=f"{name}-quick", storage=open_storage(f"sqlite:///{out}/optuna/{name}-quick.db"))
+        done = [t for t in study.trials if t.state.is_finished()]
+        assert len(done) == (2 if "-lin-" in name else 4) == cell["trials"]  # the quick grid, each point once
+        best = min(done, key=lambda t: t.value)
+        assert cell["params"] == best.params and cell["cv_val_loss"] == pytest.approx(best.value)
+        # selection never saw wiki's test items: its folds cover the 2,173 training pairs
+        trial_metrics = json.loads((Path(best.user_attrs["output_dir"]) / "metrics.json").read_text())
+        assert trial_metrics["protocol"] == "cv"
+        assert trial_metrics["n_items"] == (2866 if "wiki" in name else 639)
+        assert sum(len(f) for f in _fold_items(best)) == (2173 if "wiki" in name else 639)
+        jobs = sorted((out / "evaluate" / name).glob("*/metrics.json"))
+        assert len(jobs) == (2 if "wiki" in name else 1)  # seeds on a split, one 5-fold job otherwise
+        for job in jobs:
+            m = json.loads(job.read_text())
+            assert m["include_self"] and m["k"] == 10 and m["protocol"] == ("split" if "wiki" in name else "cv")
+            config = (job.parent / ".hydra" / "overrides.yaml").read_text()
+            assert all(f"{k}={v}" in config for k, v in cell["params"].items())  # the selected configuration
+    table = (out / "table1.md").read_text()
+    assert "quick grid; 4 cells" in table and "Selected by 5-fold CV loss on the training items" in table
+    assert table.count("| imagenet1k") + table.count("| wiki") >= 4
+    said = proc.stdout
+    assert said.count("select   ") == 4 and said.count("evaluate ") == 4 and f"results: {out}" in said
+
+    started = time.time()
+    again = _reproduce(tmp_path, *args)  # everything done: no train.py process, no new trial
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("already done") == 4
+    assert not list((out / "logs").glob("*")) or all(p.stat().st_mtime < started for p in (out / "logs").glob("*"))
+    for name, cell in cells.items():
+        study = optuna.load_study(study_name=f"{name}-quick", storage=open_storage(f"sqlite:///{out}/optuna/{name}-quick.db"))
+        assert len(study.trials) == cell["trials"]
+
+
+def test_reproduce_names_a_missing_data_set_and_a_bad_option(tmp_path):
+    proc = _reproduce(tmp_path, "--datasets", "iaprtc")
+    assert proc.returncode == 2 and "iaprtc" in proc.stderr and "bridgeeval data fetch iaprtc" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = _reproduce(tmp_path, "--depths", "1,three")
+    assert proc.returncode == 2 and "--depths='1,three'" in proc.stderr
