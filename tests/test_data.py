@@ -202,7 +202,7 @@ def test_pooled_evaluation_on_iapr_gives_the_released_codes_mnno_x_y(cache, tmp_
     run_dir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "train.py", "dataset=iaprtc", "experiment=released_protocol", "mapper=lin", "debug=fast",
-         "logger=none", f"hydra.run.dir={run_dir}"],
+         "trainer.max_epochs=2", "logger=none", f"hydra.run.dir={run_dir}"],
         capture_output=True, text=True, cwd=REPO, env={**os.environ, "BRIDGEEVAL_DATA": str(cache)},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -213,6 +213,15 @@ def test_pooled_evaluation_on_iapr_gives_the_released_codes_mnno_x_y(cache, tmp_
     assert metrics["val/mnno_input_target"] > 0.18  # the fold-level value under the same convention
     items = np.load(run_dir / "items.npz")
     assert items["pooled.nno_input_target"].mean() == pytest.approx(metrics["pooled/mnno_input_target"])
+    # cv.evaluate=pooled (the preset): the pooled evaluation every epoch, the last equal to the final one
+    import pandas as pd
+
+    history = pd.read_csv(run_dir / "history.csv")
+    pooled = history[history["split"] == "pooled"]
+    assert pooled["epoch"].tolist() == [0, 1] and (pooled["pooled/mnno_input_target"].round(4) == 0.1706).all()
+    for key in ("pooled/mnno_input_mapped", "pooled/mnno_target_mapped", "pooled/mse"):
+        assert pooled[key].iloc[-1] == pytest.approx(metrics[key], abs=1e-6)
+    assert metrics["evaluate"] == "pooled" and "lin (pooled out-of-fold): mNNO(X,f(X))" in proc.stdout + proc.stderr
 
 
 def test_describe_gives_the_feature_check_of_appendix_b(mirror, cache):

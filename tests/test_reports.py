@@ -266,3 +266,22 @@ def test_collect_skips_experiment2_folders_silently(tmp_path):
     (tmp_path / "u" / "untrained.json").write_text("{}")
     jobs, problems = collect_jobs([tmp_path])
     assert jobs == [] and problems == []
+
+
+def test_report_takes_the_pooled_evaluation_when_every_job_ran_with_it(tmp_path):
+    """`--evaluation auto` (the default): pooled when every job ran with cv.evaluate=pooled."""
+    folds = [(0.40 + i / 100, 0.15 + i / 200) for i in range(5)]
+    pooled = {"pooled/mnno_input_mapped": 0.43, "pooled/mnno_target_mapped": 0.17, "protocol": "cv"}
+    for name, evaluate in (("a", "pooled"), ("b", "fold")):
+        job = _job(tmp_path, name, folds, evaluate=evaluate, **pooled)
+        job.path.mkdir()
+        (job.path / "metrics.json").write_text(json.dumps(job.metrics))
+    code, out, err = cli("report", tmp_path / "a", "--format", "json")
+    assert code == 0, err
+    (cell,) = json.loads(out)
+    assert cell["evaluation"] == "pooled" and cell["mnno_input_mapped"] == 0.43  # the one pooled value
+    code, out, err = cli("report", tmp_path / "a", tmp_path / "b", "--format", "json")
+    assert code == 0, err
+    assert {c["evaluation"] for c in json.loads(out)} == {"fold"}  # mixed: each fold's values
+    code, out, _ = cli("report", tmp_path / "a")
+    assert "pooled: each job's out-of-fold f(X)" in out

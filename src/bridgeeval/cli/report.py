@@ -30,8 +30,9 @@ def _add_report(sub) -> None:
     p.add_argument("--alpha", type=probability, default=0.001, help="significance level after Bonferroni (paper: 0.001)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's figures")
     p.add_argument(
-        "--evaluation", choices=["fold", "pooled"], default="fold",
-        help="fold: each validation fold's values; pooled: out-of-fold predictions evaluated over the whole set",
+        "--evaluation", choices=["auto", "fold", "pooled"], default="auto",
+        help="fold: each validation fold's values; pooled: out-of-fold predictions evaluated over the whole set; "
+        "auto (default): pooled when every job ran with cv.evaluate=pooled, else fold",
     )
     p.add_argument(
         "--each-trial", action="store_true", help="a sweep's every trial as its own row (default: each study's best)"
@@ -67,6 +68,8 @@ def _report(args) -> int:
     jobs = _collect(paths)
     if not jobs:
         raise BridgeEvalError(f"no finished job (metrics.json) under {', '.join(map(str, paths))}")
+    if args.evaluation == "auto":
+        args.evaluation = "pooled" if all(j.metrics.get("evaluate") == "pooled" for j in jobs) else "fold"
     if args.evaluation == "pooled":
         without = [j for j in jobs if not j.has_pooled()]
         for job in without:

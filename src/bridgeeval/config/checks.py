@@ -26,7 +26,7 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
     """The typed train config (a plain DictConfig of the declared keys), or one-line error."""
     from bridgeeval.data.datasets import DATASETS, chosen_features, known_datasets
     from bridgeeval.data.paired import DIRECTIONS
-    from bridgeeval.data.splits import PROTOCOLS
+    from bridgeeval.data.splits import EVALUATIONS, PROTOCOLS
     from bridgeeval.metrics.validation import METRICS
     from bridgeeval.models.losses import LOSSES
     from bridgeeval.models.mappers import ACTIVATIONS
@@ -56,6 +56,7 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
     _in_range("metrics.k", t.metrics.k, 1)
     _names("metrics.neighbors", list(t.metrics.neighbors), METRICS)
     _one_of("cv.protocol", t.cv.protocol, PROTOCOLS)
+    _one_of("cv.evaluate", t.cv.evaluate, EVALUATIONS)
     _in_range("cv.folds", t.cv.folds, 2)
     if t.cv.fold is not None:
         _in_range("cv.fold", t.cv.fold, 0, t.cv.folds - 1, why=f"one of the cv.folds={t.cv.folds} folds, 0-based")

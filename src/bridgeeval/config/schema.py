@@ -70,6 +70,7 @@ class MetricsSchema:
 @dataclass
 class CVSchema:
     protocol: str = "auto"
+    evaluate: str = "fold"
     folds: int = 5
     fold: Optional[int] = None
     seed: int = 0

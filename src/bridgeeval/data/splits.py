@@ -9,6 +9,7 @@ import numpy as np
 from bridgeeval.errors import BridgeEvalError
 
 PROTOCOLS = ("auto", "cv", "split", "train_cv")
+EVALUATIONS = ("fold", "pooled")  # cv.evaluate: per validation fold, or the out-of-fold f(X) over all items
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def _mean_curve(history: pd.DataFrame, column: str) -> pd.DataFrame | None:
 def held_out_name(history: pd.DataFrame) -> str:
     """What the ``val/*`` columns were measured on: the validation folds of cross-validation, or
     the official split's test set."""
-    splits = set(history["split"].astype(str)) if "split" in history else set()
+    splits = set(history["split"].astype(str)) - {"pooled"} if "split" in history else set()
     if splits and all(name.startswith("fold") for name in splits):
         return "validation" if len(splits) == 1 else f"validation ({len(splits)} folds)"
     return "test"
@@ -75,12 +75,13 @@ def draw_curves(ax_mnno, ax_loss, history: pd.DataFrame, title: str = "") -> Non
     """mNNO(X, f(X)) and mNNO(Y, f(X)) per epoch (solid: validation folds or test set, dashed:
     train) and the losses; folds averaged with a +-1 std band."""
     held_out = held_out_name(history)
+    names = {"val": held_out, "train": "train", "pooled": "pooled out-of-fold"}
     for key, label, colour in CURVES:
-        for stage, style in (("val", "-"), ("train", "--")):
+        for stage, style in (("val", "-"), ("train", "--"), ("pooled", ":")):
             curve = _mean_curve(history, f"{stage}/{key}")
             if curve is None:
                 continue
-            name = f"{label} {held_out if stage == 'val' else 'train'}"
+            name = f"{label} {names[stage]}"
             ax_mnno.plot(curve["epoch"] + 1, curve["mean"], style, color=colour, label=name)
             if (curve["count"] > 1).any():
                 low, high = curve["mean"] - curve["std"].fillna(0), curve["mean"] + curve["std"].fillna(0)

@@ -95,9 +95,10 @@ class Table1:
     comparisons: list[Comparison]
     table: Table
     alpha: float
+    evaluation: str = "fold"
 
     def records(self) -> list[dict]:
-        return [c.record() for c in self.comparisons]
+        return [{**c.record(), "evaluation": self.evaluation} for c in self.comparisons]
 
     def finding_holds(self) -> bool:
         """The paper's finding, mNNO(X, f(X)) > mNNO(Y, f(X)), in every cell."""
@@ -119,7 +120,7 @@ def build_table1(
     _test(comparisons, alpha)
     if with_paper:
         _attach_paper(comparisons)
-    return Table1(comparisons, _layout(comparisons, alpha), alpha)
+    return Table1(comparisons, _layout(comparisons, alpha, evaluation), alpha, evaluation)
 
 
 def _row_of(job: Job) -> dict:
@@ -266,7 +267,7 @@ def _short(key: str, value) -> str:
     return str(value)
 
 
-def _layout(comparisons: list[Comparison], alpha: float) -> Table:
+def _layout(comparisons: list[Comparison], alpha: float, evaluation: str = "fold") -> Table:
     varying = [k for k in ROW_KEYS if len({_hashable(c.row[k]) for c in comparisons}) > 1]
     shown = [k for k in ROW_KEYS if k in ALWAYS_SHOWN or k in varying]
     shown += sorted({k for c in comparisons for k in c.row if k not in ROW_KEYS}, key=str)
@@ -280,8 +281,10 @@ def _layout(comparisons: list[Comparison], alpha: float) -> Table:
     over = f"over items ({_count(item_tests, 'test')})" if item_tests else ""
     if fold_tests:
         over += (", " if over else "") + f"over folds or seeds ({_count(fold_tests, 'test')})"
+    spread = ("pooled: each job's out-of-fold f(X) (or its test set) evaluated whole, mean ± std over jobs (seeds)"
+              if evaluation == "pooled" else "mean ± std over folds or seeds")
     caption = (
-        f"mean ± std over folds or seeds; bold: the larger of the pair; * the pair differs (two-sided "
+        f"{spread}; bold: the larger of the pair; * the pair differs (two-sided "
         f"Wilcoxon rank-sum {over}, Bonferroni over the table, p < {alpha})"
     )
     if any(c.paper for c in comparisons):

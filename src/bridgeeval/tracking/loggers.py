@@ -159,7 +159,7 @@ class JobLoggers:
         import wandb
 
         run = self.wandb.experiment
-        for prefix in ("train/*", "val/*"):
+        for prefix in ("train/*", "val/*", "pooled/*"):
             run.define_metric(prefix, step_metric="epoch")
         for row in mean_curves(history):
             run.log(row)
@@ -173,14 +173,15 @@ class JobLoggers:
 
 
 def mean_curves(history: list[dict]) -> list[dict]:
-    """Per epoch, the mean of each ``train/*`` and ``val/*`` value over the splits that reached it."""
+    """Per epoch, the mean of each ``train/*`` and ``val/*`` value over the splits that reached it
+    (and the ``pooled/*`` values of ``cv.evaluate=pooled``, one row an epoch)."""
     by_epoch: dict[int, list[dict]] = defaultdict(list)
     for row in history:
         by_epoch[int(row["epoch"])].append(row)
     curves = []
     for epoch in sorted(by_epoch):
         rows = by_epoch[epoch]
-        keys = sorted({k for r in rows for k in r if k.startswith(("train/", "val/")) and _is_number(r[k])})
+        keys = sorted({k for r in rows for k in r if k.startswith(("train/", "val/", "pooled/")) and _is_number(r[k])})
         means = {k: sum(r[k] for r in rows if k in r) / sum(k in r for r in rows) for k in keys}
         curves.append({"epoch": epoch, **means})
     return curves

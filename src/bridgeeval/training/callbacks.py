@@ -42,6 +42,22 @@ class EpochHistory(pl.Callback):
         self.rows.append(row)
 
 
+class EpochMapped(pl.Callback):
+    """f(X) of the split's validation items after every epoch, for the pooled per-epoch curves
+    (``cv.evaluate=pooled``): the out-of-fold predictions of all folds at each epoch."""
+
+    def __init__(self, recorder, split: str, index):
+        self.recorder, self.split, self.index = recorder, split, index
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        from bridgeeval.training.items import mapped_values
+
+        x, _ = trainer.datamodule.arrays("val")
+        self.recorder.add_epoch(self.split, self.index, trainer.current_epoch, mapped_values(pl_module.mapper, x))
+
+
 class ProgressBar(pl.callbacks.RichProgressBar):
     """Lightning's rich progress bar without ``v_num`` (the logger's version, e.g. ``fold0``),
     which reads as a metric; the split is in the bar's description already."""

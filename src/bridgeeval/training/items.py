@@ -44,12 +44,37 @@ def item_overlaps(lists: dict[str, torch.Tensor], k: int) -> dict[str, np.ndarra
 
 
 class ItemRecorder:
-    """Collects each split's validation items and f(X) after training; writes ``items.npz``."""
+    """Collects each split's validation items and f(X) after training (and, for ``cv.evaluate=pooled``,
+    after every epoch); writes ``items.npz``."""
 
     def __init__(self, n_items: int, k: int, metric: str, include_self: bool):
         self.n, self.k, self.metric, self.include_self = n_items, k, metric, include_self
         self.arrays: dict[str, np.ndarray] = {}
         self._mapped: dict[str, tuple[np.ndarray, torch.Tensor]] = {}
+        self._index: dict[str, np.ndarray] = {}
+        self._epochs: dict[str, dict[int, torch.Tensor]] = {}
+
+    def add_epoch(self, split: str, index: np.ndarray, epoch: int, mapped: torch.Tensor) -> None:
+        """f(X) of a split's validation items after one epoch (for the pooled per-epoch curves)."""
+        self._index[split] = np.asarray(index)
+        self._epochs.setdefault(split, {})[epoch] = mapped
+
+    def pooled_curves(self, x_all: torch.Tensor, y_all: torch.Tensor) -> list[dict]:
+        """Per epoch that every fold reached, the out-of-fold f(X) at that epoch evaluated over the
+        whole set: rows of ``history.csv`` with split ``pooled`` and ``pooled/...`` values."""
+        if len(self._epochs) < 2 or not _covers(list(self._index.values()), self.n):
+            return []
+        x_all, y_all = x_all.float(), y_all.float()
+        fixed = {"input": knn_indices(x_all, self.k, self.metric, self.include_self),
+                 "target": knn_indices(y_all, self.k, self.metric, self.include_self)}
+        rows = []
+        for epoch in sorted(set.intersection(*(set(e) for e in self._epochs.values()))):
+            mapped = _assemble(self.n, [(self._index[s], e[epoch]) for s, e in self._epochs.items()])
+            lists = {**fixed, "mapped": knn_indices(mapped, self.k, self.metric, self.include_self)}
+            report = cross_modal_report(x_all, y_all, mapped, k=self.k, metric=self.metric,
+                                        include_self=self.include_self, neighbours=lists)
+            rows.append({"split": "pooled", "epoch": epoch, **{f"pooled/{k}": float(v) for k, v in report.items()}})
+        return rows
 
     def add_split(self, name: str, index: np.ndarray, x, y, mapped) -> None:
         values = item_overlaps(neighbour_lists(x, y, mapped, self.k, self.metric, self.include_self), self.k)
@@ -60,14 +85,9 @@ class ItemRecorder:
     def pooled(self, x_all: torch.Tensor, y_all: torch.Tensor) -> dict[str, float] | None:
         """The report over all items at once from the out-of-fold f(X), when the splits are folds
         that cover every item exactly once; else None."""
-        if len(self._mapped) < 2:
+        if len(self._mapped) < 2 or not _covers([i for i, _ in self._mapped.values()], self.n):
             return None
-        index = np.concatenate([i for i, _ in self._mapped.values()])
-        if len(index) != self.n or len(np.unique(index)) != self.n:
-            return None
-        mapped = torch.empty((self.n, next(iter(self._mapped.values()))[1].shape[1]), dtype=torch.float32)
-        for idx, values in self._mapped.values():
-            mapped[torch.as_tensor(idx)] = values.float()
+        mapped = _assemble(self.n, list(self._mapped.values()))
         x_all, y_all = x_all.float(), y_all.float()
         lists = neighbour_lists(x_all, y_all, mapped, self.k, self.metric, self.include_self)
         self.arrays["pooled.index"] = np.arange(self.n)
@@ -93,3 +113,17 @@ def read_items(folder: Path) -> dict[str, np.ndarray] | None:
             return {key: data[key] for key in data.files}
     except (OSError, ValueError):
         return None
+
+
+def _covers(indices: list[np.ndarray], n: int) -> bool:
+    """The splits' validation items are every item exactly once (k folds, not one split)."""
+    index = np.concatenate(indices)
+    return len(index) == n and len(np.unique(index)) == n
+
+
+def _assemble(n: int, parts: list[tuple[np.ndarray, torch.Tensor]]) -> torch.Tensor:
+    """The out-of-fold f(X) of all items, each from the fold that held it out."""
+    mapped = torch.empty((n, parts[0][1].shape[1]), dtype=torch.float32)
+    for index, values in parts:
+        mapped[torch.as_tensor(index)] = values.float()
+    return mapped

@@ -22,7 +22,7 @@ from bridgeeval.data.splits import protocol_splits
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.models.mappers import build_mapper
 from bridgeeval.models.module import MappingModule
-from bridgeeval.training.callbacks import EpochHistory
+from bridgeeval.training.callbacks import EpochHistory, EpochMapped
 from bridgeeval.training.items import ItemRecorder, mapped_values
 from bridgeeval.tracking import JobLoggers
 from bridgeeval.files import write_csv_atomic, write_json_atomic
@@ -79,6 +79,8 @@ def train(cfg: DictConfig) -> dict:
             final, rows = fit_split(cfg, data, split, loggers.for_split(split.name), pruning, items)
             results.append({"split": split.name, **final})
             history += rows
+        if cfg.cv.evaluate == "pooled":
+            history += items.pooled_curves(torch.from_numpy(data.input), torch.from_numpy(data.target))
         summary = _summary(cfg, data, protocol, results, items, started)
         loggers.record(summary, history)
     write_csv_atomic(out_dir / "history.csv", history)
@@ -98,6 +100,7 @@ def _summary(cfg: DictConfig, data, protocol: str, results: list[dict], items, s
         {
             "status": "finished",
             "protocol": protocol,
+            "evaluate": str(cfg.cv.evaluate),
             "dataset": data.name,
             "n_items": len(data),
             "direction": cfg.direction,
@@ -124,15 +127,17 @@ def say_what_was_found(summary: dict, out_dir: Path) -> None:
         std = summary.get(f"{key}_std")
         return f"{summary[key]:.3f}" + (f" ± {std:.3f}" if std is not None else "")
 
-    x, y = "val/mnno_input_mapped", "val/mnno_target_mapped"
+    stage = "pooled" if summary.get("evaluate") == "pooled" and "pooled/mnno_input_mapped" in summary else "val"
+    x, y, xy = f"{stage}/mnno_input_mapped", f"{stage}/mnno_target_mapped", f"{stage}/mnno_input_target"
     if x not in summary or y not in summary:
         return
     closer = "X (the input)" if summary[x] > summary[y] else "Y (the target)"
     log.info(
-        "%s, %s, %s: mNNO(X,f(X)) %s, mNNO(Y,f(X)) %s, mNNO(X,Y) %s, val/loss %s; f(X)'s neighbourhoods are "
+        "%s, %s, %s%s: mNNO(X,f(X)) %s, mNNO(Y,f(X)) %s, mNNO(X,Y) %s, val/loss %s; f(X)'s neighbourhoods are "
         "closer to %s",
         summary.get("dataset"), summary.get("direction"), summary.get("mapper"),
-        value(x), value(y), value("val/mnno_input_target"), value("val/loss"), closer,
+        " (pooled out-of-fold)" if stage == "pooled" else "",
+        value(x), value(y), value(xy), value("val/loss"), closer,
     )
     log.info("results: %s (metrics.json, history.csv, items.npz)", out_dir)
 
@@ -217,6 +222,8 @@ def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=N
     callbacks = [history] + [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if pruning is not None:
         callbacks.append(pruning)
+    if items is not None and cfg.cv.evaluate == "pooled":
+        callbacks.append(EpochMapped(items, split.name, split.val))
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
     trainer = build_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
