@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -28,11 +29,6 @@ from bridgeeval.tracking import JobLoggers
 from bridgeeval.files import write_csv_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
-# Two known-harmless warnings on every run, matched by their text only: Lightning's hint that
-# `srun` exists (any Slurm login node; our Slurm jobs run through submitit), and torch's deprecation
-# of LeafSpec inside Lightning's own pytree helper (nothing a user can change).
-warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
-warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 # Lightning's per-Trainer banners (devices, tips) drown the job's own log across many folds.
 for _name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -226,8 +222,9 @@ def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=N
         callbacks.append(EpochMapped(items, split.name, split.val))
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
-    trainer = build_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-    trainer.fit(module, datamodule=datamodule)
+    with known_harmless_warnings():
+        trainer = build_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+        trainer.fit(module, datamodule=datamodule)
     if cfg.get("checkpoint"):
         trainer.save_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / f"{split.name}.ckpt")
     final = {key: float(value) for key, value in sorted(trainer.callback_metrics.items())}
@@ -238,9 +235,22 @@ def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=N
     return final, history.rows
 
 
+@contextlib.contextmanager
+def known_harmless_warnings():
+    """Two warnings of every training, silenced where they arise and matched by their text only:
+    Lightning's hint that `srun` exists (any Slurm login node; our Slurm jobs run through
+    submitit), and torch's deprecation of LeafSpec inside Lightning's own pytree helper (nothing a
+    user can change). A context, not a global filter, so it holds under pytest too."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+        yield
+
+
 def build_trainer(trainer_cfg, **kwargs) -> pl.Trainer:
     """The configured Lightning Trainer; ``threads`` is bridgeeval's key, not a Trainer argument."""
-    return hydra.utils.instantiate({k: v for k, v in trainer_cfg.items() if k != "threads"}, **kwargs)
+    with known_harmless_warnings():
+        return hydra.utils.instantiate({k: v for k, v in trainer_cfg.items() if k != "threads"}, **kwargs)
 
 
 def summarise(results: list[dict]) -> dict:
