@@ -192,7 +192,7 @@ class Reproduction:
         chosen = selection_table(selections)
         grid = "quick grid" if self.quick else "the paper's full grid"
         text = (
-            f"# Table 1, reproduced ({grid}; {len(selections)} cells; {wall / 60:.1f} min wall, "
+            f"# Table 1, reproduced ({grid}; {len(selections)} cell{'s' if len(selections) != 1 else ''}; {wall / 60:.1f} min wall, "
             f"selection {seconds['select'] / 60:.1f} min, evaluation {seconds['evaluate'] / 60:.1f} min)\n\n"
             f"{result.table.markdown()}\n\n## Selected by 5-fold CV loss on the training items\n\n{chosen}\n"
         )
