@@ -23,9 +23,9 @@ def add_parser(sub) -> None:
     p.add_argument("--depths", default="1", help="hidden layers of nn, comma-separated (appendix: 1,3,5)")
     p.add_argument("--losses", default="mse", help="comma-separated losses (appendix: mse,cosine,max_margin)")
     p.add_argument("--quick", action="store_true",
-                   help="a reduced grid (4 points for nn, 2 for lin) instead of the paper's (60 and 3)")
-    p.add_argument("--seeds", type=positive_int, default=5,
-                   help="seeds per cell on data sets with an official split (default 5)")
+                   help="2 grid points a cell, 3-fold selection, 3 seeds (the paper: 60 or 3 points, 5 folds, 5 seeds)")
+    p.add_argument("--seeds", type=positive_int, default=None,
+                   help="seeds per cell on data sets with an official split (default 5; 3 with --quick)")
     p.add_argument("--out", default="outputs/reproduce", help="output folder (default outputs/reproduce)")
     p.add_argument("--app", default=None, help="train.py to run (default: the checkout's)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
