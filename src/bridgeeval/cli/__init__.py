@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bridgeeval.cli import bench, data, report, reproduce, score, sweep
+from bridgeeval.cli import apply, bench, data, report, reproduce, score, sweep
 from bridgeeval.errors import BridgeEvalError
 
 
@@ -62,6 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"bridgeeval {__version__}")
     sub = parser.add_subparsers(title="commands")
-    for command in (score, bench, data, sweep, report, reproduce):
+    for command in (score, apply, bench, data, sweep, report, reproduce):
         command.add_parser(sub)
     return parser

@@ -19,9 +19,17 @@ NEIGHBOUR_KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target"
 
 
 class MappingModule(pl.LightningModule):
+    """A mapper (an ``nn.Module``, or the keyword arguments of ``build_mapper``), its loss and
+    optimiser, and the neighbourhood metrics of every validation epoch.
+
+    Built from a spec, the module saves its hyperparameters, so that
+    ``MappingModule.load_from_checkpoint(path)`` rebuilds the trained map on its own (the optimiser
+    factory is not saved: a reloaded map is for applying, ``bridgeeval map``).
+    """
+
     def __init__(
         self,
-        mapper: nn.Module,
+        mapper: nn.Module | dict,
         loss: str = "mse",
         margin: float = 0.5,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
@@ -31,6 +39,11 @@ class MappingModule(pl.LightningModule):
         on_train: bool = False,
     ):
         super().__init__()
+        if isinstance(mapper, dict):
+            from bridgeeval.models.mappers import build_mapper
+
+            self.save_hyperparameters(ignore=["optimizer"])
+            mapper = build_mapper(**mapper)
         self.mapper = mapper
         self.loss_name, self.margin = loss, margin
         self.optimizer_factory = optimizer or (lambda params: torch.optim.RMSprop(params, lr=1e-3))
@@ -114,3 +127,25 @@ class MappingModule(pl.LightningModule):
 
     def configure_optimizers(self):
         return self.optimizer_factory(self.parameters())
+
+
+def load_map(path) -> nn.Module:
+    """The trained mapper of a ``checkpoint=true`` checkpoint, in eval mode on the CPU; a file that
+    is not one is one line naming it."""
+    from pathlib import Path
+
+    from bridgeeval.errors import BridgeEvalError
+
+    path = Path(path)
+    if not path.is_file():
+        raise BridgeEvalError(f"{path}: no such checkpoint")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
+        raise BridgeEvalError(f"{path}: not a checkpoint ({type(err).__name__})") from None
+    spec = (saved.get("hyper_parameters") or {}).get("mapper") if isinstance(saved, dict) else None
+    if not isinstance(spec, dict):
+        raise BridgeEvalError(f"{path}: not a bridgeeval map checkpoint (no mapper hyperparameters; "
+                              "train with checkpoint=true)")
+    module = MappingModule.load_from_checkpoint(path, map_location="cpu")
+    return module.mapper.eval()

@@ -21,7 +21,6 @@ from bridgeeval.data.datamodule import CrossModalDataModule
 from bridgeeval.data.datasets import load_paired
 from bridgeeval.data.splits import protocol_splits
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.models.mappers import build_mapper
 from bridgeeval.models.module import MappingModule
 from bridgeeval.training.callbacks import EpochHistory, EpochMapped
 from bridgeeval.training.items import ItemRecorder, mapped_values
@@ -195,15 +194,15 @@ def check_negatives(data) -> None:
 def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=None) -> tuple[dict, list[dict]]:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = CrossModalDataModule(data, split, batch_size=cfg.data.batch_size, seed=int(cfg.seed))
-    mapper = build_mapper(
-        cfg.mapper.kind,
-        data.input.shape[1],
-        data.target.shape[1],
-        hidden_units=cfg.mapper.get("hidden_units", 256),
-        depth=int(cfg.depth),
-        activation=cfg.mapper.get("activation", "relu"),
-        dropout=cfg.mapper.get("dropout", 0.0),
-    )
+    mapper = {  # a spec, so that the module saves it and its checkpoints reload alone
+        "kind": str(cfg.mapper.kind),
+        "in_dim": int(data.input.shape[1]),
+        "out_dim": int(data.target.shape[1]),
+        "hidden_units": int(cfg.mapper.get("hidden_units", 256)),
+        "depth": int(cfg.depth),
+        "activation": str(cfg.mapper.get("activation", "relu")),
+        "dropout": float(cfg.mapper.get("dropout", 0.0)),
+    }
     module = MappingModule(
         mapper,
         loss=cfg.loss.name,

@@ -1,0 +1,61 @@
+"""``bridgeeval map CHECKPOINT INPUT``: a trained map applied to new vectors."""
+
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "map",
+        help="apply a trained map (a checkpoint of checkpoint=true) to new vectors",
+        description="Reads INPUT (the formats of `score`), maps each row with the trained map in eval mode "
+        "and writes f(INPUT) to --out (.npy, or .csv with the input's row names where it has them). "
+        "`bridgeeval score X Y OUT` then scores the mapped vectors.",
+    )
+    p.add_argument("checkpoint", help="a checkpoint written by a job with checkpoint=true (checkpoints/<split>.ckpt)")
+    p.add_argument("input", help="the vectors to map, one row per item")
+    p.add_argument("-o", "--out", required=True, help="where f(INPUT) goes: .npy or .csv")
+    ids = p.add_mutually_exclusive_group()
+    ids.add_argument("--id-column", dest="id_column", action="store_true", default=None,
+                     help="the first column of INPUT holds row ids or names (default: the README's rule)")
+    ids.add_argument("--no-id-column", dest="id_column", action="store_false", help="every column is a feature")
+    p.set_defaults(handler=_map)
+
+
+def _map(args) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from bridgeeval.cli.options import check_writable_target
+    from bridgeeval.data.formats import read_matrix
+    from bridgeeval.errors import BridgeEvalError
+    from bridgeeval.files import atomic_target, write_text_atomic
+    from bridgeeval.models.module import load_map
+    from bridgeeval.training.items import mapped_values
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npy", ".csv"):
+        raise BridgeEvalError(f"--out {out}: write .npy or .csv")
+    check_writable_target(out, "--out")
+    mapper = load_map(args.checkpoint)
+    matrix = read_matrix(args.input, args.id_column)
+    width = next(mapper.parameters()).shape[1]
+    if matrix.values.ndim != 2 or matrix.values.shape[1] != width:
+        raise BridgeEvalError(f"{args.input}: rows of {matrix.values.shape[-1]} values; the map takes {width}")
+    mapped = mapped_values(mapper, torch.from_numpy(np.asarray(matrix.values, dtype=np.float32))).numpy()
+    if out.suffix.lower() == ".npy":
+        with atomic_target(out, ".npy") as tmp:
+            np.save(tmp, mapped)
+    else:
+        import csv
+        import io
+
+        names = matrix.names or [str(i) for i in range(len(mapped))]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["id", *(f"f{j}" for j in range(mapped.shape[1]))])  # a header: ids are read back as ids
+        writer.writerows([name, *(repr(float(v)) for v in row)] for name, row in zip(names, mapped))
+        write_text_atomic(out, buffer.getvalue())
+    print(f"wrote {out} ({mapped.shape[0]} x {mapped.shape[1]})")
+    return 0
