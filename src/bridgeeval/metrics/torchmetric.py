@@ -59,8 +59,18 @@ class MeanNearestNeighborOverlap(Metric):
         self._cached = {"input": input_neighbours, "target": target_neighbours}
 
     def compute(self) -> dict[str, float]:
-        order = torch.argsort(dim_zero_cat(self.index))
+        order = first_of_each(dim_zero_cat(self.index))
         x, y, f = (dim_zero_cat(s)[order] for s in (self.inputs, self.targets, self.mapped))
         return cross_modal_report(
             x, y, f, k=self.k, metric=self.metric, include_self=self.include_self, neighbours=self._cached
         )
+
+
+def first_of_each(index: torch.Tensor) -> torch.Tensor:
+    """Positions that put the gathered items in index order, each item once: a distributed sampler
+    pads an uneven set with repeats of its first items, which must not count twice."""
+    order = torch.argsort(index, stable=True)
+    ranked = index[order]
+    keep = torch.ones_like(ranked, dtype=torch.bool)
+    keep[1:] = ranked[1:] != ranked[:-1]
+    return order[keep]

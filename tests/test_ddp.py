@@ -1,0 +1,65 @@
+"""The validation metric under torch.distributed: two CPU processes (gloo) give the single-process
+report exactly, on even and odd validation sets (a distributed sampler pads odd ones with repeats)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+from bridgeeval.metrics import cross_modal_report, knn_indices
+from bridgeeval.metrics.torchmetric import MeanNearestNeighborOverlap, first_of_each
+
+
+def _sets(n: int):
+    g = torch.Generator().manual_seed(n)
+    x, y = torch.randn(n, 12, generator=g), torch.randn(n, 6, generator=g)
+    return x, y, x[:, :6] * 0.7 + 0.3 * torch.randn(n, 6, generator=g)
+
+
+def _rank(rank: int, port: int, n: int, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    x, y, f = _sets(n)
+    metric = MeanNearestNeighborOverlap(k=10, metric="cosine")
+    metric.cache_reference(knn_indices(x, 10, "cosine"), knn_indices(y, 10, "cosine"))
+    data = TensorDataset(x, y, f, torch.arange(n))
+    sampler = DistributedSampler(data, num_replicas=2, rank=rank, shuffle=True, seed=3)  # pads odd sets
+    for bx, by, bf, index in DataLoader(data, batch_size=32, sampler=sampler):
+        metric.update(bx, by, bf, index)
+    report = metric.compute()
+    if rank == 0:
+        with open(out, "w") as handle:
+            json.dump(report, handle)
+    dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [320, 319])
+def test_two_processes_give_the_single_process_report(tmp_path, n):
+    out = tmp_path / "report.json"
+    mp.spawn(_rank, args=(_free_port(), n, str(out)), nprocs=2, join=True)
+    x, y, f = _sets(n)
+    single = cross_modal_report(x, y, f, k=10, metric="cosine")
+    gathered = json.loads(out.read_text())
+    assert gathered.keys() == single.keys()
+    for key, value in single.items():
+        assert gathered[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_padded_repeats_count_once_and_order_is_restored():
+    index = torch.tensor([4, 0, 2, 4, 1, 3, 0])  # two processes' items, 0 and 4 repeated by padding
+    order = first_of_each(index)
+    assert index[order].tolist() == [0, 1, 2, 3, 4]
+    assert order.tolist() == [1, 4, 2, 5, 0]  # the first occurrence of each repeated item
