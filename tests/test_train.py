@@ -189,6 +189,12 @@ def test_multirun_writes_one_folder_and_metrics_per_job(tmp_path):
     # Each job ends by saying what it found and where its files went.
     said = proc.stdout + proc.stderr
     assert said.count("f(X)'s neighbourhoods are closer to") == 4 and said.count(f"results: {tmp_path}/") == 4
+    # ... and the multirun ends with one table of all four, and how to report them
+    assert f"multirun: 4 job(s) in {tmp_path}" in said and f"Table 1: bridgeeval report {tmp_path}" in said
+    rows = [line for line in said.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert [r.split("|")[1].strip() for r in rows] == ["0", "1", "2", "3"]
+    assert all("mapper=" in r and "loss=" in r and r.rstrip().endswith(("(input) |", "(target) |")) for r in rows)
+    assert not any("debug=fast" in r for r in rows)  # what every job shares is left out
     jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in jobs] == ["0", "1", "2", "3"]
     combos = set()

@@ -1,0 +1,62 @@
+"""What a plain multirun found, in one table at its end (each job also ends with its own lines,
+but they scroll away between the jobs' progress bars)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger("bridgeeval")
+
+
+class MultirunSummary(Callback):
+    """A Hydra callback: after a basic-sweeper multirun, one line per job (its overrides, mNNOs and
+    which of X and Y f(X) stays closer to) and the command that reports them as Table 1. Sweeps by
+    Optuna print their own per-trial lines and best instead."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+            return
+        folder = Path(config.hydra.sweep.dir)
+        lines = summary_lines(folder)
+        if lines:
+            log.info("multirun: %d job(s) in %s\n%s\nTable 1: bridgeeval report %s", len(lines) - 2, folder,
+                     "\n".join(lines), folder)
+
+
+def summary_lines(folder: Path) -> list[str]:
+    """A Markdown table of the jobs under ``folder``, in job order, with the overrides that vary."""
+    rows = []
+    jobs = sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    shared = set.intersection(*(set(_overrides(job).split()) for job in jobs)) if len(jobs) > 1 else set()
+    for job in jobs:
+        varying = " ".join(o for o in _overrides(job).split() if o not in shared)
+        try:
+            metrics = json.loads((job / "metrics.json").read_text())
+        except (OSError, ValueError):
+            rows.append(f"| {job.name} | {varying} | - | - | not finished (see {job.name}/) |")
+            continue
+        stage = "pooled" if metrics.get("evaluate") == "pooled" and "pooled/mnno_input_mapped" in metrics else "val"
+        x, y = metrics.get(f"{stage}/mnno_input_mapped"), metrics.get(f"{stage}/mnno_target_mapped")
+        if x is None or y is None:
+            continue
+        closer = "X (input)" if x > y else "Y (target)"
+        rows.append(f"| {job.name} | {varying} | {x:.3f} | {y:.3f} | {closer} |")
+    if not rows:
+        return []
+    return ["| job | overrides | mNNO(X,f(X)) | mNNO(Y,f(X)) | f(X) closer to |", "|---|---|---|---|---|", *rows]
+
+
+def _overrides(job: Path) -> str:
+    import yaml
+
+    try:
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return ""
+    return " ".join(o for o in overrides if not o.startswith(("hydra.", "paths.", "sweep_trial.")))
