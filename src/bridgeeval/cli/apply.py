@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bridgeeval.cli.options import add_id_column_options
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -14,10 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("checkpoint", help="a checkpoint written by a job with checkpoint=true (checkpoints/<split>.ckpt)")
     p.add_argument("input", help="the vectors to map, one row per item")
     p.add_argument("-o", "--out", required=True, help="where f(INPUT) goes: .npy or .csv")
-    ids = p.add_mutually_exclusive_group()
-    ids.add_argument("--id-column", dest="id_column", action="store_true", default=None,
-                     help="the first column of INPUT holds row ids or names (default: the README's rule)")
-    ids.add_argument("--no-id-column", dest="id_column", action="store_false", help="every column is a feature")
+    add_id_column_options(p, "INPUT")
     p.set_defaults(handler=_map)
 
 

@@ -42,3 +42,13 @@ def check_writable_target(path, option: str) -> None:
     err = writable_folder_error(folder)
     if err is not None:
         raise BridgeEvalError(f"{option} {target}: cannot write there ({err.strerror or err})")
+
+
+def add_id_column_options(parser, files: str = "CSV/text/parquet files") -> None:
+    """``--id-column`` / ``--no-id-column``: override the README's id-column rule for every reader."""
+    ids = parser.add_mutually_exclusive_group()
+    ids.add_argument(
+        "--id-column", dest="id_column", action="store_true", default=None,
+        help=f"the first column of {files} holds row ids or names (default: the README's rule)",
+    )
+    ids.add_argument("--no-id-column", dest="id_column", action="store_false", help="every column is a feature")

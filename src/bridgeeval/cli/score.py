@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bridgeeval.cli.options import positive_int
+from bridgeeval.cli.options import add_id_column_options, positive_int
 from bridgeeval.jsonout import dumps
 
 
@@ -24,12 +24,7 @@ def add_parser(sub) -> None:
         "--include-self", action="store_true", help="count each item as its own neighbour (the released code's rule)"
     )
     p.add_argument("--sample", type=positive_int, default=None, metavar="M", help="estimate mNNO from M random query rows")
-    ids = p.add_mutually_exclusive_group()
-    ids.add_argument(
-        "--id-column", dest="id_column", action="store_true", default=None,
-        help="the first column of CSV/text/parquet files holds row ids or names (default: the README's rule)",
-    )
-    ids.add_argument("--no-id-column", dest="id_column", action="store_false", help="every column is a feature")
+    add_id_column_options(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_score)
