@@ -13,13 +13,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def cli(*args):
-    proc = subprocess.run([sys.executable, "-m", "bridgeeval.cli", *map(str, args)], capture_output=True, text=True)
-    return proc.returncode, proc.stdout, proc.stderr
+def _cli(capsys, *args):
+    """The command in-process (as `bridgeeval ...`): exit code, stdout, stderr."""
+    from bridgeeval.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.mark.slow
-def test_a_reloaded_map_reproduces_its_folds_validation_mnno(tmp_path):
+def test_a_reloaded_map_reproduces_its_folds_validation_mnno(tmp_path, capsys):
+    def cli(*args):
+        return _cli(capsys, *args)
+
     run = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "train.py", "mapper=nn", "cv.fold=1", "trainer.max_epochs=2", "checkpoint=true", "logger=none",
