@@ -212,3 +212,19 @@ def _direction(job_folder: Path) -> str:
     except Exception:  # noqa: BLE001 - no multirun.yaml: the sweeps' default
         return "minimize"
     return str(direction or "minimize").lower()
+
+
+# Overrides that say where and how a job ran, not what it computed.
+PLUMBING = ("hydra", "paths.", "sweep_trial.", "trainer.enable_progress")
+
+
+def job_overrides(job_dir: Path) -> list[str] | None:
+    """A job's own command-line overrides (from ``.hydra/overrides.yaml``) without the plumbing;
+    None where the file is missing or unreadable."""
+    import yaml
+
+    try:
+        overrides = yaml.safe_load((Path(job_dir) / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return None
+    return [o for o in overrides if not o.startswith(PLUMBING)]

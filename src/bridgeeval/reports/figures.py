@@ -46,14 +46,9 @@ def read_history(job_dir: Path) -> pd.DataFrame:
 
 def job_label(job_dir: Path) -> str:
     """A job's own overrides (``mapper=lin cv.fold=1``), else its folder name."""
-    import yaml
+    from bridgeeval.reports.collect import job_overrides
 
-    try:
-        overrides = yaml.safe_load((Path(job_dir) / ".hydra" / "overrides.yaml").read_text()) or []
-    except (OSError, yaml.YAMLError):
-        return Path(job_dir).name
-    keep = [o for o in overrides if not o.startswith(("hydra", "paths.", "sweep_trial.", "trainer.enable_progress"))]
-    return " ".join(keep) or Path(job_dir).name
+    return " ".join(job_overrides(job_dir) or []) or Path(job_dir).name
 
 
 def _mean_curve(history: pd.DataFrame, column: str) -> pd.DataFrame | None:

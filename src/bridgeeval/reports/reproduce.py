@@ -17,6 +17,7 @@ its output goes to ``<out>/logs/``. A rerun skips finished grid points and finis
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -82,12 +83,10 @@ def find_app(app: str | None = None) -> Path:
 def available(datasets: list[str], asked: bool) -> list[str]:
     """The data sets whose files are here; a missing one is an error when asked for by name, else
     a note saying how to fetch it."""
-    from bridgeeval.data.datasets import load_paired
-
     found = []
     for name in datasets:
         try:
-            load_paired({"name": name}, None, "text2image")
+            has_official_split(name)
         except BridgeEvalError as err:
             if asked:
                 raise
@@ -97,7 +96,9 @@ def available(datasets: list[str], asked: bool) -> list[str]:
     return found
 
 
+@functools.lru_cache(maxsize=None)
 def has_official_split(dataset: str) -> bool:
+    """Loads the data set (once a process: ``available`` checks it, each cell's evaluation asks)."""
     from bridgeeval.data.datasets import load_paired
 
     return load_paired({"name": dataset}, None, "text2image").test_mask is not None

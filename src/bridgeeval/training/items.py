@@ -53,6 +53,15 @@ class ItemRecorder:
         self._mapped: dict[str, tuple[np.ndarray, torch.Tensor]] = {}
         self._index: dict[str, np.ndarray] = {}
         self._epochs: dict[str, dict[int, torch.Tensor]] = {}
+        self._whole: dict[str, torch.Tensor] = {}
+
+    def _whole_set_lists(self, x_all: torch.Tensor, y_all: torch.Tensor, mapped: torch.Tensor) -> dict:
+        """Neighbour lists over all items; X's and Y's never change, so they are searched once for
+        the per-epoch curves and the final pooled evaluation together."""
+        if not self._whole:
+            self._whole = {"input": knn_indices(x_all, self.k, self.metric, self.include_self),
+                           "target": knn_indices(y_all, self.k, self.metric, self.include_self)}
+        return {**self._whole, "mapped": knn_indices(mapped, self.k, self.metric, self.include_self)}
 
     def add_epoch(self, split: str, index: np.ndarray, epoch: int, mapped: torch.Tensor) -> None:
         """f(X) of a split's validation items after one epoch (for the pooled per-epoch curves)."""
@@ -65,12 +74,10 @@ class ItemRecorder:
         if len(self._epochs) < 2 or not _covers(list(self._index.values()), self.n):
             return []
         x_all, y_all = x_all.float(), y_all.float()
-        fixed = {"input": knn_indices(x_all, self.k, self.metric, self.include_self),
-                 "target": knn_indices(y_all, self.k, self.metric, self.include_self)}
         rows = []
         for epoch in sorted(set.intersection(*(set(e) for e in self._epochs.values()))):
             mapped = _assemble(self.n, [(self._index[s], e[epoch]) for s, e in self._epochs.items()])
-            lists = {**fixed, "mapped": knn_indices(mapped, self.k, self.metric, self.include_self)}
+            lists = self._whole_set_lists(x_all, y_all, mapped)
             report = cross_modal_report(x_all, y_all, mapped, k=self.k, metric=self.metric,
                                         include_self=self.include_self, neighbours=lists)
             rows.append({"split": "pooled", "epoch": epoch, **{f"pooled/{k}": float(v) for k, v in report.items()}})
@@ -89,7 +96,7 @@ class ItemRecorder:
             return None
         mapped = _assemble(self.n, list(self._mapped.values()))
         x_all, y_all = x_all.float(), y_all.float()
-        lists = neighbour_lists(x_all, y_all, mapped, self.k, self.metric, self.include_self)
+        lists = self._whole_set_lists(x_all, y_all, mapped)
         self.arrays["pooled.index"] = np.arange(self.n)
         self.arrays.update({f"pooled.{key}": v for key, v in item_overlaps(lists, self.k).items()})
         # The same lists serve the report: each set's neighbours are searched once.

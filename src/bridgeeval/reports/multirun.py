@@ -53,10 +53,6 @@ def summary_lines(folder: Path) -> list[str]:
 
 
 def _overrides(job: Path) -> str:
-    import yaml
+    from bridgeeval.reports.collect import job_overrides
 
-    try:
-        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
-    except (OSError, yaml.YAMLError):
-        return ""
-    return " ".join(o for o in overrides if not o.startswith(("hydra.", "paths.", "sweep_trial.")))
+    return " ".join(job_overrides(job) or [])
