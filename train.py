@@ -11,11 +11,14 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
+from bridgeeval.config.resolvers import register_resolvers
+from bridgeeval.jobs import run_task
 from bridgeeval.training import SkippedJob, train
-from bridgeeval.training.failures import run_task
 from bridgeeval.training.run import optimized_value
 
 log = logging.getLogger("train")
+
+register_resolvers()  # before Hydra composes: the run folders use ${job_tag:}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

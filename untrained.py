@@ -5,9 +5,11 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-import bridgeeval.training  # noqa: F401  (registers the configs' resolvers)
-from bridgeeval.training.failures import run_task
+from bridgeeval.config.resolvers import register_resolvers
+from bridgeeval.jobs import run_task
 from bridgeeval.untrained.run import run_untrained
+
+register_resolvers()  # before Hydra composes: the run folders use ${job_tag:}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="untrained")

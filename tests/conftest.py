@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bridgeeval.config.resolvers import register_resolvers
+
+register_resolvers()  # the tests compose configs in-process (an entry point like train.py)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("BRIDGEEVAL_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -39,6 +39,11 @@ TRAIN_CASES = [
     ("metrics.include_self=maybe", "metrics.include_self='maybe': expected a boolean (true or false)"),
     ("metrics.k=0", "metrics.k=0: must be 1 or more"),
     ("loss=max_margin loss.margin=-0.5", "loss.margin=-0.5: must be a positive, finite number"),
+    # A misspelt key added to a built-in group is named, not passed on to the builder.
+    ("+mapper.hiden_units=5", "mapper.hiden_units: not a setting of mapper (settings: kind, hidden_units, activation, dropout)"),
+    ("+loss.margn=0.1", "loss.margn: not a setting of loss (settings: name, margin)"),
+    ("~mapper.activation", "mapper.activation is required for mapper=nn"),
+    ("loss=max_margin ~loss.margin", "loss.margin is required for loss=max_margin"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0: must be 1 or more"),
     ("trainer.max_epochs=-1", "trainer.max_epochs=-1: must be 1 or more"),
     ("trainer.threads=0", "trainer.threads=0: must be 1 or more"),
@@ -137,9 +142,9 @@ def test_custom_splits_and_classes_that_cannot_train_are_named(tmp_path):
     """A test column that is all 0 or all 1, or not 0/1; max-margin with a single class (no negative
     exists, the loss is 0 and nothing trains): each one line before any training."""
     import numpy as np
+    from test_train import make_cfg
 
     from bridgeeval.training import train
-    from test_train import make_cfg
 
     rng = np.random.default_rng(0)
     np.save(tmp_path / "x.npy", rng.normal(size=(60, 6)))

@@ -4,7 +4,6 @@ report exactly, on even and odd validation sets (a distributed sampler pads odd 
 from __future__ import annotations
 
 import json
-import os
 import socket
 
 import pytest
@@ -63,3 +62,35 @@ def test_padded_repeats_count_once_and_order_is_restored():
     order = first_of_each(index)
     assert index[order].tolist() == [0, 1, 2, 3, 4]
     assert order.tolist() == [1, 4, 2, 5, 0]  # the first occurrence of each repeated item
+
+
+def _validate(tmp_path, name: str, n_items: int, *overrides: str) -> dict:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / f"{name}.json"
+    script = Path(__file__).with_name("ddp_validate.py")
+    done = subprocess.run([sys.executable, str(script), str(out), str(n_items), *overrides],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n_items", "loss"), [(640, "mse"), (638, "cosine")])
+def test_trainer_ddp_on_two_cpu_processes_gives_the_single_process_metrics(tmp_path, n_items, loss):
+    """`trainer=ddp` end to end through Lightning (2 CPU processes, gloo) on the same map: every
+    validation metric, val/loss included, equals the single-process value, on an even (320) and an
+    odd (319: the sampler pads one repeat) fold."""
+    from ddp_validate import main as validate_in_process
+
+    validate_in_process(str(tmp_path / "single.json"), n_items, [f"loss={loss}"])
+    single = json.loads((tmp_path / "single.json").read_text())
+    ddp = _validate(tmp_path, "ddp", n_items, f"loss={loss}", "trainer=ddp", "trainer.accelerator=cpu")
+    assert (single["world_size"], ddp["world_size"]) == (1, 2)
+    assert single["n_val"] == ddp["n_val"] == n_items // 2
+    metrics = [k for k in single if k.startswith("val/")]
+    assert len(metrics) == 8 and set(metrics) == {k for k in ddp if k.startswith("val/")}
+    for key in metrics:
+        assert ddp[key] == pytest.approx(single[key], abs=1e-6), key

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy.stats import ranksums
 
+from bridgeeval.records import JobRecord
 from bridgeeval.reports.collect import Job, collect_jobs
 from bridgeeval.reports.table1 import build_table1, paper_table1
 
@@ -214,10 +215,11 @@ def test_package_copy_of_the_papers_table1_matches_the_reference(tmp_path):
 def _job(tmp_path, mapper, values, **extra) -> Job:
     meta = {"dataset": "iaprtc", "direction": "text2image", "mapper": mapper, "depth": 1, "loss": "mse", "k": 10,
             "neighbor_metric": "cosine", "status": "finished", "val/mnno_input_mapped": 0.0,
-            "data": {"text_features": "bigru", "image_features": "vgg128"}}
+            "data": {"text_features": "bigru", "image_features": "vgg128"}, "seed": 0, "n_items": 100,
+            "include_self": False, "protocol": "kfold"}
     meta.update(extra)
     meta["folds"] = [{"val/mnno_input_mapped": x, "val/mnno_target_mapped": y} for x, y in values]
-    return Job(tmp_path / mapper, meta)
+    return Job(tmp_path / mapper, JobRecord.from_json(meta))
 
 
 def test_paper_values_and_differences_appear_where_the_setting_matches(tmp_path):
@@ -275,7 +277,7 @@ def test_report_takes_the_pooled_evaluation_when_every_job_ran_with_it(tmp_path)
     for name, evaluate in (("a", "pooled"), ("b", "fold")):
         job = _job(tmp_path, name, folds, evaluate=evaluate, **pooled)
         job.path.mkdir()
-        (job.path / "metrics.json").write_text(json.dumps(job.metrics))
+        (job.path / "metrics.json").write_text(json.dumps(job.record.to_json()))
     code, out, err = cli("report", tmp_path / "a", "--format", "json")
     assert code == 0, err
     (cell,) = json.loads(out)

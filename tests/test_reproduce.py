@@ -16,6 +16,7 @@ from conftest import SHARED_DATA, shared_file
 
 from bridgeeval.sweeps.storage import open_storage
 
+
 def _fold_items(trial) -> list:
     """The validation items of each fold of a trial's job (items.npz: one index array per fold)."""
     import numpy as np
@@ -88,10 +89,10 @@ def test_reproduce_names_a_missing_data_set_and_a_bad_option(tmp_path):
 
 def test_the_quick_grid_of_a_net_is_its_rates_units_and_dropouts():
     from hydra import compose, initialize_config_dir
-    from hydra_plugins.bridgeeval_optuna_sweeper.optuna_sweeper import active_params
 
     from bridgeeval.reports.reproduce import Cell, grid_override
     from bridgeeval.sweeps.space import grid_points, parse_space
+    from hydra_plugins.bridgeeval_optuna_sweeper.optuna_sweeper import active_params
 
     def space(mapper):
         overrides = ["hparams_search=paper_grid", f"mapper={mapper}", *grid_override(Cell("wiki", "text2image", mapper), True)]

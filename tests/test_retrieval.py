@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from conftest import shared_file
 
 from bridgeeval.data.formats import read_delimited
 from bridgeeval.data.paired import labels_from_id_lists

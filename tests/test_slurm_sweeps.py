@@ -1,6 +1,6 @@
 """Sweeps on a real Slurm cluster (Debian's slurm-wlm 22.05, one node on loopback, started here).
 
-The README's two ways (one driver with ``hydra/launcher=slurm``; N ``sbatch --array`` workers),
+docs/sweeps.md's two ways (one driver with ``hydra/launcher=slurm``; N ``sbatch --array`` workers),
 and what a cluster does to them: a cancelled array task, a worker killed with SIGKILL and
 resubmitted, a request no node can satisfy, a driver stopped with SIGTERM, a cluster without
 accounting. Each case checks the study through Optuna's API: one COMPLETE trial per grid point,
@@ -89,7 +89,7 @@ def one_error_line(stderr: str) -> str:
 
 
 def test_driver_keeps_a_batch_whose_sibling_was_cancelled_without_accounting(tmp_path, cluster):
-    """README way 1 on a cluster without sacct: scancel of one array task loses only its trial."""
+    """docs/sweeps.md way 1 on a cluster without sacct: scancel of one array task loses only its trial."""
     url = f"journal:///{tmp_path}/j.log"
     proc = driver(
         tmp_path,
@@ -126,7 +126,7 @@ def test_driver_keeps_a_batch_whose_sibling_was_cancelled_without_accounting(tmp
 
 
 def test_array_workers_share_a_postgresql_study_and_survive_kill_9(tmp_path, cluster, postgres):
-    """README way 2: N sbatch workers on one study; one worker SIGKILLed, then a resubmit."""
+    """docs/sweeps.md way 2: N sbatch workers on one study; one worker SIGKILLed, then a resubmit."""
     name = f"array-{os.getpid()}"
     args = [
         grid_params(lr=LR, hidden="64,128,256"),

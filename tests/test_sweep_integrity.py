@@ -92,7 +92,7 @@ def test_storage_urls_mean_what_they_look_like(tmp_path, monkeypatch):
     assert parse_url("runs/j.log").backend == "journal" and parse_url("runs/s.db").backend == "sqlite"
     assert parse_url("sqlite:///s.db").path == tmp_path / "s.db"  # SQLAlchemy's rule
     assert parse_url("sqlite:////abs/s.db").path == Path("/abs/s.db")
-    # The README's example is an absolute file, wherever the worker starts.
+    # docs/sweeps.md's example is an absolute file, wherever the worker starts.
     assert parse_url("journal:///shared/me/optuna/grid.log").path == Path("/shared/me/optuna/grid.log")
     for bad in ("journal://host/x.log", "redis://x", "", "sqlite:/x.db"):
         with pytest.raises(BridgeEvalError, match="storage"):

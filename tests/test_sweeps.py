@@ -268,7 +268,7 @@ def test_slurm_launcher_config_composes_with_documented_defaults(monkeypatch):
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.bridgeeval_optuna_sweeper.slurm_launcher.SlurmLauncher"
     assert launcher.partition == "gpu-short" and launcher.array_parallelism == 32
-    # defaults that fit a small node (2 CPUs, 4 GB, 1 h per trial), documented in the README
+    # defaults that fit a small node (2 CPUs, 4 GB, 1 h per trial), documented in docs/sweeps.md
     resources = (launcher.cpus_per_task, launcher.mem_gb, launcher.timeout_min, launcher.gpus_per_node)
     assert resources == (2, 4, 60, 0)
     # submitit's logs live inside the sweep's own (never colliding) folder

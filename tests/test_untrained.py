@@ -100,11 +100,23 @@ def test_table2_bold_is_best_per_embedding():
         for m, v in (("nn", 0.4), ("lin", 0.6), ("none", 0.5))
     ]
     table = table2(records)
-    assert [label for label, _ in table.rows] == ["f_nn(g)", "f_lin(g)", "g"]
-    assert [cells[0].bold for _, cells in table.rows] == [False, True, False]
+    assert [label for label, _ in table.rows][:3] == ["f_nn(g)", "f_lin(g)", "g"]
+    assert [cells[0].bold for _, cells in table.rows][:3] == [False, True, False]
     md = table.markdown()
     assert "| f_lin(g) | **0.600** |" in md and "0.400\\*" in md
     assert "\\textbf{0.600}" in table.latex() and table.csv().startswith("mapping,ws cos")
+
+
+def test_table2_shows_the_papers_rows_for_the_same_columns():
+    """The paper's Table 2 (package data) under ours, matched by benchmark and similarity."""
+    records = [{"embedding": "glove50", "mapping": "none", "benchmark": b, "similarity": s, "spearman_mean": 0.5,
+                "significant": False} for b in ("ws353", "simlex") for s in ("cosine", "euclidean")]
+    rows = dict(table2(records).rows)
+    # glove,none: ws353 0.632 (cos), 0.601 (eucl); the published simlex values follow in the same order
+    assert [c.value for c in rows["paper: glove"][:2]] == [0.632, 0.601]
+    assert rows["paper: f_a(glove)"][0].value == 0.632 and "paper: resnet" in rows
+    no_columns = [{**records[0], "benchmark": "mine"}]
+    assert [label for label, _ in table2(no_columns).rows] == ["glove50"]  # no published column: no paper rows
 
 
 def test_malformed_benchmark_line_is_named(tmp_path):

@@ -30,8 +30,8 @@ def _map(args) -> int:
     from bridgeeval.data.formats import read_matrix
     from bridgeeval.errors import BridgeEvalError
     from bridgeeval.files import atomic_target, write_text_atomic
+    from bridgeeval.models.mappers import mapped_values
     from bridgeeval.models.module import load_map
-    from bridgeeval.training.items import mapped_values
 
     out = Path(args.out)
     if out.suffix.lower() not in (".npy", ".csv"):

@@ -69,7 +69,7 @@ def _report(args) -> int:
     if not jobs:
         raise BridgeEvalError(f"no finished job (metrics.json) under {', '.join(map(str, paths))}")
     if args.evaluation == "auto":
-        args.evaluation = "pooled" if all(j.metrics.get("evaluate") == "pooled" for j in jobs) else "fold"
+        args.evaluation = "pooled" if all(j.record.evaluate == "pooled" for j in jobs) else "fold"
     if args.evaluation == "pooled":
         without = [j for j in jobs if not j.has_pooled()]
         for job in without:

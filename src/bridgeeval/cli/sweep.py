@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bridgeeval.jsonout import dumps
+from bridgeeval.sweeps.settings import FORMS, default_storage
 
 
 def add_parser(sub) -> None:
@@ -17,8 +18,7 @@ def add_parser(sub) -> None:
         v.add_argument(
             "--storage",
             default=None,
-            help="journal:///ABS/PATH, journal:REL/PATH, sqlite:///REL.db, sqlite:////ABS.db or postgresql://... "
-            "(default: sqlite:///outputs/optuna/STUDY.db)",
+            help=f"{FORMS} (default: {default_storage('STUDY')}, where the sweeps in sweeps/ keep their studies)",
         )
         v.add_argument("--json", action="store_true", help="print JSON")
         v.set_defaults(handler=_sweep_best if verb == "best" else _sweep_status)

@@ -13,7 +13,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from bridgeeval.config.resolvers import register_resolvers
 from bridgeeval.errors import BridgeEvalError
+
+# A launcher's worker process (submitit, local or Slurm) unpickles this callback before it resolves
+# the job's folder: the one place every job process passes through.
+register_resolvers()
 
 
 class CheckConfig(Callback):

@@ -18,8 +18,6 @@ from bridgeeval.config.schema import TRAIN_SCHEMAS, UNTRAINED_SCHEMAS
 from bridgeeval.errors import BridgeEvalError
 
 SEED_MAX = 2**32 - 1  # numpy's and Lightning's seed range
-MAPPERS = ("lin", "nn")
-UNTRAINED_MAPPINGS = ("nn", "lin", "none")
 
 
 def check_train_config(cfg: DictConfig) -> DictConfig:
@@ -29,7 +27,7 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
     from bridgeeval.data.splits import EVALUATIONS, PROTOCOLS
     from bridgeeval.metrics.validation import METRICS
     from bridgeeval.models.losses import LOSSES
-    from bridgeeval.models.mappers import ACTIVATIONS
+    from bridgeeval.models.mappers import ACTIVATIONS, MAPPERS
 
     t = typed(cfg, TRAIN_SCHEMAS)
     _in_range("seed", t.seed, 0, SEED_MAX)
@@ -41,11 +39,20 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
     if t.dataset.limit is not None:
         _in_range("dataset.limit", t.dataset.limit, 2)
     _one_of("mapper.kind", t.mapper.kind, MAPPERS)
-    _in_range("mapper.hidden_units", t.mapper.hidden_units, 1)
-    _one_of("mapper.activation", t.mapper.activation, tuple(ACTIVATIONS))
-    _fraction("mapper.dropout", t.mapper.dropout, upper_open=True)
+    _own_keys_only(cfg, "mapper", "bridgeeval.models.mappers.build_mapper")
+    if t.mapper.kind == "nn":
+        _required("mapper", t.mapper, ("hidden_units", "activation", "dropout"), "mapper=nn")
+    if t.mapper.hidden_units is not None:
+        _in_range("mapper.hidden_units", t.mapper.hidden_units, 1)
+    if t.mapper.activation is not None:
+        _one_of("mapper.activation", t.mapper.activation, tuple(ACTIVATIONS))
+    if t.mapper.dropout is not None:
+        _fraction("mapper.dropout", t.mapper.dropout, upper_open=True)
     _one_of("loss.name", t.loss.name, LOSSES)
-    if "margin" in cfg.loss:
+    _own_keys_only(cfg, "loss", "bridgeeval.models.losses.build_loss")
+    if t.loss.name == "max_margin":
+        _required("loss", t.loss, ("margin",), "loss=max_margin")
+    if t.loss.margin is not None:
         _positive("loss.margin", t.loss.margin)
     _positive("optimizer.lr", t.optimizer.lr)
     _in_range("trainer.max_epochs", t.trainer.max_epochs, 1)
@@ -65,8 +72,35 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
     return t
 
 
+def complete_train_config(cfg: DictConfig) -> DictConfig:
+    """The composed config checked, its declared values typed ("5" -> 5) and the schemas' defaults
+    filled in where a key is absent: the one config a job reads, with no defaults in code."""
+    t = check_train_config(cfg)
+    complete = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))  # open: defaults may add keys
+    return OmegaConf.merge(complete, t)
+
+
+def _required(group: str, node: DictConfig, keys: tuple[str, ...], what: str) -> None:
+    for key in keys:
+        if node[key] is None:
+            raise BridgeEvalError(f"{group}.{key} is required for {what}")
+
+
+def _own_keys_only(cfg: DictConfig, group: str, builtin_target: str) -> None:
+    """A built-in group's keys are its schema's: a misspelt ``+mapper.hiden_units=5`` is named
+    instead of reaching the builder (a user's own ``_target_`` takes what it takes)."""
+    node = OmegaConf.select(cfg, group)
+    if not isinstance(node, DictConfig) or node.get("_target_") != builtin_target:
+        return
+    allowed = [f.name for f in fields(TRAIN_SCHEMAS[group])]
+    for key in node.keys():
+        if not str(key).startswith("_") and key not in allowed:
+            raise BridgeEvalError(f"{group}.{key}: not a setting of {group} (settings: {', '.join(allowed)})")
+
+
 def check_untrained_config(cfg: DictConfig) -> DictConfig:
     from bridgeeval.metrics.validation import METRICS
+    from bridgeeval.models.mappers import UNTRAINED_MAPPINGS
 
     t = typed(cfg, UNTRAINED_SCHEMAS)
     _in_range("seed", t.seed, 0, SEED_MAX - max(t.draws, 0))

@@ -31,18 +31,20 @@ class FeaturesSchema:
     image: Optional[str] = None
 
 
+# The mapper's and loss's settings have their values in conf/mapper/*.yaml and conf/loss/*.yaml
+# only (null here: a linear map has no hidden units, MSE no margin).
 @dataclass
 class MapperSchema:
     kind: str = "nn"
-    hidden_units: int = 256
-    activation: str = "relu"
-    dropout: float = 0.0
+    hidden_units: Optional[int] = None
+    activation: Optional[str] = None
+    dropout: Optional[float] = None
 
 
 @dataclass
 class LossSchema:
     name: str = "mse"
-    margin: float = 0.5
+    margin: Optional[float] = None
 
 
 @dataclass
@@ -56,6 +58,7 @@ class TrainerSchema:
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 1
     num_sanity_val_steps: int = 0
+    enable_progress_bar: bool = True
     threads: Optional[int] = 2
 
 

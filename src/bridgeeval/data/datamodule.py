@@ -19,7 +19,7 @@ def class_codes(data: PairedFeatures) -> torch.Tensor:
 
 
 class CrossModalDataModule(pl.LightningDataModule):
-    def __init__(self, data: PairedFeatures, split: Split, batch_size: int = 64, seed: int = 0, num_workers: int = 0):
+    def __init__(self, data: PairedFeatures, split: Split, batch_size: int, seed: int, num_workers: int = 0):
         super().__init__()
         self.data, self.split = data, split
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers

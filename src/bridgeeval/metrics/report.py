@@ -18,6 +18,8 @@ REPORT_KEYS = (
     "recall_at_k",
     "hubness",
 )
+# The values that depend on the neighbour metric (cosine, euclidean); MSE and R^2 do not.
+NEIGHBOUR_KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "recall_at_k", "hubness")
 _RANK_BLOCK = 2048
 
 

@@ -1,4 +1,5 @@
-"""``MeanNearestNeighborOverlap``: the cross-modal report as a torchmetrics ``Metric``."""
+"""``CrossModalReport``: the cross-modal report (three mNNOs, MSE, R^2, recall@K, hubness) as a
+torchmetrics ``Metric``."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from bridgeeval.metrics.report import cross_modal_report
 from bridgeeval.metrics.validation import check_metric
 
 
-class MeanNearestNeighborOverlap(Metric):
-    """Accumulates (input, target, mapped) batches and reports over the whole epoch.
+class CrossModalReport(Metric):
+    """Accumulates (input, target, mapped) batches and reports over the whole epoch: the values of
+    :func:`~bridgeeval.metrics.cross_modal_report` (``REPORT_KEYS``).
 
     States are concatenated across processes (``dist_reduce_fx="cat"``), so under DDP every rank
     computes the report of the full validation set. ``index`` (the items' positions) restores the
@@ -20,7 +22,7 @@ class MeanNearestNeighborOverlap(Metric):
 
     Example:
         >>> import torch
-        >>> metric = MeanNearestNeighborOverlap(k=1, metric="euclidean")
+        >>> metric = CrossModalReport(k=1, metric="euclidean")
         >>> x = torch.tensor([[0.0], [1.0], [3.0], [4.0]])
         >>> metric.update(x[:2], x[:2], x[:2]); metric.update(x[2:], x[2:], x[2:])
         >>> metric.compute()["mnno_input_mapped"]
@@ -64,6 +66,43 @@ class MeanNearestNeighborOverlap(Metric):
         return cross_modal_report(
             x, y, f, k=self.k, metric=self.metric, include_self=self.include_self, neighbours=self._cached
         )
+
+
+class ItemMean(Metric):
+    """The mean of per-item values over an epoch, each item once: under DDP the values of all ranks
+    are gathered and a distributed sampler's padded repeats dropped, so the mean is the
+    single-process one (Lightning's per-rank means, averaged, would count the repeats).
+
+    Example:
+        >>> import torch
+        >>> mean = ItemMean()
+        >>> mean.update(torch.tensor([1.0, 2.0]), torch.tensor([0, 1]))
+        >>> mean.update(torch.tensor([3.0, 1.0]), torch.tensor([2, 0]))  # item 0 again: a padded repeat
+        >>> float(mean.compute())
+        2.0
+    """
+
+    is_differentiable = False
+    higher_is_better = None
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("values", default=[], dist_reduce_fx="cat")
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+
+    def update(self, values: torch.Tensor, index: torch.Tensor) -> None:
+        if values.shape != index.shape:
+            raise BridgeEvalError(f"values have shape {tuple(values.shape)}, index {tuple(index.shape)}")
+        self.values.append(values.detach().double())
+        self.index.append(torch.as_tensor(index, device=values.device))
+
+    def compute(self) -> torch.Tensor:
+        return dim_zero_cat(self.values)[first_of_each(dim_zero_cat(self.index))].mean()
+
+
+# The name of earlier versions (it returns seven values, not one mNNO).
+MeanNearestNeighborOverlap = CrossModalReport
 
 
 def first_of_each(index: torch.Tensor) -> torch.Tensor:

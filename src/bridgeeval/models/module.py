@@ -3,55 +3,56 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
+import hydra
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from bridgeeval.metrics import MeanNearestNeighborOverlap, knn_indices
-from bridgeeval.models.losses import compute_loss
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics import NEIGHBOUR_KEYS, REPORT_KEYS, CrossModalReport, knn_indices
+from bridgeeval.metrics.torchmetric import ItemMean
 
-REPORTED = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "mse", "r2", "recall_at_k", "hubness")
-# Unsuffixed names are the first neighbour metric's; further metrics log these with a suffix
-# (e.g. _euclidean). Each key is logged once: Lightning's self.log costs ~0.15 ms a key on CPU.
-NEIGHBOUR_KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "recall_at_k", "hubness")
+# Unsuffixed keys are the first neighbour metric's; further metrics log NEIGHBOUR_KEYS with a
+# suffix (e.g. _euclidean). Each key is logged once: Lightning's self.log costs ~0.15 ms a key on CPU.
 
 
 class MappingModule(pl.LightningModule):
-    """A mapper (an ``nn.Module``, or the keyword arguments of ``build_mapper``), its loss and
-    optimiser, and the neighbourhood metrics of every validation epoch.
+    """A mapper, its loss and optimiser, and the neighbourhood metrics of every validation epoch.
 
-    Built from a spec, the module saves its hyperparameters, so that
+    ``mapper`` and ``loss`` are modules, or ``_target_`` configs (the composed ``mapper`` and
+    ``loss`` groups; the mapper's with ``in_dim``, ``out_dim`` and ``depth`` filled in) that are
+    instantiated here. Built from configs, the module saves them as hyperparameters, so that
     ``MappingModule.load_from_checkpoint(path)`` rebuilds the trained map on its own (the optimiser
     factory is not saved: a reloaded map is for applying, ``bridgeeval map``).
     """
 
     def __init__(
         self,
-        mapper: nn.Module | dict,
-        loss: str = "mse",
-        margin: float = 0.5,
-        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-        k: int = 10,
-        neighbors: tuple[str, ...] = ("cosine",),
-        include_self: bool = False,
+        mapper: nn.Module | Mapping,
+        loss: nn.Module | Mapping,
+        *,
+        k: int,
+        neighbour_metrics: Sequence[str],
+        include_self: bool,
         on_train: bool = False,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
     ):
         super().__init__()
-        if isinstance(mapper, dict):
-            from bridgeeval.models.mappers import build_mapper
-
-            self.save_hyperparameters(ignore=["optimizer"])
-            mapper = build_mapper(**mapper)
-        self.mapper = mapper
-        self.loss_name, self.margin = loss, margin
-        self.optimizer_factory = optimizer or (lambda params: torch.optim.RMSprop(params, lr=1e-3))
-        self.k, self.neighbors, self.include_self, self.on_train = k, tuple(neighbors), include_self, on_train
+        if isinstance(mapper, Mapping) or isinstance(loss, Mapping):
+            self.save_hyperparameters(ignore=["optimizer"] + [n for n, v in (("mapper", mapper), ("loss", loss))
+                                                              if isinstance(v, nn.Module)])
+        self.mapper = _instantiated(mapper)
+        self.loss = _instantiated(loss)
+        self.optimizer_factory = optimizer
+        self.k, self.include_self, self.on_train = k, include_self, on_train
+        self.neighbour_metrics = tuple(neighbour_metrics)
+        self.val_loss = ItemMean()
         self.val_metrics = nn.ModuleDict(
-            {m: MeanNearestNeighborOverlap(k=k, metric=m, include_self=include_self) for m in self.neighbors}
+            {m: CrossModalReport(k=k, metric=m, include_self=include_self) for m in self.neighbour_metrics}
         )
-        self._train_cache: dict[str, dict[str, torch.Tensor]] = {}
+        self._train_neighbours: dict[str, dict[str, torch.Tensor]] = {}
         self.metric_seconds = 0.0  # time spent on the neighbourhood metrics this epoch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +60,7 @@ class MappingModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y, classes, _ = batch
-        loss = compute_loss(self.loss_name, self(x), y, classes, self.margin)
+        loss = self.loss(self(x), y, classes)
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
         return loss
 
@@ -69,24 +70,23 @@ class MappingModule(pl.LightningModule):
         stages = ["val"] + (["train"] if self.on_train else [])
         for stage in stages:
             x, y = (t.to(self.device) for t in dm.arrays(stage))
-            cache = {
+            lists = {
                 m: {
                     "input": knn_indices(x, self.k, m, self.include_self),
                     "target": knn_indices(y, self.k, m, self.include_self),
                 }
-                for m in self.neighbors
+                for m in self.neighbour_metrics
             }
             if stage == "val":
-                for m, refs in cache.items():
+                for m, refs in lists.items():
                     self.val_metrics[m].cache_reference(refs["input"], refs["target"])
             else:
-                self._train_cache = cache
+                self._train_neighbours = lists
 
     def validation_step(self, batch, batch_idx):
         x, y, classes, index = batch
         mapped = self(x)
-        loss = compute_loss(self.loss_name, mapped, y, classes, self.margin)
-        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self.val_loss.update(self.loss.per_item(mapped, y, classes), index)
         start = time.perf_counter()
         for metric in self.val_metrics.values():
             metric.update(x, y, mapped, index)
@@ -96,6 +96,10 @@ class MappingModule(pl.LightningModule):
         self.metric_seconds = 0.0
 
     def on_validation_epoch_end(self) -> None:
+        # Every rank holds the whole gathered epoch (padded repeats dropped), so the ranks' values are
+        # equal and sync_dist's mean returns them exactly (and Lightning does not warn).
+        self.log("val/loss", self.val_loss.compute().float(), on_step=False, on_epoch=True, sync_dist=True)
+        self.val_loss.reset()
         start = time.perf_counter()
         for i, (name, metric) in enumerate(self.val_metrics.items()):
             self._log_report("val", name, metric.compute(), primary=i == 0)
@@ -111,30 +115,43 @@ class MappingModule(pl.LightningModule):
 
         x, y = (t.to(self.device) for t in self.trainer.datamodule.arrays("train"))
         mapped = self(x)
-        for i, name in enumerate(self.neighbors):
+        for i, name in enumerate(self.neighbour_metrics):
             report = cross_modal_report(
-                x, y, mapped, k=self.k, metric=name, include_self=self.include_self, neighbours=self._train_cache[name]
+                x, y, mapped, k=self.k, metric=name, include_self=self.include_self, neighbours=self._train_neighbours[name]
             )
             self._log_report("train", name, report, primary=i == 0)
 
     def _log_report(self, stage: str, metric_name: str, report: dict[str, float], primary: bool) -> None:
         if primary:
-            values = {f"{stage}/{key}": report[key] for key in REPORTED}
+            values = {f"{stage}/{key}": report[key] for key in REPORT_KEYS}
         else:
             values = {f"{stage}/{key}_{metric_name}": report[key] for key in NEIGHBOUR_KEYS}
-        # Every rank computed the report of the whole gathered set: no further reduction.
-        self.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
+        # Every rank computed the report of the whole gathered set: equal values, an exact mean.
+        self.log_dict(values, on_step=False, on_epoch=True, sync_dist=True)
 
     def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise BridgeEvalError("this map was reloaded for applying, not training: it has no optimizer")
         return self.optimizer_factory(self.parameters())
+
+
+def _instantiated(part: nn.Module | Mapping) -> nn.Module:
+    """A ``_target_`` config built with Hydra; a mapper spec saved before configs had ``_target_``
+    (``kind``, dims and settings) built by ``build_mapper``."""
+    if isinstance(part, nn.Module):
+        return part
+    if "_target_" in part:
+        return hydra.utils.instantiate(dict(part))
+    from bridgeeval.models.mappers import build_mapper
+
+    return build_mapper(**part)
 
 
 def load_map(path) -> nn.Module:
     """The trained mapper of a ``checkpoint=true`` checkpoint, in eval mode on the CPU; a file that
-    is not one is one line naming it."""
+    is not one is one line naming it. Only the mapper is rebuilt (its saved config and weights), so
+    checkpoints of every bridgeeval version since maps were saved load alike."""
     from pathlib import Path
-
-    from bridgeeval.errors import BridgeEvalError
 
     path = Path(path)
     if not path.is_file():
@@ -144,8 +161,13 @@ def load_map(path) -> nn.Module:
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
         raise BridgeEvalError(f"{path}: not a checkpoint ({type(err).__name__})") from None
     spec = (saved.get("hyper_parameters") or {}).get("mapper") if isinstance(saved, dict) else None
-    if not isinstance(spec, dict):
+    if not isinstance(spec, Mapping):
         raise BridgeEvalError(f"{path}: not a bridgeeval map checkpoint (no mapper hyperparameters; "
                               "train with checkpoint=true)")
-    module = MappingModule.load_from_checkpoint(path, map_location="cpu")
-    return module.mapper.eval()
+    mapper = _instantiated(spec)
+    weights = {k.removeprefix("mapper."): v for k, v in saved.get("state_dict", {}).items() if k.startswith("mapper.")}
+    try:
+        mapper.load_state_dict(weights)
+    except RuntimeError as err:
+        raise BridgeEvalError(f"{path}: the saved weights do not fit the saved mapper ({str(err).splitlines()[0]})") from None
+    return mapper.eval()

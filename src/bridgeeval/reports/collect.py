@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.records import METRICS_FILE, JobRecord, read_items, read_job_record
 
 # Config keys that change a job's results; everything else (seed, fold, paths, loggers, progress
 # bars, the sweep's bookkeeping) is a replicate or presentation, and may differ within a cell.
@@ -35,7 +37,7 @@ RESULT_KEYS = (
 @dataclass
 class Job:
     path: Path
-    metrics: dict
+    record: JobRecord
     config: dict | None = None  # the job's .hydra/config.yaml, flattened to dotted keys
 
     def item_values(self, key: str, pooled: bool = False) -> np.ndarray | None:
@@ -53,8 +55,6 @@ class Job:
     @functools.cached_property
     def _items(self) -> dict[str, np.ndarray] | None:
         """``items.npz``, read once per job (every measure and pair of a report reads it)."""
-        from bridgeeval.training.items import read_items
-
         return read_items(self.path)
 
     @property
@@ -66,8 +66,7 @@ class Job:
         """Every result-affecting setting of the job: what a report cell may pool over must agree.
         From the job's config where it has one; the features and the protocol actually used, and
         the content of user files, from ``metrics.json``."""
-        m, data = self.metrics, self.metrics.get("data") or {}
-        # (include_self, the protocol used and user files' paths come from metrics.json below)
+        r, data = self.record, self.record.data
         out = {
             k: v
             for k, v in (self.config or {}).items()
@@ -79,11 +78,11 @@ class Job:
             out.pop("depth", None)
         out.update(
             {
-                "dataset": m.get("dataset"),
-                "protocol": m.get("protocol"),
-                "include_self": m.get("include_self"),
-                "k": m.get("k"),
-                "neighbor_metric": m.get("neighbor_metric"),
+                "dataset": r.dataset,
+                "protocol": r.protocol,
+                "include_self": r.include_self,
+                "k": r.k,
+                "neighbor_metric": r.neighbor_metric,
                 "text_features": data.get("text_features"),
                 "image_features": data.get("image_features"),
             }
@@ -94,21 +93,20 @@ class Job:
     @property
     def single_split(self) -> bool:
         """An official train/test split: the test set is already evaluated whole."""
-        return self.metrics.get("protocol") == "split"
+        return self.record.single_split
 
     def has_pooled(self) -> bool:
-        return self.single_split or any(k.startswith("pooled/") for k in self.metrics)
+        return self.single_split or any(k.startswith("pooled/") for k in self.record.values)
 
     def samples(self, key: str, pooled: bool = False) -> list[float]:
         """The job's values of ``key``: one per fold (k-fold CV) or one (a single split); with
         ``pooled``, the one value of the out-of-fold predictions evaluated over the whole set."""
         if pooled and not self.single_split:
-            value = self.metrics.get(f"pooled/{key.split('/', 1)[-1]}")
+            value = self.record.values.get(f"pooled/{key.split('/', 1)[-1]}")
             return [float(value)] if isinstance(value, (int, float)) else []
-        folds = self.metrics.get("folds") or []
-        values = [float(f[key]) for f in folds if isinstance(f.get(key), (int, float))]
-        if not values and isinstance(self.metrics.get(key), (int, float)):
-            values = [float(self.metrics[key])]
+        values = [float(f[key]) for f in self.record.folds if isinstance(f.get(key), (int, float))]
+        if not values and isinstance(self.record.values.get(key), (int, float)):
+            values = [float(self.record.values[key])]
         return values
 
 
@@ -144,18 +142,18 @@ def _job_folders(root: Path) -> list[Path]:
 
 
 def _read_job(folder: Path) -> tuple[Job | None, str | None]:
-    path = folder / "metrics.json"
+    path = folder / METRICS_FILE
     if (folder / "untrained.json").exists():
         return None, None  # an Experiment 2 run: not part of Table 1
     if not path.is_file():
         return None, f"{folder}: {_why_unfinished(folder)}, skipped"
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        return None, f"{path}: corrupt metrics.json ({type(err).__name__}), skipped"
-    if not isinstance(data, dict) or data.get("status") != "finished" or "val/mnno_input_mapped" not in data:
+        record = read_job_record(folder)
+    except BridgeEvalError as err:
+        return None, f"{err}, skipped"
+    if record.status != "finished" or "val/mnno_input_mapped" not in record.values:
         return None, f"{path}: not a finished training job's metrics, skipped"
-    return Job(folder, data, _flat_config(folder)), None
+    return Job(folder, record, _flat_config(folder)), None
 
 
 def _why_unfinished(folder: Path) -> str:
@@ -197,9 +195,9 @@ def best_trials_only(jobs: list[Job]) -> list[Job]:
     for trials in by_study.values():
         metric = (trials[0].config or {}).get("optimized_metric") or "val/loss"
         sign = -1.0 if _direction(trials[0].path) == "maximize" else 1.0
-        scored = [t for t in trials if isinstance(t.metrics.get(metric), (int, float))]
+        scored = [t for t in trials if isinstance(t.record.values.get(metric), (int, float))]
         if scored:
-            kept.append(min(scored, key=lambda t: sign * t.metrics[metric]))
+            kept.append(min(scored, key=lambda t: sign * t.record.values[metric]))
     return kept
 
 

@@ -3,13 +3,14 @@ but they scroll away between the jobs' progress bars)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from bridgeeval.records import try_read_job_record
 
 log = logging.getLogger("bridgeeval")
 
@@ -36,13 +37,11 @@ def summary_lines(folder: Path) -> list[str]:
     shared = set.intersection(*(set(_overrides(job).split()) for job in jobs)) if len(jobs) > 1 else set()
     for job in jobs:
         varying = " ".join(o for o in _overrides(job).split() if o not in shared)
-        try:
-            metrics = json.loads((job / "metrics.json").read_text())
-        except (OSError, ValueError):
+        record = try_read_job_record(job)
+        if record is None:
             rows.append(f"| {job.name} | {varying} | - | - | not finished (see {job.name}/) |")
             continue
-        stage = "pooled" if metrics.get("evaluate") == "pooled" and "pooled/mnno_input_mapped" in metrics else "val"
-        x, y = metrics.get(f"{stage}/mnno_input_mapped"), metrics.get(f"{stage}/mnno_target_mapped")
+        x, y = record.headline("mnno_input_mapped"), record.headline("mnno_target_mapped")
         if x is None or y is None:
             continue
         closer = "X (input)" if x > y else "Y (target)"

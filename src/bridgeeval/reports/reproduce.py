@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.files import write_json_atomic, write_text_atomic
+from bridgeeval.records import try_read_job_record
 
 LOCAL_DATASETS = ("imagenet1k", "iaprtc", "wiki")
 # The quick variant: 2 grid points for a net and for a linear map (the full grid: 60 and 3), scored
@@ -137,7 +138,8 @@ class Reproduction:
         return cell.name + ("-quick" if self.quick else "")  # the two grids never share a study
 
     def select(self, cell: Cell) -> Selection:
-        from bridgeeval.sweeps.best import default_storage, load
+        from bridgeeval.sweeps.best import load
+        from bridgeeval.sweeps.settings import default_storage
 
         started, name = time.time(), self.study_name(cell)
         storage = default_storage(name, self.out)
@@ -228,18 +230,19 @@ def _selection_record(s: Selection) -> dict:
 def _grid_finished(study_name: str, out: Path) -> bool:
     """The study exists, its sweep recorded how many trials it must finish, and all are done."""
     from bridgeeval.sweeps import coordination as co
-    from bridgeeval.sweeps.best import TARGET_ATTR, default_storage, load
+    from bridgeeval.sweeps.best import TARGET_ATTR, load
+    from bridgeeval.sweeps.settings import default_storage
+    from bridgeeval.sweeps.storage import parse_url
 
-    if not (Path(out) / "optuna" / f"{study_name}.db").is_file():
+    storage = default_storage(study_name, out)
+    if not parse_url(storage).path.is_file():
         return False
-    study = load(study_name, default_storage(study_name, out))
+    study = load(study_name, storage)
     target = study.user_attrs.get(TARGET_ATTR)
     counts = co.tally(study.get_trials(deepcopy=False), max_retries=2)
     return bool(target) and counts.complete > 0 and counts.done >= target and not counts.running
 
 
 def _finished(job: Path) -> bool:
-    try:
-        return json.loads((job / "metrics.json").read_text()).get("status") == "finished"
-    except (OSError, ValueError):
-        return False
+    record = try_read_job_record(job)
+    return record is not None and record.status == "finished"

@@ -7,16 +7,14 @@ when they vary among the jobs); one column pair per visual feature. Each cell po
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from dataclasses import dataclass, field
-from importlib import resources
 
 import numpy as np
 from scipy.stats import ranksums
 
 from bridgeeval.reports.collect import Job, best_trials_only
-from bridgeeval.reports.tables import Cell, Table
+from bridgeeval.tables import Cell, Table
 
 INPUT_MAPPED, TARGET_MAPPED = "val/mnno_input_mapped", "val/mnno_target_mapped"
 ROW_KEYS = ("dataset", "text_features", "direction", "mapper", "depth", "loss", "k", "neighbor_metric")
@@ -124,17 +122,16 @@ def build_table1(
 
 
 def _row_of(job: Job) -> dict:
-    m = job.metrics
-    data = m.get("data") or {}
+    r = job.record
     return {
-        "dataset": m.get("dataset"),
-        "text_features": data.get("text_features"),
-        "direction": m.get("direction"),
-        "mapper": m.get("mapper"),
-        "depth": m.get("depth"),
-        "loss": m.get("loss"),
-        "k": m.get("k"),
-        "neighbor_metric": m.get("neighbor_metric"),
+        "dataset": r.dataset,
+        "text_features": r.data.get("text_features"),
+        "direction": r.direction,
+        "mapper": r.mapper,
+        "depth": r.depth,
+        "loss": r.loss,
+        "k": r.k,
+        "neighbor_metric": r.neighbor_metric,
     }
 
 
@@ -146,12 +143,12 @@ def _compare(jobs: list[Job], pooled: bool = False) -> list[Comparison]:
     for job in jobs:
         setting = {k: _hashable(v) for k, v in job.settings().items() if k not in COVERED}
         row = _row_of(job)
-        visual = (job.metrics.get("data") or {}).get("image_features") or "-"
+        visual = job.record.data.get("image_features") or "-"
         key = (tuple(_hashable(row[k]) for k in ROW_KEYS), visual, tuple(sorted(setting.items(), key=str)))
         cell = cells.setdefault(key, Comparison(row, visual, [], []))
         settings[key] = setting
         xs, ys = job.samples(INPUT_MAPPED, pooled), job.samples(TARGET_MAPPED, pooled)
-        cell.released_protocol &= bool(job.metrics.get("include_self")) and (pooled or job.single_split)
+        cell.released_protocol &= bool(job.record.include_self) and (pooled or job.single_split)
         n = min(len(xs), len(ys))
         cell.x += xs[:n]
         cell.y += ys[:n]
@@ -215,8 +212,9 @@ def _bootstrap_ci(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> t
 
 def paper_table1() -> dict[tuple, tuple[float, float]]:
     """The paper's Table 1 (package data), keyed by (dataset, direction, mapper, visual, text)."""
-    text = resources.files("bridgeeval.reports").joinpath("reference/paper_table1.csv").read_text()
-    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    from bridgeeval.reference import paper_rows
+
+    rows = paper_rows("paper_table1")
     return {
         (r["dataset"], r["direction"], r["mapper"], r["visual_features"], r["text_features"]): (
             float(r["mnno_input_mapped"]),

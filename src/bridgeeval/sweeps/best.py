@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import shlex
 import time
-from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.sweeps import coordination as co
+from bridgeeval.sweeps.settings import default_storage
 from bridgeeval.sweeps.storage import open_storage, parse_url, redact
 
 TARGET_ATTR = "bridgeeval:target"  # study user attr: the trials the sweep was asked to finish
-
-
-def default_storage(study_name: str, log_dir: str | Path = "outputs") -> str:
-    """Where the sweeper keeps a study by default: ``sqlite:///<log_dir>/optuna/<study>.db``."""
-    return f"sqlite:///{Path(log_dir) / 'optuna' / f'{study_name}.db'}"
 
 
 def load(study_name: str, storage: str | None) -> optuna.Study:

@@ -16,8 +16,8 @@ from pathlib import Path
 import optuna
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.sweeps.settings import FORMS
 
-FORMS = "journal:///ABS/PATH.log, journal:REL/PATH.log, sqlite:///REL.db, sqlite:////ABS.db or postgresql://USER@HOST:PORT/DB"
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 

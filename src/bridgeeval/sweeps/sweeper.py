@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
-import json
 import logging
 import math
 import os
@@ -19,7 +18,6 @@ import sys
 import threading
 import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,39 +27,16 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.records import try_read_job_record
 from bridgeeval.sweeps import coordination as co
 from bridgeeval.sweeps.best import TARGET_ATTR
 from bridgeeval.sweeps.samplers import build_sampler, is_grid, sampler_spec
+from bridgeeval.sweeps.settings import SweepSettings
 from bridgeeval.sweeps.slurm import failed_return
 from bridgeeval.sweeps.space import as_override, grid_points, parse_space
 from bridgeeval.sweeps.storage import StorageURL, open_storage, parse_url, redact
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SweepSettings:
-    """The sweeper's keys: the stock plugin's (same defaults) and bridgeeval's additions."""
-
-    sampler: Any = "tpe"  # a name, or {"_target_": "optuna.samplers.X", args...}
-    seed: int | None = None  # used when the sampler config has no seed of its own
-    direction: Any = "minimize"  # or a list of directions, one per objective
-    study_name: str | None = None  # None: a generated name
-    storage: str | None = None  # None: in memory
-    n_trials: int | None = 20  # None with the grid sampler: the whole grid
-    n_jobs: int = 2
-    max_failure_rate: float = 0.0
-    params: dict[str, Any] | None = None
-    custom_search_space: str | None = None  # "module.function", called as function(cfg, trial)
-    search_space: dict[str, Any] | None = None  # removed upstream: refused with a pointer to params
-    pruner: Any = None
-    resume: bool = False  # True: n_trials counts the study's finished trials, not this run's
-    failure_rate_over: str = "batch"  # "batch" (stock: each batch on its own) or "sweep" (this run's trials)
-    heartbeat_interval: float = 30.0
-    grace_period: float = 300.0
-    retry_failed: bool = False
-    max_retries: int = 2  # reruns of a trial whose job ended without a result
-    poll_interval: float = 5.0  # while waiting for trials that other workers run
 
 
 class SweepInterrupted(BaseException):
@@ -522,12 +497,8 @@ def _output_dir(ret: JobReturn) -> str | None:
 
 
 def _read_metrics(output_dir: str) -> dict | None:
-    path = Path(output_dir) / "metrics.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return {k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    record = try_read_job_record(Path(output_dir))
+    return None if record is None else {k: v for k, v in record.values.items() if v is not None}
 
 
 def _best_text(study: optuna.Study, short: bool = False) -> str:

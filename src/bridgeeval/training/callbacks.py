@@ -52,7 +52,7 @@ class EpochMapped(pl.Callback):
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
-        from bridgeeval.training.items import mapped_values
+        from bridgeeval.models.mappers import mapped_values
 
         x, _ = trainer.datamodule.arrays("val")
         self.recorder.add_epoch(self.split, self.index, trainer.current_epoch, mapped_values(pl_module.mapper, x))

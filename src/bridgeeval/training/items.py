@@ -17,20 +17,10 @@ import torch
 
 from bridgeeval.files import atomic_target
 from bridgeeval.metrics import cross_modal_report, knn_indices, nn_overlap
+from bridgeeval.records import ITEMS_FILE
 
 PAIRS = {"nno_input_mapped": ("input", "mapped"), "nno_target_mapped": ("target", "mapped"),
          "nno_input_target": ("input", "target")}
-
-
-@torch.no_grad()
-def mapped_values(mapper: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """f(X) in eval mode (no dropout), on the mapper's device, returned on the CPU."""
-    was_training = mapper.training
-    mapper.eval()
-    device = next(mapper.parameters()).device
-    out = mapper(x.to(device)).detach().cpu()
-    mapper.train(was_training)
-    return out
 
 
 def neighbour_lists(x, y, mapped, k: int, metric: str, include_self: bool) -> dict[str, torch.Tensor]:
@@ -105,21 +95,10 @@ class ItemRecorder:
         return {f"pooled/{key}": float(value) for key, value in report.items()}
 
     def write(self, folder: Path) -> Path:
-        path = Path(folder) / "items.npz"
+        path = Path(folder) / ITEMS_FILE
         with atomic_target(path) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, **self.arrays)
         return path
-
-
-def read_items(folder: Path) -> dict[str, np.ndarray] | None:
-    path = Path(folder) / "items.npz"
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError):
-        return None
 
 
 def _covers(indices: list[np.ndarray], n: int) -> bool:

@@ -16,16 +16,17 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from bridgeeval.config import check_train_config
-from bridgeeval.data.datamodule import CrossModalDataModule
+from bridgeeval.config.checks import complete_train_config
 from bridgeeval.data.datasets import load_paired
 from bridgeeval.data.splits import protocol_splits
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.files import write_csv_atomic
+from bridgeeval.models.mappers import mapped_values
 from bridgeeval.models.module import MappingModule
-from bridgeeval.training.callbacks import EpochHistory, EpochMapped
-from bridgeeval.training.items import ItemRecorder, mapped_values
+from bridgeeval.records import JobRecord, write_job_record
 from bridgeeval.tracking import JobLoggers
-from bridgeeval.files import write_csv_atomic, write_json_atomic
+from bridgeeval.training.callbacks import EpochHistory, EpochMapped
+from bridgeeval.training.items import ItemRecorder
 
 log = logging.getLogger(__name__)
 # Lightning's per-Trainer banners (devices, tips) drown the job's own log across many folds.
@@ -43,19 +44,15 @@ def train(cfg: DictConfig) -> dict:
     The summary holds each logged metric averaged over the splits (folds or the one train/test
     split) and, under ``folds``, each split's own values.
     """
-    check_train_config(cfg)
+    cfg = complete_train_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
     check_config(cfg)
-    use_threads(cfg.trainer.get("threads"))
-    data = load_paired(
-        OmegaConf.to_container(cfg.dataset, resolve=True),
-        OmegaConf.to_container(cfg.features, resolve=True) if cfg.get("features") else None,
-        cfg.direction,
-    )
+    use_threads(cfg.trainer.threads)
+    data = load_paired(_plain(cfg.dataset), _plain(cfg.features), cfg.direction)
     if cfg.loss.name == "max_margin":
         check_negatives(data)
     protocol, splits = protocol_splits(
-        len(data), data.test_mask, cfg.cv.folds, cfg.cv.get("fold"), cfg.cv.seed, cfg.cv.get("protocol", "auto")
+        len(data), data.test_mask, cfg.cv.folds, cfg.cv.fold, cfg.cv.seed, cfg.cv.protocol
     )
     smallest_val = min(len(s.val) for s in splits)
     if cfg.metrics.k >= smallest_val:
@@ -76,61 +73,56 @@ def train(cfg: DictConfig) -> dict:
             history += rows
         if cfg.cv.evaluate == "pooled":
             history += items.pooled_curves(torch.from_numpy(data.input), torch.from_numpy(data.target))
-        summary = _summary(cfg, data, protocol, results, items, started)
-        loggers.record(summary, history)
+        record = _record(cfg, data, protocol, results, items, started)
+        loggers.record(record.to_json(), history)
     write_csv_atomic(out_dir / "history.csv", history)
     items.write(out_dir)
-    write_json_atomic(out_dir / "metrics.json", summary)  # written last: marks a finished job
-    say_what_was_found(summary, out_dir)
-    return summary
+    write_job_record(out_dir, record)  # written last: marks a finished job
+    say_what_was_found(record, out_dir)
+    return record.to_json()
 
 
-def _summary(cfg: DictConfig, data, protocol: str, results: list[dict], items, started: float) -> dict:
+def _record(cfg: DictConfig, data, protocol: str, results: list[dict], items, started: float) -> JobRecord:
     """What ``metrics.json`` holds: the means over splits, the pooled values, the settings."""
-    summary = summarise(results)
-    pooled = items.pooled(torch.from_numpy(data.input), torch.from_numpy(data.target))
-    if pooled:
-        summary.update(pooled)
-    summary.update(
-        {
-            "status": "finished",
-            "protocol": protocol,
-            "evaluate": str(cfg.cv.evaluate),
-            "dataset": data.name,
-            "n_items": len(data),
-            "direction": cfg.direction,
-            "mapper": cfg.mapper.kind,
-            "depth": int(cfg.depth),
-            "loss": cfg.loss.name,
-            "seed": int(cfg.seed),
-            "k": int(cfg.metrics.k),
-            "neighbor_metric": str(cfg.metrics.neighbors[0]),
-            "include_self": bool(cfg.metrics.include_self),
-            "data": {k: v for k, v in data.meta.items() if not isinstance(v, list)},
-            "seconds": time.time() - started,
-            "folds": results,
-        }
+    values = summarise(results)
+    values.update(items.pooled(torch.from_numpy(data.input), torch.from_numpy(data.target)) or {})
+    return JobRecord(
+        dataset=data.name,
+        n_items=len(data),
+        direction=cfg.direction,
+        mapper=cfg.mapper.kind,
+        depth=int(cfg.depth),
+        loss=cfg.loss.name,
+        seed=int(cfg.seed),
+        k=int(cfg.metrics.k),
+        neighbor_metric=str(cfg.metrics.neighbors[0]),
+        include_self=bool(cfg.metrics.include_self),
+        protocol=protocol,
+        evaluate=str(cfg.cv.evaluate),
+        values=values,
+        folds=results,
+        data={k: v for k, v in data.meta.items() if not isinstance(v, list)},
+        seconds=time.time() - started,
     )
-    return summary
 
 
-def say_what_was_found(summary: dict, out_dir: Path) -> None:
+def say_what_was_found(record: JobRecord, out_dir: Path) -> None:
     """The job's result in three lines at its end: the mNNOs, the paper's finding in words, and
     where the files went (the terminal otherwise ends on progress bars)."""
+    stage = record.headline_stage
 
     def value(key: str) -> str:
-        std = summary.get(f"{key}_std")
-        return f"{summary[key]:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+        std = record.values.get(f"{key}_std")
+        return f"{record.values[key]:.3f}" + (f" ± {std:.3f}" if std is not None else "")
 
-    stage = "pooled" if summary.get("evaluate") == "pooled" and "pooled/mnno_input_mapped" in summary else "val"
     x, y, xy = f"{stage}/mnno_input_mapped", f"{stage}/mnno_target_mapped", f"{stage}/mnno_input_target"
-    if x not in summary or y not in summary:
+    if x not in record.values or y not in record.values:
         return
-    closer = "X (the input)" if summary[x] > summary[y] else "Y (the target)"
+    closer = "X (the input)" if record.values[x] > record.values[y] else "Y (the target)"
     log.info(
         "%s, %s, %s%s: mNNO(X,f(X)) %s, mNNO(Y,f(X)) %s, mNNO(X,Y) %s, val/loss %s; f(X)'s neighbourhoods are "
         "closer to %s",
-        summary.get("dataset"), summary.get("direction"), summary.get("mapper"),
+        record.dataset, record.direction, record.mapper,
         " (pooled out-of-fold)" if stage == "pooled" else "",
         value(x), value(y), value(xy), value("val/loss"), closer,
     )
@@ -158,7 +150,7 @@ def use_threads(threads: int | None) -> None:
 
 def _sweep_trial(cfg: DictConfig):
     """The Optuna trial this job runs for, when a sweep started it (optuna is imported only then)."""
-    if (cfg.get("sweep_trial") or {}).get("number") is None:
+    if OmegaConf.select(cfg, "sweep_trial.number") is None:  # sweep_trial: absent in a user's own task config
         return None
     from bridgeeval.sweeps.pruning import job_trial
 
@@ -191,40 +183,43 @@ def check_negatives(data) -> None:
         )
 
 
-def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=None) -> tuple[dict, list[dict]]:
+def build_module(cfg: DictConfig, data) -> MappingModule:
+    """The map of a job's config for ``data``'s widths, seeded by ``cfg.seed``; its groups' configs go
+    in as configs, not objects, so that the module saves them and its checkpoints reload alone."""
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    datamodule = CrossModalDataModule(data, split, batch_size=cfg.data.batch_size, seed=int(cfg.seed))
-    mapper = {  # a spec, so that the module saves it and its checkpoints reload alone
-        "kind": str(cfg.mapper.kind),
-        "in_dim": int(data.input.shape[1]),
-        "out_dim": int(data.target.shape[1]),
-        "hidden_units": int(cfg.mapper.get("hidden_units", 256)),
-        "depth": int(cfg.depth),
-        "activation": str(cfg.mapper.get("activation", "relu")),
-        "dropout": float(cfg.mapper.get("dropout", 0.0)),
-    }
-    module = MappingModule(
+    mapper = {**_plain(cfg.mapper), "in_dim": int(data.input.shape[1]), "out_dim": int(data.target.shape[1]),
+              "depth": int(cfg.depth)}
+    return MappingModule(
         mapper,
-        loss=cfg.loss.name,
-        margin=cfg.loss.get("margin", 0.5),
+        _plain(cfg.loss),
         optimizer=hydra.utils.instantiate(cfg.optimizer),
-        k=cfg.metrics.k,
-        neighbors=tuple(cfg.metrics.neighbors),
-        include_self=cfg.metrics.include_self,
-        on_train=cfg.metrics.on_train,
+        k=int(cfg.metrics.k),
+        neighbour_metrics=list(cfg.metrics.neighbors),
+        include_self=bool(cfg.metrics.include_self),
+        on_train=bool(cfg.metrics.on_train),
     )
+
+
+def build_datamodule(cfg: DictConfig, data, split):
+    return hydra.utils.instantiate(cfg.data)(data, split, seed=int(cfg.seed))
+
+
+def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=None) -> tuple[dict, list[dict]]:
+    """One split's training under the job's (complete) config."""
+    module = build_module(cfg, data)
+    datamodule = build_datamodule(cfg, data, split)
     history = EpochHistory(split.name)
-    callbacks = [history] + [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks = [history] + [hydra.utils.instantiate(c) for c in (cfg.callbacks or {}).values() if c]
     if pruning is not None:
         callbacks.append(pruning)
     if items is not None and cfg.cv.evaluate == "pooled":
         callbacks.append(EpochMapped(items, split.name, split.val))
-    if not cfg.trainer.get("enable_progress_bar", True):
+    if not cfg.trainer.enable_progress_bar:
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
     with known_harmless_warnings():
         trainer = build_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
         trainer.fit(module, datamodule=datamodule)
-    if cfg.get("checkpoint"):
+    if cfg.checkpoint:
         trainer.save_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / f"{split.name}.ckpt")
     final = {key: float(value) for key, value in sorted(trainer.callback_metrics.items())}
     final["epochs"] = trainer.current_epoch
@@ -232,6 +227,10 @@ def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=N
         x, y = datamodule.arrays("val")
         items.add_split(split.name, split.val, x, y, mapped_values(module.mapper, x))
     return final, history.rows
+
+
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True)
 
 
 @contextlib.contextmanager

@@ -22,9 +22,10 @@ from torch import nn
 
 from bridgeeval.data.wordsim import Benchmark
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.models.mappers import UNTRAINED_MAPPINGS
 
 log = logging.getLogger(__name__)
-MAPPINGS = ("nn", "lin", "none")
+MAPPINGS = UNTRAINED_MAPPINGS
 SIMILARITIES = ("cosine", "euclidean")
 
 
@@ -144,9 +145,26 @@ def add_significance(records: list[dict], alpha: float = 0.05) -> list[dict]:
     return records
 
 
+def _paper_rows(benchmarks: list[str], sims: list[str]) -> list:
+    """The paper's Table 2 rows over the same columns ('-' where it has no value)."""
+    from bridgeeval.reference import paper_rows
+    from bridgeeval.tables import Cell
+
+    values = {(r["embedding"], r["mapping"], r["benchmark"], r["similarity"]): float(r["spearman"])
+              for r in paper_rows("paper_table2")}
+    labels = {"untrained_a": "paper: f_a({})", "untrained_b": "paper: f_b({})", "none": "paper: {}"}
+    rows = []
+    for emb in dict.fromkeys(key[0] for key in values):
+        for kind, label in labels.items():
+            cells = [Cell(values.get((emb, kind, bench, sim))) for bench in benchmarks for sim in sims]
+            if any(c.value is not None for c in cells):
+                rows.append((label.format(emb), cells))
+    return rows
+
+
 def table2(records: list[dict]):
     """The paper's Table 2 layout: rows f_nn(X), f_lin(X), X per embedding; benchmark x {cos, eucl}."""
-    from bridgeeval.reports.tables import Cell, Table
+    from bridgeeval.tables import Cell, Table
 
     benchmarks = list(dict.fromkeys(r["benchmark"] for r in records))
     sims = [s for s in SIMILARITIES if any(r["similarity"] == s for r in records)]
@@ -172,9 +190,12 @@ def table2(records: list[dict]):
             for _, cells in block:
                 cells[col].bold = bool(values) and cells[col].value == max(values)
         rows += block
+    rows += _paper_rows(benchmarks, sims)
     caption = (
         "Spearman correlation with human ratings (mean over random draws). Bold: best per input embedding. "
-        "*: differs from the input embedding (two-sided Wilcoxon rank-sum, Bonferroni-adjusted, p < 0.05)."
+        "*: differs from the input embedding (two-sided Wilcoxon rank-sum, Bonferroni-adjusted, p < 0.05). "
+        "paper: Collell & Moens (2018) Table 2 for these columns, on their GloVe and ResNet vectors (not the "
+        "same vectors as above; the labels of their two untrained maps were lost in the text, hence a and b)."
     )
     short = {"cosine": "cos", "euclidean": "eucl"}
     return Table("mapping", benchmarks, [short[s] for s in sims], rows, caption)

@@ -17,6 +17,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from bridgeeval.sweeps.settings import SweepSettings
+
 
 @dataclass
 class SamplerConf:
@@ -115,37 +117,14 @@ SAMPLER_CONFS = {
 
 
 @dataclass
-class OptunaSweeperConf:
-    """The stock hydra-optuna-sweeper's keys with its defaults, then bridgeeval's additions."""
+class OptunaSweeperConf(SweepSettings):
+    """``SweepSettings`` (the one schema) as a Hydra sweeper config: the sampler arrives as a config
+    group, and each worker builds its own sampler and pruner (with its own seed)."""
 
+    sampler: Any = MISSING  # hydra/sweeper/sampler=tpe|random|cmaes|nsgaii|qmc|gp|grid
     _target_: str = "hydra_plugins.bridgeeval_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-    # The sampler and pruner arrive as configs: each worker builds its own (with its own seed).
     _recursive_: bool = False
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
-    sampler: Any = MISSING  # hydra/sweeper/sampler=tpe|random|cmaes|nsgaii|qmc|gp|grid
-    direction: Any = "minimize"  # or a list, e.g. [minimize, maximize], for several objectives
-    # null: in memory. sqlite:///PATH (one machine), journal:///PATH (shared file system),
-    # postgresql://USER@HOST:PORT/DB (several machines)
-    storage: Optional[str] = None
-    study_name: Optional[str] = None  # null: a new study with a generated name
-    n_trials: Optional[int] = 20  # null with the grid sampler: the whole grid
-    n_jobs: int = 2  # trials per launcher batch
-    max_failure_rate: float = 0.0
-    params: Optional[Dict[str, Any]] = None
-    custom_search_space: Optional[str] = None  # "module.function(cfg, trial)" adding to each trial
-    search_space: Any = None  # removed upstream; refused with a pointer to params
-    pruner: Any = None  # null (none), a name (median, percentile, hyperband, ...), or a _target_ config
-    # bridgeeval's additions (defaults keep the stock results):
-    resume: bool = False  # true: n_trials counts the study's finished trials, so a rerun completes it
-    failure_rate_over: str = "batch"  # batch (stock: each batch on its own) or sweep (all this run's trials)
-    # {"loss.name=max_margin": {"loss.margin": "choice(...)"}}: params searched only when the
-    # composed config has that value.
-    conditional_params: Dict[str, Any] = field(default_factory=dict)
-    heartbeat_interval: float = 30.0
-    grace_period: float = 300.0  # a RUNNING trial with no heartbeat for this long is lost (other hosts)
-    retry_failed: bool = False
-    max_retries: int = 2  # reruns of a trial whose job ended without a result
-    poll_interval: float = 5.0  # while waiting for trials that other workers run
 
 
 def active_params(conditional: dict, config: DictConfig) -> dict:
@@ -179,10 +158,10 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list) -> None:
         from bridgeeval.errors import BridgeEvalError
-        from bridgeeval.sweeps.sweeper import OptunaSweep, SweepInterrupted, SweepSettings
+        from bridgeeval.sweeps.sweeper import OptunaSweep, SweepInterrupted
 
         settings = {k: _plain(v) for k, v in self.settings.items() if not k.startswith("_") and k != "defaults"}
-        conditional = settings.pop("conditional_params", None) or {}
+        conditional = settings.pop("conditional_params") or {}
         # A conditional value replaces the key's; null takes it out of the search.
         params = {**(settings.get("params") or {}), **active_params(conditional, self.config)}
         settings["params"] = {key: value for key, value in params.items() if value is not None}

@@ -1,4 +1,6 @@
-"""OmegaConf resolvers used by the configs, registered once on import."""
+"""OmegaConf resolvers the configs use (``${job_tag:}``); each entry point calls
+``register_resolvers()`` before Hydra composes (train.py, untrained.py, the tests, and the Hydra
+callback module that every job process, a launcher's worker included, loads)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,8 @@ def job_tag() -> str:
     return f"{tag}-slurm{slurm}" if slurm else tag
 
 
-def register() -> None:
+def register_resolvers() -> None:
+    """Registers every resolver once (idempotent)."""
     if not OmegaConf.has_resolver("job_tag"):
         OmegaConf.register_new_resolver("job_tag", job_tag, use_cache=True)
 
-
-register()

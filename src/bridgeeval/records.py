@@ -1,0 +1,133 @@
+"""What a finished training job leaves: ``metrics.json`` (a versioned :class:`JobRecord`) and
+``items.npz`` (per-item values). Training writes both through this module; reports, Table 1, the
+multirun table, the sweeper and ``reproduce`` read them through it, never by raw JSON keys.
+
+``metrics.json`` is one flat JSON object (so ``jq '."val/loss"'`` works): ``schema``, every logged
+number (means over the splits, their ``_std``, ``pooled/...``), the settings that produced them
+and, under ``folds``, each split's own numbers. A file without ``schema`` was written before
+records were versioned and has the layout of version 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.files import write_json_atomic
+
+SCHEMA_VERSION = 1
+METRICS_FILE = "metrics.json"
+ITEMS_FILE = "items.npz"
+_READS = (1,)
+
+
+@dataclass
+class JobRecord:
+    """One finished training job: its numbers and the settings that produced them."""
+
+    dataset: str
+    n_items: int
+    direction: str
+    mapper: str
+    depth: int
+    loss: str
+    seed: int
+    k: int
+    neighbor_metric: str  # the first of metrics.neighbors: the one of the unsuffixed values
+    include_self: bool
+    protocol: str  # kfold | split | train_cv (the protocol actually used)
+    evaluate: str = "fold"  # fold | pooled (which values the job's headline is)
+    values: dict[str, float | None] = field(default_factory=dict)  # "val/loss", "pooled/...", "..._std"
+    folds: list[dict] = field(default_factory=list)  # each split's values, with "split"
+    data: dict[str, Any] = field(default_factory=dict)  # the data set's provenance (features, paths, sha256)
+    seconds: float = 0.0
+    status: str = "finished"
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def headline_stage(self) -> str:
+        """``pooled`` where the job evaluated that way and has pooled values, else ``val``."""
+        return "pooled" if self.evaluate == "pooled" and "pooled/mnno_input_mapped" in self.values else "val"
+
+    def headline(self, key: str) -> float | None:
+        """``key`` (e.g. ``mnno_input_mapped``) of the job's headline stage."""
+        return self.values.get(f"{self.headline_stage}/{key}")
+
+    @property
+    def single_split(self) -> bool:
+        """An official train/test split: the test set is already evaluated whole."""
+        return self.protocol == "split"
+
+    def to_json(self) -> dict:
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values, folds = settings.pop("values"), settings.pop("folds")
+        schema, status = settings.pop("schema"), settings.pop("status")
+        return {"schema": schema, **values, "status": status, **settings, "folds": folds}
+
+    @classmethod
+    def from_json(cls, raw: Any, source: str = METRICS_FILE) -> JobRecord:
+        """The record of a parsed ``metrics.json``; anything else is one line naming ``source``."""
+        if not isinstance(raw, dict):
+            raise BridgeEvalError(f"{source}: not a job record (a JSON object is expected)")
+        version = raw.get("schema", 1)
+        if version not in _READS:
+            raise BridgeEvalError(
+                f"{source}: job record schema {version!r}, but this bridgeeval reads schema "
+                f"{', '.join(map(str, _READS))} (written by a newer bridgeeval? upgrade it)"
+            )
+        names = {f.name for f in dataclasses.fields(cls)} - {"values"}
+        missing = sorted(n for n in names if n not in raw and n not in _OPTIONAL)
+        if missing:
+            raise BridgeEvalError(f"{source}: not a training job's record (no {', '.join(missing)})")
+        values = {k: v for k, v in raw.items() if k not in names and k != "undefined_keys" and _is_number(v)}
+        return cls(**{n: raw[n] for n in names if n in raw}, values=values)
+
+
+_OPTIONAL = {"schema", "evaluate", "data", "seconds", "folds", "status"}
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def write_job_record(folder: Path, record: JobRecord) -> Path:
+    """``metrics.json`` in ``folder``, atomically (its presence marks a finished job)."""
+    return write_json_atomic(Path(folder) / METRICS_FILE, record.to_json())
+
+
+def read_job_record(folder: Path) -> JobRecord:
+    """The job record in ``folder``: one line naming the file when it is missing or unreadable."""
+    path = Path(folder) / METRICS_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BridgeEvalError(f"{path}: no such file (unfinished, failed or pruned job)") from None
+    except (OSError, ValueError) as err:
+        raise BridgeEvalError(f"{path}: corrupt {METRICS_FILE} ({type(err).__name__})") from None
+    return JobRecord.from_json(raw, str(path))
+
+
+def try_read_job_record(folder: Path) -> JobRecord | None:
+    """The record, or None where there is none to read (the caller reports the folder its way)."""
+    try:
+        return read_job_record(folder)
+    except BridgeEvalError:
+        return None
+
+
+def read_items(folder: Path) -> dict[str, np.ndarray] | None:
+    """``items.npz`` of a job folder (None for jobs written before items were stored)."""
+    path = Path(folder) / ITEMS_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError):
+        return None
