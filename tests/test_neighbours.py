@@ -22,10 +22,28 @@ def test_equals_float64_brute_force_with_duplicates(metric, include_self):
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("k", [1, 2, 10])
+def test_a_duplicate_with_a_lower_index_precedes_self_at_every_k(metric, k):
+    """With self counted, a duplicate of q at a lower index is at distance 0 too and comes first
+    (ties by index). At k = 1 the float32 preselection used to keep self alone (forced in at +inf)
+    and never rescored the duplicate: 148 of 1,400 rows were wrong on this set."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1400, 2)).astype(np.float32)
+    x[rng.integers(0, 1400, 470)] = x[rng.integers(0, 1400, 470)]
+    expected = brute_knn(x, k, metric, include_self=True)
+    for block in (None, 256):  # one block and several
+        np.testing.assert_array_equal(knn_indices(x, k, metric, True, block_size=block).numpy(), expected)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 @pytest.mark.parametrize("include_self", [False, True])
-def test_collapsed_map_with_large_duplicate_groups_equals_brute_force(metric, include_self):
+def test_collapsed_map_with_large_duplicate_groups_equals_brute_force(metric, include_self, dense, monkeypatch):
     """A diverged map's outputs: most rows in a few bitwise-identical groups, the rest close by.
     More pairs are near-identical than there are rows, so identical ones are set to 0 at once."""
+    from bridgeeval.metrics import neighbours
+
+    monkeypatch.setattr(neighbours, "_DENSE_MIN_D", 0 if dense else 10**9)
     rng = np.random.default_rng(2)
     base = rng.normal(size=(1, 64)).astype(np.float32) + 5.0
     x = np.repeat(base, 320, axis=0) + rng.normal(scale=1e-4, size=(320, 64)).astype(np.float32)
@@ -133,11 +151,14 @@ def test_block_products_stay_full_float32_whichever_cpu_kernel_is_chosen():
     assert float((onednn.double() - exact).abs().max()) <= bound
 
 
-@pytest.mark.parametrize("n", [800, 1500])  # the dense path and the candidate path
+@pytest.mark.parametrize(("n", "dense"), [(800, True), (800, False), (1500, False)])  # both small-N paths
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_planted_duplicate_groups_keep_the_tie_rule(n, metric):
+def test_planted_duplicate_groups_keep_the_tie_rule(n, dense, metric, monkeypatch):
     """Groups of 17 and 33 bitwise-identical rows, each with near neighbours around it: identical
     candidates tie exactly, so the lower index always comes first (float64 brute force agrees)."""
+    from bridgeeval.metrics import neighbours
+
+    monkeypatch.setattr(neighbours, "_DENSE_MIN_D", 0 if dense else 10**9)
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, 48))
     for size in (17, 33) * 6:
