@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from bridgeeval.jsonout import dumps
-
 from bridgeeval.cli.options import positive_int
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.jsonout import dumps
 
 
 def add_parser(sub) -> None:
@@ -24,6 +23,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--device", default="cpu", help="torch device for ours, e.g. cuda (default cpu)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument(
+        "--hook",
+        action="store_true",
+        help="time the validation hook instead: train.py on the built-in set and on an IAPR-sized random set, "
+        "and the hook's median share of an epoch (time/metrics_fraction)",
+    )
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per --hook run (default 10)")
     p.set_defaults(handler=_bench)
 
 
@@ -39,6 +45,8 @@ def _parse_sizes(text: str | None):
 
 
 def _bench(args) -> int:
+    if args.hook:
+        return _bench_hook(args)
     from bridgeeval.bench import gemm_peak_flops, run_case
 
     methods = [m for m in args.methods.split(",") if m]
@@ -84,3 +92,62 @@ def table_row(row: dict, methods: list[str]) -> str:
 
 def _seconds(value: float) -> str:
     return f"{value:.3g}"
+
+
+# (name, overrides): the built-in set, and random data shaped like IAPR TC-12 (1,962 pairs, biGRU
+# texts 64-d, VGG-128 images) so that no download is needed; one fold, as a job's every fold.
+HOOK_CASES = (
+    ("built-in (639 x 50 -> 1280, fold of 128)", ["dataset=imagenet1k"]),
+    ("IAPR-sized (1,962 x 64 -> 128, fold of 393)", ["dataset=custom"]),
+)
+
+
+def _bench_hook(args) -> int:
+    """One ``train.py`` job per case, as a user runs it; the hook's cost per epoch from its history."""
+    import csv
+    import statistics
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from bridgeeval.reports.reproduce import find_app
+
+    app = find_app()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bridgeeval-hook-") as tmp:
+        rng = np.random.default_rng(0)
+        np.save(Path(tmp) / "x.npy", rng.standard_normal((1962, 64), dtype=np.float32))
+        np.save(Path(tmp) / "y.npy", rng.standard_normal((1962, 128), dtype=np.float32))
+        custom = [f"dataset.input_path={tmp}/x.npy", f"dataset.target_path={tmp}/y.npy"]
+        if not args.json:
+            print(f"validation hook, {args.epochs} epochs, one fold, on {args.device}\n")
+            print("| set | epoch (ms) | hook (ms) | hook share of an epoch |\n|---|---|---|---|")
+        for name, overrides in HOOK_CASES:
+            out = Path(tmp) / str(len(rows))
+            command = [sys.executable, str(app), *overrides, *(custom if "custom" in overrides[0] else []),
+                       "cv.fold=0", f"trainer.max_epochs={args.epochs}", "trainer.enable_progress_bar=false",
+                       "logger=csv", f"paths.log_dir={out}", f"trainer.accelerator={_accelerator(args.device)}"]
+            done = subprocess.run(command, capture_output=True, text=True, cwd=app.parent)
+            if done.returncode != 0:
+                raise BridgeEvalError(f"--hook: train.py failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+            (history,) = out.rglob("history.csv")
+            epochs = [r for r in csv.DictReader(history.open()) if r.get("time/metrics_s")][1:]  # first: warm-up
+            row = {
+                "set": name,
+                "epoch_ms": 1e3 * statistics.median(float(r["time/epoch_s"]) for r in epochs),
+                "hook_ms": 1e3 * statistics.median(float(r["time/metrics_s"]) for r in epochs),
+                "hook_fraction": statistics.median(float(r["time/metrics_fraction"]) for r in epochs),
+            }
+            rows.append(row)
+            if not args.json:
+                print(f"| {name} | {row['epoch_ms']:.1f} | {row['hook_ms']:.2f} | {row['hook_fraction']:.1%} |", flush=True)
+    if args.json:
+        print(dumps({"hook": rows}))
+    return 0
+
+
+def _accelerator(device: str) -> str:
+    return "gpu" if device.startswith("cuda") else "cpu"
