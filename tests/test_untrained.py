@@ -27,6 +27,9 @@ from bridgeeval.untrained.experiment import (
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The paper's untrained maps (conf/untrained.yaml's map.*).
+PAPER_MAP = {"output_dim": 2048, "hidden_units": 2048, "init_range": 0.05}
+
 
 def test_spearman_is_pearson_of_ranks():
     scores = np.array([1.0, 2.0, 2.0, 5.0, 3.0, 9.0])
@@ -61,7 +64,7 @@ def test_coverage_counts_only_known_pairs():
 def test_too_few_pairs_leave_the_benchmark_out():
     vectors = np.random.default_rng(0).normal(size=(3, 4))
     bench = Benchmark("t", [("a", "b"), ("b", "c")], np.array([1.0, 2.0]), "x")
-    assert evaluate_embedding("e", vectors, {"a": 0, "b": 1, "c": 2}, [bench], [0], min_pairs=3) == []
+    assert evaluate_embedding("e", vectors, {"a": 0, "b": 1, "c": 2}, [bench], [0], min_pairs=3, **PAPER_MAP) == []
 
 
 def test_untrained_maps_are_uniform_with_zero_biases():
@@ -82,7 +85,8 @@ def test_untrained_maps_are_uniform_with_zero_biases():
 def test_glove50_on_real_gensim_benchmarks_matches_published_figures():
     vectors, vocab = glove50()
     benches = [gensim_benchmark("ws353"), gensim_benchmark("simlex")]
-    records = evaluate_embedding("glove50", vectors, vocab, benches, seeds=list(range(3)), mappings=("none", "lin"))
+    records = evaluate_embedding("glove50", vectors, vocab, benches, seeds=list(range(3)), mappings=("none", "lin"),
+                                 min_pairs=10, **PAPER_MAP)
     got = {(r["benchmark"], r["mapping"], r["similarity"]): r for r in records}
     assert got[("ws353", "none", "cosine")]["spearman_mean"] == pytest.approx(0.50, abs=0.005)
     assert got[("simlex", "none", "cosine")]["spearman_mean"] == pytest.approx(0.26, abs=0.006)

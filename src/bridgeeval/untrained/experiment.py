@@ -73,14 +73,16 @@ def evaluate_embedding(
     vocabulary: dict[str, int],
     benchmarks: list[Benchmark],
     seeds: list[int],
-    output_dim: int = 2048,
-    hidden_units: int = 2048,
-    init_range: float = 0.05,
-    min_pairs: int = 10,
+    *,
+    output_dim: int,
+    hidden_units: int,
+    init_range: float,
+    min_pairs: int,
     mappings: tuple[str, ...] = MAPPINGS,
     similarities: tuple[str, ...] = SIMILARITIES,
 ) -> list[dict]:
-    """One record per (benchmark, similarity, mapping) cell, before the significance tests."""
+    """One record per (benchmark, similarity, mapping) cell, before the significance tests. The map
+    settings come from ``conf/untrained.yaml`` (``map.*``, ``min_pairs``): no defaults here."""
     usable = []
     for bench in benchmarks:
         left, right, scores = covered_pairs(bench, vocabulary)
@@ -130,7 +132,7 @@ def evaluate_embedding(
     return records
 
 
-def add_significance(records: list[dict], alpha: float = 0.05) -> list[dict]:
+def add_significance(records: list[dict], alpha: float) -> list[dict]:
     """Rank-sum test of each mapped cell against its input cell, Bonferroni over the table."""
     inputs = {(r["embedding"], r["benchmark"], r["similarity"]): r for r in records if r["mapping"] == "none"}
     tested = [r for r in records if r["mapping"] != "none"]
