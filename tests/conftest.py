@@ -76,3 +76,16 @@ def postgres():
         subprocess.run([*as_user, bindir / "pg_ctl", "-D", data / "db", "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
+
+
+# Modules whose tests share an expensive setup (one Slurm cluster; a module's real runs): under
+# pytest-xdist (`-n 2 --dist loadgroup`, pyproject's default) each runs on one worker, so that the
+# setup happens once.
+SHARED_SETUP_MODULES = ("test_slurm_sweeps.py", "test_report_pooling.py", "test_reports.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1]
+        if module in SHARED_SETUP_MODULES:
+            item.add_marker(pytest.mark.xdist_group(module))
