@@ -278,17 +278,17 @@ class _Candidates:
 
     _MERGE_EVERY = 8
 
-    def __init__(self, n: int, c: int, device: torch.device):
-        self.n, self.c, self.device = n, c, device
+    def __init__(self, c: int):
+        self.c = c
         self.pieces: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def add(self, scores: torch.Tensor, col0: int) -> None:
         s, i = torch.topk(scores, min(self.c, scores.shape[1]), dim=1, sorted=False)
         self.pieces.append((s, i.add_(col0)))
         if len(self.pieces) >= self._MERGE_EVERY:
-            self.pieces = [self._merged()]
+            self.pieces = [self.result()]
 
-    def _merged(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         if len(self.pieces) == 1:
             return self.pieces[0]
         s = torch.cat([p[0] for p in self.pieces], dim=1)
@@ -296,15 +296,12 @@ class _Candidates:
         top, pos = torch.topk(s, min(self.c, s.shape[1]), dim=1, sorted=False)
         return top, torch.gather(i, 1, pos)
 
-    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._merged()
-
 
 def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int):
     """Top-``c`` float32 candidates per row, visiting each pair of row blocks once."""
-    n, dev = space.n, space.x.device
+    n = space.n
     starts = list(range(0, n, block))
-    found = [_Candidates(min(block, n - i0), c, dev) for i0 in starts]
+    found = [_Candidates(c) for _ in starts]
     for a, i0 in enumerate(starts):
         i1 = min(i0 + block, n)
         rows = space.search_rows(slice(i0, i1))
@@ -331,11 +328,11 @@ def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int)
 
 def _row_candidates(space: _Space, rows: torch.Tensor, c: int, include_self: bool, block: int):
     """Top-``c`` float32 candidates for selected query rows against all points."""
-    n, dev = space.n, space.x.device
+    n = space.n
     parts = []
     for r0 in range(0, len(rows), block):
         q = rows[r0 : r0 + block]
-        found = _Candidates(len(q), c, dev)
+        found = _Candidates(c)
         for j0 in range(0, n, block):
             j1 = min(j0 + block, n)
             s = space.scores(space.gram(q, slice(j0, j1)), q, slice(j0, j1))
@@ -376,10 +373,10 @@ def _refine(space, rows, cand, cand_scores, k, include_self, exhaustive: bool) -
         # duplicate of q at that score comes first when its index is lower: compare against that.
         top = torch.ones_like(rows, dtype=torch.float64) if space.metric == "cosine" else space.sq_norms64[rows]
         s64[:, 0] = torch.where(cand[:, 0] == rows, top, s64[:, 0])
+    # With no (k+1)-th candidate every point is one (the margin keeps c above k otherwise), so the
+    # gaps within the first k decide alone.
     head = s64[:, : k + 1]
     sure = ((head[:, :-1] - head[:, 1:]) > tol2).all(dim=1)
-    if cand.shape[1] <= k:  # no (k+1)-th candidate: decided only when every point is one
-        sure &= exhaustive
     unsure = (~sure).nonzero().squeeze(1)
     if len(unsure):
         _rescore(space, rows, unsure, cand[unsure], s64[unsure], tol2[unsure], k, include_self, exhaustive, out)

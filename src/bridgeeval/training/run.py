@@ -74,12 +74,13 @@ def train(cfg: DictConfig) -> dict:
         if cfg.cv.evaluate == "pooled":
             history += items.pooled_curves(torch.from_numpy(data.input), torch.from_numpy(data.target))
         record = _record(cfg, data, protocol, results, items, started)
-        loggers.record(record.to_json(), history)
+        summary = record.to_json()
+        loggers.record(summary, history)
     write_csv_atomic(out_dir / "history.csv", history)
     items.write(out_dir)
     write_job_record(out_dir, record)  # written last: marks a finished job
     say_what_was_found(record, out_dir)
-    return record.to_json()
+    return summary
 
 
 def _record(cfg: DictConfig, data, protocol: str, results: list[dict], items, started: float) -> JobRecord:
