@@ -168,3 +168,29 @@ def test_planted_duplicate_groups_keep_the_tie_rule(n, dense, metric, monkeypatc
     for include_self in (False, True):
         got = knn_indices(x, 10, metric, include_self=include_self).numpy()
         np.testing.assert_array_equal(got, brute_knn(x, 10, metric, include_self=include_self))
+
+
+def test_identical_rows_take_one_distance_whatever_the_gemm_rounds():
+    """MKL's float64 GEMM on AMD EPYC rounds the products of bitwise-identical columns 1 ulp apart
+    by their position, which put a higher index first among tied twins (6 tie-rule cases failed
+    there). Identical candidates (equal ids) are given their first twin's distance, per row and for
+    the all-pairs matrix, and distinct ones keep theirs."""
+    from bridgeeval.metrics.neighbours import _identical_at_one_distance
+
+    ulp = np.spacing(0.25)
+    dist = torch.tensor([[0.25 + ulp, 0.5, 0.25, 0.25 - ulp], [0.7, 0.1, 0.7 + ulp, 0.3]], dtype=torch.float64)
+    ids = torch.tensor([[4, 9, 4, 4], [2, 5, 2, 7]])
+    fixed = _identical_at_one_distance(dist.clone(), ids)
+    assert fixed.tolist() == [[0.25 + ulp] * 1 + [0.5] + [0.25 + ulp] * 2, [0.7, 0.1, 0.7, 0.3]]
+    shared = _identical_at_one_distance(dist.clone(), torch.tensor([[1, 3, 1, 2]]))  # one column set
+    assert shared[:, 2].tolist() == dist[:, 0].tolist() and shared[:, 3].tolist() == dist[:, 3].tolist()
+    rows = torch.tensor([[0.0, 1.0], [0.0, 1.0], [3.0, 3.0], [0.0, 1.0]])
+    space = neighbours_space(rows)
+    assert space.duplicate_ids()[[0, 1, 3]].unique().numel() == 1 and space.duplicate_ids()[2] != space.duplicate_ids()[0]
+    assert neighbours_space(torch.tensor([[0.0, 1.0], [2.0, 1.0]])).duplicate_ids() is None
+
+
+def neighbours_space(x):
+    from bridgeeval.metrics.neighbours import _Space
+
+    return _Space(x.double(), "euclidean")

@@ -185,6 +185,24 @@ class _Space:
         """One id per distinct row: bitwise-identical rows (up to the sign of zero) share an id."""
         return torch.unique(self.x, dim=0, return_inverse=True)[1]
 
+    def duplicate_ids(self) -> torch.Tensor | None:
+        """Ids shared by bitwise-identical rows (others unique), or None where no two rows are
+        identical. Identical rows have identical squared norms (each summed alone, in one order),
+        so only rows whose norms collide are compared: O(N log N) where none do."""
+        if not hasattr(self, "_duplicate_ids"):
+            ordered, order = torch.sort(self.sq_norms64)
+            collide = torch.zeros(self.n, dtype=torch.bool, device=self.x.device)
+            equal = ordered[1:] == ordered[:-1]
+            collide[order[1:][equal]] = True
+            collide[order[:-1][equal]] = True
+            ids = None
+            if bool(collide.any()):
+                rows = collide.nonzero().squeeze(1)
+                ids = torch.arange(self.n, device=self.x.device) + self.n  # distinct for every other row
+                ids[rows] = torch.unique(self.x[rows], dim=0, return_inverse=True)[1]
+            self._duplicate_ids = ids
+        return self._duplicate_ids
+
     def distances_from_dots(
         self, dot: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, all_pairs: bool = False
     ) -> torch.Tensor:
@@ -217,7 +235,28 @@ class _Space:
                 dist[r, j] = 0.5 * (a - b).pow(2).sum(dim=1)
             else:
                 dist[r, j] = (a - b).pow(2).sum(dim=1)
-        return dist.clamp_(min=0.0)
+        dist.clamp_(min=0.0)
+        ids = self.duplicate_ids()
+        return dist if ids is None else _identical_at_one_distance(dist, ids[cols])
+
+
+def _identical_at_one_distance(dist: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Each row's candidates that are bitwise-identical rows (equal ``ids``) take one distance, the
+    first one's. Their exact distances are equal, but a GEMM may round the products of identical
+    columns differently by position (MKL on AMD EPYC: 1 ulp apart), which would break the tie rule."""
+    order = torch.sort(ids, dim=1, stable=True).indices
+    ranked = ids.gather(1, order)
+    starts = torch.ones_like(ranked, dtype=torch.bool)
+    starts[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    if bool(starts.all()):
+        return dist
+    positions = torch.arange(ranked.shape[1], device=dist.device).expand_as(ranked)
+    group_start = torch.where(starts, positions, torch.zeros_like(positions)).cummax(dim=1).values
+    # Where each candidate's first identical twin sits, back in the candidates' own order.
+    first = torch.empty_like(order).scatter_(1, order, order.gather(1, group_start))
+    if first.shape[0] == 1:  # one set of columns for every row (the all-pairs matrix)
+        return dist.gather(1, first.expand_as(dist))
+    return dist.gather(1, first)
 
 
 def _gemm_input_roundoff(device: torch.device) -> float:
