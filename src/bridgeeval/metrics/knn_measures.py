@@ -1,0 +1,133 @@
+"""The k-NN family of alignment measures (Huh et al. 2024, platonic-rep's ``metrics.py``), on the
+exact neighbour lists of :func:`~bridgeeval.metrics.knn_indices`.
+
+Each measure compares, item by item, the k-NN list of item i in A with its list in B:
+
+* ``mutual_knn``: the share of the k neighbours the two lists have in common. It is mNNO exactly
+  (Collell & Moens' Definition 1 is the same quantity): ``mutual_knn(a, b, k) == mnno(a, b, k)``
+  under one neighbour convention.
+* ``cycle_knn``: the share of items i that some B-neighbour j of i has i among its A-neighbours
+  (A -> B -> A returns home).
+* ``lcs_knn``: the longest common subsequence of the two *ordered* lists, divided by k.
+* ``edit_distance_knn``: 1 - (Levenshtein distance of the two ordered lists) / k.
+
+Conventions: lists are exact, nearest first, ties by lower index, self left out unless
+``include_self``. platonic-rep ranks by inner product (its scripts normalise features to unit
+length first, where inner product and cosine rank alike) and breaks ties in no fixed order; its
+``lcs_knn`` returns the mean length (ours divides by k, so every k-NN measure lies in [0, 1]).
+One search per set serves every k-NN measure of a pair: pass :class:`Representation` objects.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.overlap import mnno_from_indices
+from bridgeeval.metrics.representation import paired
+
+_GATHER_ELEMENTS = 1 << 24  # rows x k x k indices per chunk of cycle_knn
+
+
+def _lists(a, b, k: int, metric: str, include_self: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    ra, rb = paired(a, b, metric, include_self)
+    return ra.neighbours(k), rb.neighbours(k)
+
+
+def mutual_knn(a, b, k: int = 10, metric: str = "cosine", include_self: bool = False) -> float:
+    """Mean share of shared neighbours, in [0, 1]: mNNO@k.
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[0.0], [1.0], [3.0], [4.0]])
+        >>> mutual_knn(x, -x, k=1, metric="euclidean")
+        1.0
+    """
+    return mnno_from_indices(*_lists(a, b, k, metric, include_self))
+
+
+def cycle_knn(a, b, k: int = 10, metric: str = "cosine", include_self: bool = False) -> float:
+    """Share of items found again among the A-neighbours of their B-neighbours, in [0, 1]."""
+    return cycle_knn_from_indices(*_lists(a, b, k, metric, include_self))
+
+
+def lcs_knn(a, b, k: int = 10, metric: str = "cosine", include_self: bool = False) -> float:
+    """Mean longest common subsequence of the ordered k-NN lists, divided by k, in [0, 1].
+
+    Example (lists [1, 2, 3] and [2, 1, 3] share the subsequence [1, 3] or [2, 3]):
+        >>> import torch
+        >>> round(lcs_from_indices(torch.tensor([[1, 2, 3]]), torch.tensor([[2, 1, 3]])), 4)
+        0.6667
+    """
+    return lcs_from_indices(*_lists(a, b, k, metric, include_self))
+
+
+def edit_distance_knn(a, b, k: int = 10, metric: str = "cosine", include_self: bool = False) -> float:
+    """1 - mean Levenshtein distance of the ordered k-NN lists / k, in [0, 1].
+
+    Example (one substitution in three):
+        >>> import torch
+        >>> round(edit_from_indices(torch.tensor([[1, 2, 3]]), torch.tensor([[1, 5, 3]])), 4)
+        0.6667
+    """
+    return edit_from_indices(*_lists(a, b, k, metric, include_self))
+
+
+def cycle_knn_from_indices(idx_a: torch.Tensor, idx_b: torch.Tensor) -> float:
+    _check_lists(idx_a, idx_b)
+    n, k = idx_a.shape
+    idx_b = idx_b.to(idx_a.device)
+    hits = torch.empty(n, dtype=torch.bool, device=idx_a.device)
+    step = max(1, _GATHER_ELEMENTS // (k * k))
+    for start in range(0, n, step):
+        rows = torch.arange(start, min(start + step, n), device=idx_a.device)
+        back = idx_a[idx_b[rows]]  # [rows, k, k]: the A-neighbours of each B-neighbour
+        hits[rows] = (back == rows.view(-1, 1, 1)).flatten(1).any(dim=1)
+    return float(hits.double().mean())
+
+
+def lcs_lengths(idx_a: torch.Tensor, idx_b: torch.Tensor) -> torch.Tensor:
+    """Per-row LCS length of two ordered lists ``[N, k]``: the classic dynamic programme, run over
+    all rows at once (k^2 vector steps)."""
+    _check_lists(idx_a, idx_b)
+    n, k = idx_a.shape
+    idx_b = idx_b.to(idx_a.device)
+    prev = torch.zeros(n, k + 1, dtype=torch.int32, device=idx_a.device)
+    for i in range(k):
+        equal = idx_a[:, i : i + 1] == idx_b
+        cur = torch.zeros_like(prev)
+        for j in range(k):
+            cur[:, j + 1] = torch.where(equal[:, j], prev[:, j] + 1, torch.maximum(prev[:, j + 1], cur[:, j]))
+        prev = cur
+    return prev[:, k]
+
+
+def edit_distances(idx_a: torch.Tensor, idx_b: torch.Tensor) -> torch.Tensor:
+    """Per-row Levenshtein distance (insert, delete, substitute, each cost 1) of two lists ``[N, k]``."""
+    _check_lists(idx_a, idx_b)
+    n, k = idx_a.shape
+    idx_b = idx_b.to(idx_a.device)
+    prev = torch.arange(k + 1, dtype=torch.int32, device=idx_a.device).expand(n, k + 1).clone()
+    for i in range(k):
+        differ = (idx_a[:, i : i + 1] != idx_b).int()
+        cur = torch.empty_like(prev)
+        cur[:, 0] = i + 1
+        for j in range(k):
+            cur[:, j + 1] = torch.minimum(torch.minimum(prev[:, j + 1], cur[:, j]) + 1, prev[:, j] + differ[:, j])
+        prev = cur
+    return prev[:, k]
+
+
+def lcs_from_indices(idx_a: torch.Tensor, idx_b: torch.Tensor) -> float:
+    return float(lcs_lengths(idx_a, idx_b).double().mean() / idx_a.shape[1])
+
+
+def edit_from_indices(idx_a: torch.Tensor, idx_b: torch.Tensor) -> float:
+    return float(1.0 - edit_distances(idx_a, idx_b).double().mean() / idx_a.shape[1])
+
+
+def _check_lists(idx_a: torch.Tensor, idx_b: torch.Tensor) -> None:
+    if idx_a.shape != idx_b.shape or idx_a.ndim != 2:
+        raise BridgeEvalError(
+            f"neighbour lists must have the same [N, k] shape, got {tuple(idx_a.shape)} and {tuple(idx_b.shape)}"
+        )

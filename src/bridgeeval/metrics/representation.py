@@ -1,0 +1,107 @@
+"""``Representation``: one set of N vectors under comparison, with what the measures derive from it
+(neighbour lists, the centred float64 copy, self-similarity terms) computed once and shared.
+
+Every alignment measure compares two paired sets. Much of its work depends on one set only: the
+k-NN lists of X serve mNNO, mutual k-NN, cycle k-NN, LCS and edit-distance k-NN and CKNNA alike,
+and CKA's ``HSIC(X, X)`` is the same for (X, f(X)) and (X, Y). In the validation hook X and Y never
+change, so their ``Representation`` lives across epochs and only f(X)'s is new each epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.neighbours import knn_indices
+from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points
+
+
+class Representation:
+    """A set ``x`` ``[N, d]`` and its derived quantities, each computed on first use.
+
+    ``metric`` and ``include_self`` fix the neighbour convention of the k-NN measures (that of
+    :func:`~bridgeeval.metrics.knn_indices`); ``neighbours`` may pass lists already computed
+    (``{k: LongTensor[N, k]}``), e.g. the validation hook's cached lists of X and Y.
+
+    Example:
+        >>> import torch
+        >>> rep = Representation(torch.tensor([[0.0], [1.0], [3.0]]), metric="euclidean")
+        >>> rep.neighbours(1).tolist()
+        [[1], [0], [1]]
+        >>> rep.neighbours(1) is rep.neighbours(1)  # searched once
+        True
+    """
+
+    def __init__(
+        self,
+        x,
+        *,
+        metric: str = "cosine",
+        include_self: bool = False,
+        name: str = "x",
+        neighbours: dict[int, torch.Tensor] | None = None,
+    ):
+        self.x = as_tensor(x, name)
+        check_metric(metric)
+        # Finite values for every measure; cosine's non-zero rows only where neighbours are searched.
+        check_points(self.x, name, "euclidean")
+        self.metric, self.include_self, self.name = metric, include_self, name
+        self._memo: dict[Any, Any] = {}
+        for k, idx in (neighbours or {}).items():
+            if tuple(idx.shape) != (self.n, k):
+                raise BridgeEvalError(
+                    f"cached {name} neighbours have shape {tuple(idx.shape)}, expected {(self.n, k)}"
+                )
+            self._memo[("neighbours", k)] = idx.to(self.x.device)
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.x.shape[1]
+
+    def memo(self, key, compute: Callable[[], Any]):
+        """``compute()`` once per ``key`` for this set."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def neighbours(self, k: int) -> torch.Tensor:
+        """Exact k-NN lists ``[N, k]`` under this set's convention (searched once per k)."""
+        check_k(k, self.n, self.include_self)
+        return self.memo(("neighbours", k), lambda: knn_indices(self.x, k, self.metric, self.include_self, name=self.name))
+
+    def float64_copy(self) -> torch.Tensor:
+        """A new float64 copy of ``x`` (never ``x`` itself), for in-place work."""
+        return self.x.to(torch.float64, copy=True)
+
+    def centred(self) -> torch.Tensor:
+        """float64 copy with each column's mean removed (one copy: centred in place)."""
+        def compute() -> torch.Tensor:
+            c = self.float64_copy()
+            return c.sub_(c.mean(dim=0))
+
+        return self.memo("centred", compute)
+
+
+def as_representation(x, name: str, metric: str = "cosine", include_self: bool = False) -> Representation:
+    """``x`` itself when it is already a ``Representation``, else a new one."""
+    if isinstance(x, Representation):
+        return x
+    return Representation(x, metric=metric, include_self=include_self, name=name)
+
+
+def paired(a, b, metric: str = "cosine", include_self: bool = False) -> tuple[Representation, Representation]:
+    """Two representations of the same N items (rows paired by position), on one device."""
+    ra = as_representation(a, "a", metric, include_self)
+    rb = as_representation(b, "b", metric, include_self)
+    if ra.n != rb.n:
+        raise BridgeEvalError(f"the two sets must pair row by row: a has {ra.n} rows, b has {rb.n}")
+    if ra.x.device != rb.x.device:
+        raise BridgeEvalError(f"the two sets are on different devices: a on {ra.x.device}, b on {rb.x.device}")
+    return ra, rb

@@ -1,0 +1,190 @@
+"""Representational similarity analysis (Kriegeskorte et al. 2008): the correlation, over all
+N(N-1)/2 pairs of items, between the pair's distance in one set and in the other.
+
+Distances follow the neighbour metric: cosine distance 1 - cos, or Euclidean distance (not
+squared). ``method="pearson"`` correlates the distances, ``"spearman"`` their ranks (ties share
+their average rank, as ``scipy.stats.spearmanr``).
+
+Exactness and size:
+
+* Pearson is exact at every N: one pass over pairs of row blocks accumulates the five sums it
+  needs (float64), never holding the N x N distances.
+* Spearman is exact while the pairs number at most ``max_pairs`` (default 2^23, N <= 4,096: the
+  condensed distances and their ranks in memory). Beyond, an unbiased sampled estimate: with
+  s(p, q) = sign(d_p - d_q), a pair's mid-rank is (M + 1)/2 + sum_q s(p, q)/2 among the M pairs,
+  so the rank covariance is M^2/4 E[s_A(p, q) s_B(p, r)] over independent uniform pairs p, q, r,
+  and the rank variance of M untied values is (M^2 - 1)/12. The expectation is estimated on
+  ``n_samples`` triples drawn as independent blocks of random rows and columns (GEMMs, not
+  gathers); the estimate is unbiased when no two pair distances tie (continuous data; duplicated
+  items tie, which shrinks the true variance and pulls the estimate slightly towards 0). Its
+  standard error comes from the spread of independent rounds (:func:`rsa_sampled`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.representation import Representation, paired
+
+METHODS = ("spearman", "pearson")
+_BLOCK = 2048
+_SAMPLE_BLOCK = 512  # rows and columns of each sampled block: 512^2 triples a round
+MAX_PAIRS = 1 << 23
+N_SAMPLES = 1 << 24
+
+
+def rsa(
+    a,
+    b,
+    method: str = "spearman",
+    metric: str = "cosine",
+    max_pairs: int = MAX_PAIRS,
+    n_samples: int = N_SAMPLES,
+    seed: int = 0,
+) -> float:
+    """Correlation of the pairwise distances of two paired sets, in [-1, 1].
+
+    Example (distances of a scaled copy keep their order and ratios):
+        >>> import torch
+        >>> x = torch.tensor([[0.0, 1.0], [1.0, 0.0], [3.0, 1.0], [2.0, 5.0]])
+        >>> rsa(x, 10 * x, method="pearson", metric="euclidean"), rsa(x, x + 1, metric="euclidean")
+        (1.0, 1.0)
+    """
+    if method not in METHODS:
+        raise BridgeEvalError(f"rsa: unknown method {method!r}; choose spearman or pearson")
+    ra, rb = paired(a, b, metric)
+    if ra.n < 3:
+        raise BridgeEvalError(f"rsa needs at least 3 items (2 pairs), got {ra.n}")
+    if method == "pearson":
+        return _pearson_streamed(ra, rb, metric)
+    if _n_pairs(ra.n) <= max_pairs:
+        return _spearman_exact(ra, rb, metric)
+    return rsa_sampled(ra, rb, metric, n_samples, seed)[0]
+
+
+def rsa_sampled(a, b, metric: str = "cosine", n_samples: int = N_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Unbiased estimate of the Spearman RSA from ``n_samples`` random triples of pairs, with its
+    standard error: ``(estimate, stderr)`` (see the module's docstring)."""
+    ra, rb = paired(a, b, metric)
+    if ra.n < 3:
+        raise BridgeEvalError(f"rsa needs at least 3 items (2 pairs), got {ra.n}")
+    m = _n_pairs(ra.n)
+    gen = torch.Generator().manual_seed(seed)
+    side = _SAMPLE_BLOCK
+    rounds = max(2, math.ceil(n_samples / (side * side)))
+    means = []
+    for _ in range(rounds):
+        rows = torch.randint(ra.n, (6, side), generator=gen).to(ra.x.device)
+        p, q, r = (rows[0], rows[1]), (rows[2], rows[3]), (rows[4], rows[5])
+        s_a = torch.sign(_distances_at(ra, metric, *p) - _distances_at(ra, metric, *q))
+        s_b = torch.sign(_distances_at(rb, metric, *p) - _distances_at(rb, metric, *r))
+        valid = _distinct(*p) & _distinct(*q) & _distinct(*r)
+        means.append(float((s_a * s_b)[valid].mean()))
+    scale = 3.0 * m * m / (m * m - 1.0)  # (M^2 / 4) / ((M^2 - 1) / 12)
+    values = torch.tensor(means, dtype=torch.float64) * scale
+    return float(values.mean()), float(values.std(unbiased=True) / math.sqrt(rounds))
+
+
+def _n_pairs(n: int) -> int:
+    return n * (n - 1) // 2
+
+
+def _distinct(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    return rows.unsqueeze(1) != cols.unsqueeze(0)
+
+
+def _search_copy(r: Representation, metric: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """float64 unit rows (cosine) or rows and their squared norms (Euclidean)."""
+    def compute():
+        x = r.float64_copy()
+        if metric == "cosine":
+            norms = x.norm(dim=1, keepdim=True)
+            if bool((norms == 0).any()):
+                row = int((norms.squeeze(1) == 0).nonzero()[0])
+                raise BridgeEvalError(f"{r.name}: row {row} is a zero vector, which has no cosine distance")
+            return x.div_(norms), None
+        return x, x.pow(2).sum(dim=1)
+
+    return r.memo(("rsa_copy", metric), compute)
+
+
+def _distances(x: torch.Tensor, sq: torch.Tensor | None, xr: torch.Tensor, xc: torch.Tensor, sr, sc) -> torch.Tensor:
+    prod = xr @ xc.T
+    if sq is None:
+        return prod.neg_().add_(1.0).clamp_(min=0.0)
+    return (sr.unsqueeze(1) + sc.unsqueeze(0)).sub_(prod.mul_(2.0)).clamp_(min=0.0).sqrt_()
+
+
+def _distances_at(r: Representation, metric: str, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Distances of every (rows[u], cols[v]): ``[len(rows), len(cols)]``."""
+    x, sq = _search_copy(r, metric)
+    return _distances(x, sq, x[rows], x[cols], None if sq is None else sq[rows], None if sq is None else sq[cols])
+
+
+def _block_pairs(r: Representation, metric: str, i0: int, i1: int, j0: int, j1: int) -> torch.Tensor:
+    x, sq = _search_copy(r, metric)
+    sr, sc = (None, None) if sq is None else (sq[i0:i1], sq[j0:j1])
+    return _distances(x, sq, x[i0:i1], x[j0:j1], sr, sc)
+
+
+def _upper_blocks(n: int):
+    """(i0, i1, j0, j1, mask) for every block pair holding pairs i < j, each pair once."""
+    for i0 in range(0, n, _BLOCK):
+        i1 = min(i0 + _BLOCK, n)
+        for j0 in range(i0, n, _BLOCK):
+            j1 = min(j0 + _BLOCK, n)
+            yield i0, i1, j0, j1, (i0 == j0)
+
+
+def _pearson_streamed(ra: Representation, rb: Representation, metric: str) -> float:
+    """Pearson correlation of the pair distances from shifted running sums (float64)."""
+    sums = torch.zeros(5, dtype=torch.float64)
+    shift = None
+    for i0, i1, j0, j1, diagonal in _upper_blocks(ra.n):
+        da, db = _block_pairs(ra, metric, i0, i1, j0, j1), _block_pairs(rb, metric, i0, i1, j0, j1)
+        if diagonal:
+            upper = torch.triu(torch.ones_like(da, dtype=torch.bool), diagonal=1)
+            da, db = da[upper], db[upper]
+        if shift is None:  # sums about a first estimate of the means: no cancellation
+            shift = (float(da.mean()), float(db.mean()))
+        da, db = da.reshape(-1) - shift[0], db.reshape(-1) - shift[1]
+        sums += torch.stack([da.sum(), db.sum(), (da * da).sum(), (db * db).sum(), (da * db).sum()]).cpu()
+    m = _n_pairs(ra.n)
+    sa, sb, saa, sbb, sab = (float(v) for v in sums)
+    cov, var_a, var_b = sab - sa * sb / m, saa - sa * sa / m, sbb - sb * sb / m
+    if var_a <= 0 or var_b <= 0:
+        return float("nan")  # every pair at the same distance in one set
+    return cov / math.sqrt(var_a * var_b)
+
+
+def condensed_distances(r: Representation, metric: str) -> torch.Tensor:
+    """The N(N-1)/2 distances i < j in row-major order (scipy's ``pdist`` order)."""
+    parts = []
+    for i0 in range(0, r.n, _BLOCK):
+        i1 = min(i0 + _BLOCK, r.n)
+        block = _block_pairs(r, metric, i0, i1, i0, r.n)
+        upper = torch.ones_like(block, dtype=torch.bool).triu_(diagonal=1)
+        parts.append(block[upper])
+    return torch.cat(parts)
+
+
+def midranks(values: torch.Tensor) -> torch.Tensor:
+    """1-based ranks, ties sharing their average rank (``scipy.stats.rankdata``'s default)."""
+    ordered, order = torch.sort(values)
+    _, inverse, counts = torch.unique_consecutive(ordered, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()
+    ranks = torch.empty(len(values), dtype=torch.float64, device=values.device)
+    ranks[order] = (ends - (counts.double() - 1.0) / 2.0)[inverse]
+    return ranks
+
+
+def _spearman_exact(ra: Representation, rb: Representation, metric: str) -> float:
+    rank_a = midranks(condensed_distances(ra, metric))
+    rank_a -= rank_a.mean()
+    rank_b = midranks(condensed_distances(rb, metric))
+    rank_b -= rank_b.mean()
+    denominator = float(rank_a.norm() * rank_b.norm())
+    return float(rank_a @ rank_b) / denominator if denominator > 0 else float("nan")

@@ -1,0 +1,102 @@
+"""Subspace comparisons: SVCCA (Raghu et al. 2017) and the orthogonal Procrustes distance.
+
+* ``svcca``: each set centred and scaled per dimension (platonic-rep's preprocessing: divided by
+  its standard deviation + 1e-8), reduced to its top ``cca_dim`` left singular vectors, then the
+  mean canonical correlation of the two reduced sets. The canonical correlations of two centred
+  orthonormal bases U_a, U_b are the singular values of U_a^T U_b, so no iterative CCA is needed.
+  platonic-rep finds the singular vectors with ``torch.svd_lowrank`` (randomised, q = cca_dim, so
+  approximate and seed-dependent) and the CCA with scikit-learn's iterative ``CCA``; we compute the
+  exact top singular vectors (an eigendecomposition of the smaller Gram matrix, float64).
+* ``procrustes``: both sets centred and scaled to unit Frobenius norm; the distance
+  min_R ||A - B R||_F over orthogonal R (semi-orthogonal when the widths differ: the narrower set
+  padded with zero columns) is sqrt(2 - 2 ||A^T B||_*), with ||.||_* the nuclear norm
+  (Schönemann 1966; the shape metric of Williams et al. 2021). 0 for sets equal up to rotation,
+  translation and scale; at most sqrt(2). Lower is more similar.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.representation import Representation, paired
+
+
+def svcca(a, b, cca_dim: int = 10) -> float:
+    """Mean canonical correlation of the top ``cca_dim`` singular directions of each set, in [0, 1].
+
+    Example (an invertible linear map keeps the same subspace):
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(200, 12, generator=g, dtype=torch.float64)
+        >>> round(svcca(x, x, cca_dim=5), 6)
+        1.0
+    """
+    ra, rb = paired(a, b)
+    ua, ub = _top_directions(ra, cca_dim), _top_directions(rb, cca_dim)
+    rho = torch.linalg.svdvals(ua.T @ ub).clamp_(max=1.0)
+    return float(rho.mean())
+
+
+def procrustes(a, b) -> float:
+    """Orthogonal Procrustes distance of the centred, unit-norm sets, in [0, sqrt(2)].
+
+    Example (a rotated, shifted, rescaled copy is at distance 0):
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(30, 3, generator=g, dtype=torch.float64)
+        >>> q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+        >>> procrustes(x, 2 * x @ q + 1) < 1e-6
+        True
+    """
+    ra, rb = paired(a, b)
+    ua, ub = _unit_centred(ra), _unit_centred(rb)
+    nuclear = float(torch.linalg.svdvals(ua.T @ ub).sum())
+    return math.sqrt(max(0.0, 2.0 - 2.0 * nuclear))
+
+
+def _unit_centred(r: Representation) -> torch.Tensor:
+    def compute() -> torch.Tensor:
+        c = r.centred()
+        norm = float(torch.linalg.matrix_norm(c))
+        if norm == 0.0:
+            raise BridgeEvalError(f"{r.name}: every row is the same vector, so it has no shape to compare")
+        return c / norm
+
+    return r.memo("unit_centred", compute)
+
+
+def _standardised(r: Representation) -> torch.Tensor:
+    c = r.centred()
+    return c / (c.std(dim=0) + 1e-8)
+
+
+def _top_directions(r: Representation, q: int) -> torch.Tensor:
+    """The top ``q`` left singular vectors ``[N, q]`` of the standardised set (orthonormal, centred)."""
+    if q < 1:
+        raise BridgeEvalError(f"cca_dim must be a positive integer, got {q!r}")
+    if q > min(r.n - 1, r.dim):
+        raise BridgeEvalError(
+            f"svcca with cca_dim={q} needs more than {q} items and at least {q} dimensions; "
+            f"{r.name} is {r.n} x {r.dim}"
+        )
+
+    def compute() -> torch.Tensor:
+        x = _standardised(r)
+        if r.dim <= r.n:  # X^T X = V S^2 V^T: U = X V / S
+            values, vectors = torch.linalg.eigh(x.T @ x)
+            values, vectors = values[-q:], vectors[:, -q:]
+            if not bool((values > values[-1] * 1e-12).all()):
+                raise BridgeEvalError(f"svcca: {r.name} has fewer than cca_dim={q} independent directions")
+            u = (x @ vectors) / values.sqrt()
+        else:  # X X^T = U S^2 U^T
+            values, u = torch.linalg.eigh(x @ x.T)
+            if not bool((values[-q:] > values[-1] * 1e-12).all()):
+                raise BridgeEvalError(f"svcca: {r.name} has fewer than cca_dim={q} independent directions")
+            u = u[:, -q:]
+        # Re-orthonormalise (eigenvectors of a Gram matrix are orthonormal to rounding only).
+        return torch.linalg.qr(u).Q
+
+    return r.memo(("svcca_directions", q), compute)

@@ -1,0 +1,298 @@
+"""The alignment measures against independent references: platonic-rep's dense definitions
+(bridgeeval.reference.platonic) on real features and random data, closed forms, scipy,
+scikit-learn and the editdistance package."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.linalg
+import scipy.spatial
+import scipy.stats
+import torch
+import torch.nn.functional as F
+from scipy.spatial.distance import pdist
+
+from bridgeeval.data.formats import read_matrix
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics import kernel_measures, knn_measures, mnno, rsa as rsa_module
+from bridgeeval.metrics.measures import MEASURES, MappedAlignment, alignment_report, check_measure_options, measure
+from bridgeeval.metrics.representation import Representation
+from bridgeeval.metrics.subspace_measures import procrustes, svcca
+from bridgeeval.reference import platonic
+from tests.conftest import brute_knn, shared_file
+
+TOL = 1e-5
+
+
+def _random_pair(n=300, da=20, db=30, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, da, generator=g, dtype=torch.float64)
+    b = a @ torch.randn(da, db, generator=g, dtype=torch.float64) + 2 * torch.randn(n, db, generator=g, dtype=torch.float64)
+    return a, b
+
+
+def _iapr(n=600):
+    text = read_matrix(shared_file("iaprtc", "TS_lang_biGRU.csv"), id_column=True).values[:n]
+    image = read_matrix(shared_file("iaprtc", "TS_vis_vgg128.csv"), id_column=True).values[:n]
+    return torch.from_numpy(np.asarray(text, dtype=np.float64)), torch.from_numpy(np.asarray(image, dtype=np.float64))
+
+
+def _wiki(n=600):
+    data = scipy.io.loadmat(shared_file("wiki", "wiki.mat"))["data"][0, 0]
+    image, text = np.asarray(data["X1"], dtype=np.float64).T[:n], np.asarray(data["X2"], dtype=np.float64).T[:n]
+    return torch.from_numpy(text), torch.from_numpy(image)
+
+
+def _pairs():
+    return {"random": _random_pair, "iaprtc": _iapr, "wiki": _wiki}
+
+
+def _distinct_items(a: torch.Tensor, b: torch.Tensor):
+    """Items whose vectors occur once in both sets (IAPR TC-12 and Wiki repeat some items exactly,
+    and repeats tie, where the reference's argsort order would decide)."""
+    keep = np.ones(len(a), dtype=bool)
+    for t in (a, b):
+        _, first, counts = np.unique(t.numpy(), axis=0, return_index=True, return_counts=True)
+        once = np.zeros(len(a), dtype=bool)
+        once[first[counts == 1]] = True
+        keep &= once
+    return a[keep], b[keep]
+
+
+def _tie_free(a: torch.Tensor, k: int) -> bool:
+    """No two of a row's first k + 1 inner products tie (where argsort's order would decide)."""
+    sims = (a @ a.T).fill_diagonal_(-1e8)
+    top = torch.sort(sims, dim=1, descending=True).values[:, : k + 1]
+    return bool(((top[:, :-1] - top[:, 1:]) > 1e-12).all())
+
+
+@pytest.mark.parametrize("source", ["random", "iaprtc", "wiki"])
+def test_knn_measures_equal_the_dense_reference(source):
+    # Unit rows: platonic-rep ranks by inner product, which is cosine there (its scripts normalise).
+    a, b = (F.normalize(t, dim=1) for t in _distinct_items(*_pairs()[source]()))
+    k = 10
+    assert len(a) >= 300
+    assert _tie_free(a, k) and _tie_free(b, k)
+    assert knn_measures.mutual_knn(a, b, k) == pytest.approx(platonic.mutual_knn(a, b, k), abs=TOL)
+    assert knn_measures.cycle_knn(a, b, k) == pytest.approx(platonic.cycle_knn(a, b, k), abs=TOL)
+    # platonic-rep's lcs_knn is the mean length; ours divides it by k.
+    assert knn_measures.lcs_knn(a, b, k) * k == pytest.approx(platonic.lcs_knn(a, b, k), abs=TOL)
+    assert knn_measures.edit_distance_knn(a, b, k) == pytest.approx(platonic.edit_distance_knn(a, b, k), abs=TOL)
+    assert kernel_measures.cknna(a, b, k) == pytest.approx(platonic.cknna(a, b, k, eps=0.0), abs=TOL)
+
+
+@pytest.mark.parametrize("source", ["random", "iaprtc", "wiki"])
+def test_kernel_and_subspace_measures_equal_the_dense_reference(source):
+    a, b = _pairs()[source]()
+    for unbiased in (False, True):
+        assert kernel_measures.cka(a, b, unbiased=unbiased) == pytest.approx(
+            platonic.cka(a, b, unbiased=unbiased, eps=0.0), abs=TOL)
+        sigma = kernel_measures.rms_distance(Representation(a))  # one width for both, as platonic-rep takes
+        assert kernel_measures.cka(a, b, kernel="rbf", unbiased=unbiased, rbf_sigma=sigma) == pytest.approx(
+            platonic.cka(a, b, kernel="rbf", rbf_sigma=sigma, unbiased=unbiased, eps=0.0), abs=TOL)
+    assert svcca(a, b, cca_dim=10) == pytest.approx(platonic.svcca(a, b, cca_dim=10), abs=TOL)
+
+
+def test_platonic_reps_epsilon_is_the_only_difference_in_cka():
+    """With its 1e-6 in the denominator the dense form differs by exactly that term's effect."""
+    a, b = _random_pair()
+    hsic = platonic.hsic_unbiased
+    ka, kb = a @ a.T, b @ b.T
+    exact = float(hsic(ka, kb) / torch.sqrt(hsic(ka, ka) * hsic(kb, kb)))
+    assert kernel_measures.cka(a, b, unbiased=True) == pytest.approx(exact, rel=1e-12)
+    with_eps = platonic.cka(a, b, unbiased=True)
+    assert with_eps == pytest.approx(float(hsic(ka, kb) / (torch.sqrt(hsic(ka, ka) * hsic(kb, kb)) + 1e-6)), rel=1e-12)
+
+
+def test_linear_cka_equals_the_feature_space_closed_form():
+    """||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F) after centring, in numpy, and invariances."""
+    a, b = (t.numpy() for t in _iapr(400))
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    closed = np.linalg.norm(bc.T @ ac) ** 2 / (np.linalg.norm(ac.T @ ac) * np.linalg.norm(bc.T @ bc))
+    assert kernel_measures.cka(a, b) == pytest.approx(closed, abs=1e-10)
+    q = scipy.stats.ortho_group.rvs(b.shape[1], random_state=0)
+    assert kernel_measures.cka(a, 7.0 * b @ q + 3.0) == pytest.approx(closed, abs=1e-10)
+    # Wider than tall (N < d): the Gram-matrix path.
+    wide_a, wide_b = a[:50], b[:50]
+    wac, wbc = wide_a - wide_a.mean(0), wide_b - wide_b.mean(0)
+    wide = np.linalg.norm(wbc.T @ wac) ** 2 / (np.linalg.norm(wac.T @ wac) * np.linalg.norm(wbc.T @ wbc))
+    assert kernel_measures.cka(wide_a, wide_b) == pytest.approx(wide, abs=1e-10)
+
+
+def test_rbf_cka_blocks_give_the_whole_matrix_value(monkeypatch):
+    a, b = _random_pair(n=130)
+    whole = [kernel_measures.cka(a, b, kernel="rbf", unbiased=u) for u in (False, True)]
+    monkeypatch.setattr(kernel_measures, "_BLOCK", 32)  # 5 x 5 blocks, a ragged last one
+    assert [kernel_measures.cka(a, b, kernel="rbf", unbiased=u) for u in (False, True)] == pytest.approx(whole, abs=1e-12)
+
+
+def test_edit_distance_and_lcs_against_independent_implementations():
+    editdistance = pytest.importorskip("editdistance")
+    rng = np.random.default_rng(0)
+    lists_a = torch.as_tensor(np.stack([rng.permutation(30)[:10] for _ in range(400)]))
+    lists_b = torch.as_tensor(np.stack([rng.permutation(30)[:10] for _ in range(400)]))
+    lists_b[:100] = lists_a[:100]  # some identical, some shifted
+    lists_b[100:200] = torch.roll(lists_a[100:200], 1, dims=1)
+    ours = knn_measures.edit_distances(lists_a, lists_b).tolist()
+    assert ours == [editdistance.eval(x, y) for x, y in zip(lists_a.tolist(), lists_b.tolist())]
+    assert knn_measures.lcs_lengths(lists_a, lists_b).tolist() == [
+        platonic._lcs(x, y) for x, y in zip(lists_a.tolist(), lists_b.tolist())]
+    assert set(knn_measures.lcs_lengths(lists_a[:100], lists_b[:100]).tolist()) == {10}
+    assert set(knn_measures.lcs_lengths(lists_a[100:200], lists_b[100:200]).tolist()) == {9}
+
+
+def test_mutual_knn_is_mnno_under_every_convention():
+    """The same quantity: equal for both metrics, with and without self, on a set full of ties."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 3, size=(200, 2)).astype(float) + 0.0  # many duplicates: ties everywhere
+    b = a + rng.integers(0, 2, size=(200, 2))
+    for metric in ("euclidean", "cosine"):
+        if metric == "cosine":
+            a, b = a + 1.0, b + 1.0
+        for include_self in (False, True):
+            ours = knn_measures.mutual_knn(a, b, 5, metric, include_self)
+            assert ours == mnno(a, b, 5, metric, include_self)
+            overlap = [len(set(p) & set(q)) for p, q in zip(brute_knn(a, 5, metric, include_self),
+                                                               brute_knn(b, 5, metric, include_self))]
+            assert ours == pytest.approx(np.mean(overlap) / 5, abs=1e-15)
+
+
+def test_cycle_knn_hand_worked():
+    """A -> B -> A: item 0's B-neighbour is 1, whose A-neighbour is 0: found; item 1's is 2, whose
+    A-neighbour is 1: found; item 2's is 0, whose A-neighbour is 1, not 2: not found."""
+    idx_a = torch.tensor([[1], [0], [1]])
+    idx_b = torch.tensor([[1], [2], [0]])
+    assert knn_measures.cycle_knn_from_indices(idx_a, idx_b) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_rsa_equals_scipy(metric):
+    a, b = _iapr(500)
+    da, db = pdist(a.numpy(), metric), pdist(b.numpy(), metric)
+    assert rsa_module.rsa(a, b, "spearman", metric) == pytest.approx(scipy.stats.spearmanr(da, db).statistic, abs=1e-9)
+    assert rsa_module.rsa(a, b, "pearson", metric) == pytest.approx(scipy.stats.pearsonr(da, db).statistic, abs=1e-9)
+
+
+def test_rsa_ranks_share_ties_like_scipy():
+    values = torch.tensor([3.0, 1.0, 3.0, 2.0, 1.0, 3.0])
+    assert rsa_module.midranks(values).tolist() == scipy.stats.rankdata(values.numpy()).tolist()
+    a = np.repeat(np.arange(6.0), 3)[:, None] * np.ones((1, 2))  # duplicates: tied distances
+    b = a + np.random.default_rng(0).normal(size=a.shape)
+    exact = scipy.stats.spearmanr(pdist(a), pdist(b)).statistic
+    assert rsa_module.rsa(a, b, metric="euclidean") == pytest.approx(exact, abs=1e-9)
+
+
+def test_rsa_pearson_streams_over_blocks(monkeypatch):
+    a, b = _random_pair(n=150)
+    whole = rsa_module.rsa(a, b, "pearson")
+    monkeypatch.setattr(rsa_module, "_BLOCK", 40)
+    assert rsa_module.rsa(a, b, "pearson") == pytest.approx(whole, abs=1e-12)
+    assert rsa_module.rsa(a, b, "spearman") == pytest.approx(
+        scipy.stats.spearmanr(pdist(a.numpy(), "cosine"), pdist(b.numpy(), "cosine")).statistic, abs=1e-9)
+
+
+def test_sampled_rsa_is_unbiased_and_its_error_is_honest():
+    """Beyond max_pairs the estimate: each of 8 seeds within 4 standard errors of the exact
+    value, and their mean within 4 standard errors of the mean (no bias at that precision)."""
+    a, b = _wiki(1500)
+    exact = rsa_module.rsa(a, b)
+    draws = [rsa_module.rsa_sampled(a, b, n_samples=1 << 20, seed=s) for s in range(8)]
+    for estimate, stderr in draws:
+        assert abs(estimate - exact) < 4 * stderr, (estimate, stderr, exact)
+        assert stderr < 0.01
+    mean_se = math.sqrt(sum(se * se for _, se in draws)) / len(draws)
+    assert abs(np.mean([e for e, _ in draws]) - exact) < 4 * mean_se
+    assert rsa_module.rsa(a, b, max_pairs=1000, n_samples=1 << 20, seed=3) == draws[3][0]  # the path it takes
+
+
+def test_procrustes_equals_scipy_and_padding():
+    a, b = _iapr(300)  # 64 vs 128 dimensions: the narrower set padded with zeros
+    def standard(x):
+        x = x - x.mean(0)
+        return x / np.linalg.norm(x)
+
+    sa = np.hstack([standard(a.numpy()), np.zeros((300, 64))])
+    sb = standard(b.numpy())
+    rotation, _ = scipy.linalg.orthogonal_procrustes(sb, sa)
+    assert procrustes(a, b) == pytest.approx(np.linalg.norm(sa - sb @ rotation), abs=1e-10)
+    same = b[:, :64]
+    disparity = scipy.spatial.procrustes(a.numpy(), same.numpy())[2]
+    assert procrustes(a, same) == pytest.approx(math.sqrt(2 - 2 * math.sqrt(1 - disparity)), abs=1e-9)
+
+
+def test_svcca_is_the_mean_canonical_correlation():
+    """Against scikit-learn's CCA on the exact top singular vectors, and a subspace identity."""
+    a, b = _wiki(500)
+    assert svcca(a, b, 5) == pytest.approx(platonic.svcca(a, b, 5), abs=TOL)
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(a.shape[1], a.shape[1], generator=g, dtype=torch.float64)
+    with pytest.raises(BridgeEvalError, match="cca_dim=200"):
+        svcca(a, b, 200)
+    assert 0.0 <= svcca(a, a @ mix, 10) <= 1.0
+
+
+def test_registry_every_measure_runs_and_k_matters_only_where_it_is_taken():
+    a, b = _random_pair(n=120)
+    for name, m in MEASURES.items():
+        v5, v9 = measure(name, a, b, k=5), measure(name, a, b, k=9)
+        assert math.isfinite(v5), name
+        if not m.takes_k:
+            assert v5 == v9, name
+    assert measure("procrustes", a, a) < 1e-7 and not MEASURES["procrustes"].higher_is_better
+    for name in ("mnno", "cka", "unbiased_cka", "cka_rbf", "cknna", "svcca", "rsa", "rsa_pearson", "cycle_knn",
+                 "lcs_knn", "edit_distance_knn"):
+        assert measure(name, a, a, k=5) == pytest.approx(1.0, abs=1e-9), name
+    with pytest.raises(BridgeEvalError, match="unknown measure 'ckka'"):
+        measure("ckka", a, b)
+    with pytest.raises(BridgeEvalError, match="rbf_sigma=-1"):
+        check_measure_options({"rbf_sigma": -1})
+    with pytest.raises(BridgeEvalError, match="unknown measure option 'sigma'"):
+        check_measure_options({"sigma": 1.0})
+
+
+def test_one_search_serves_every_knn_measure(monkeypatch):
+    """alignment_report searches each set once however many k-NN measures it computes."""
+    from bridgeeval.metrics import representation
+
+    calls = []
+    real = representation.knn_indices
+    monkeypatch.setattr(representation, "knn_indices", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    a, b = _random_pair(n=100)
+    sets = {"input": Representation(a), "target": Representation(b)}
+    names = ["mnno", "mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna"]
+    out = alignment_report(sets, names, 5)
+    assert len(calls) == 2 and sorted(out) == sorted(f"{n}_input_target" for n in names)
+    assert out["mnno_input_target"] == mnno(a, b, 5)
+
+
+def test_mapped_alignment_keeps_x_and_y_across_calls():
+    a, b = _random_pair(n=100)
+    align = MappedAlignment(["mnno", "cka", "cknna", "rsa"], k=5, metric="cosine", include_self=False)
+    mapped = [a @ torch.randn(20, 30, dtype=torch.float64) for _ in range(2)]
+    first = align(a, b, mapped[0])
+    input_rep = align._sets["input"]
+    second = align(a, b, mapped[1])
+    assert align._sets["input"] is input_rep  # X's neighbours and self-terms reused
+    assert second["cka_input_target"] == first["cka_input_target"] == pytest.approx(kernel_measures.cka(a, b))
+    assert second["cka_input_mapped"] == pytest.approx(kernel_measures.cka(a, mapped[1]))
+    assert second["cknna_target_mapped"] == pytest.approx(kernel_measures.cknna(b, mapped[1], 5))
+    assert "mnno_input_mapped" not in second  # the cross-modal report's own keys
+    align(a + 1.0, b, mapped[1])
+    assert align._sets["input"] is not input_rep  # another X: nothing stale
+
+
+def test_bad_input_is_one_line():
+    with pytest.raises(BridgeEvalError, match="a has 10 rows, b has 9"):
+        measure("cka", np.ones((10, 2)), np.ones((9, 2)))
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    x[4, 1] = np.nan
+    with pytest.raises(BridgeEvalError, match="row 4 has NaN"):
+        measure("rsa", x, x)
+    with pytest.raises(BridgeEvalError, match="every row is the same vector"):
+        procrustes(np.ones((10, 3)), np.arange(30.0).reshape(10, 3) ** 2)
+    with pytest.raises(BridgeEvalError, match="unbiased HSIC needs at least 4"):
+        kernel_measures.cka(x[:3], x[:3], unbiased=True)
