@@ -38,6 +38,10 @@ def _add_report(sub) -> None:
         "--each-trial", action="store_true", help="a sweep's every trial as its own row (default: each study's best)"
     )
     p.add_argument("--figures", default=None, metavar="DIR", help="also write the learning-curve figures here")
+    p.add_argument(
+        "--measures", default=None, metavar="LIST",
+        help="alignment measures the jobs logged (metrics.measures), comma-separated, shown beside mNNO (e.g. cka,cknna)",
+    )
     p.set_defaults(handler=_report)
 
 
@@ -78,8 +82,9 @@ def _report(args) -> int:
         jobs = [j for j in jobs if j.has_pooled()]
         if not jobs:
             raise BridgeEvalError("--evaluation pooled: no job has a pooled evaluation (it needs every fold in one job)")
+    measures = _measures(args.measures, jobs)
     result = build_table1(jobs, alpha=args.alpha, with_paper=not args.no_paper, each_trial=args.each_trial,
-                          evaluation=args.evaluation)
+                          evaluation=args.evaluation, measures=measures)
     text = _render_report(result, args.format)
     if args.out:
         from bridgeeval.files import write_text_atomic
@@ -105,6 +110,19 @@ def _report(args) -> int:
     where = "in the one cell" if n == 1 else f"in all {n} cells"
     print(f"mNNO(X,f(X)) > mNNO(Y,f(X)) {holds} {where}", file=sys.stderr)
     return 0
+
+
+def _measures(text: str | None, jobs: list) -> tuple[str, ...]:
+    """The --measures names, checked; one that no job logged is named on stderr (its cells show '-')."""
+    if not text:
+        return ()
+    from bridgeeval.metrics.measures import check_measures
+
+    names = check_measures(n.strip() for n in text.split(",") if n.strip())
+    for name in names:
+        if name != "mnno" and not any(f"val/{name}_input_mapped" in j.record.values for j in jobs):
+            print(f"bridgeeval: no job logged {name} (train with metrics.measures=[mnno,{name}])", file=sys.stderr)
+    return names
 
 
 def _render_report(result, fmt: str) -> str:

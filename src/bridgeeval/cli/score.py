@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 from bridgeeval.cli.options import add_id_column_options, positive_int
 from bridgeeval.jsonout import dumps
@@ -24,6 +25,15 @@ def add_parser(sub) -> None:
         "--include-self", action="store_true", help="count each item as its own neighbour (the released code's rule)"
     )
     p.add_argument("--sample", type=positive_int, default=None, metavar="M", help="estimate mNNO from M random query rows")
+    p.add_argument(
+        "--measures",
+        default=None,
+        metavar="LIST",
+        help="alignment measures instead of the report, comma-separated (e.g. mnno,cka,cknna,rsa; 'all' for every "
+        "one): JSON holds one key per measure for two files, one object per pair for three",
+    )
+    p.add_argument("--rbf-sigma", type=float, default=None, help="RBF kernel width of cka_rbf (default: each set's RMS distance)")
+    p.add_argument("--cca-dim", type=positive_int, default=10, help="directions kept by svcca (default 10)")
     add_id_column_options(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -48,6 +58,9 @@ def _score(args) -> int:
     for name, t in values.items():
         check_points(t, f"{name} ({sets[name]})", args.metric)
     opts = {"k": args.k, "metric": args.metric, "include_self": args.include_self}
+    meta = {"n": int(values["input"].shape[0]), "k": args.k, "metric": args.metric, "include_self": args.include_self}
+    if args.measures is not None:
+        return _score_measures(args, values, meta)
     if args.sample is not None:
         n = values["input"].shape[0]
         if args.sample > n:
@@ -61,12 +74,59 @@ def _score(args) -> int:
         report = cross_modal_report(values["input"], values["target"], values["mapped"], **opts)
     else:
         report = {"mnno_input_target": mnno(values["input"], values["target"], **opts)}
-    meta = {"n": int(values["input"].shape[0]), "k": args.k, "metric": args.metric, "include_self": args.include_self}
     if args.json:
         print(dumps({**meta, **report}))
     else:
         _print_table(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", report)
     return 0
+
+
+def _score_measures(args, values: dict, meta: dict) -> int:
+    """The named measures for each pair of the given sets, each set's neighbours searched once."""
+    from bridgeeval.errors import BridgeEvalError
+    from bridgeeval.metrics.measures import MEASURES, PAIRS, alignment_report, check_measure_options, check_measures
+    from bridgeeval.metrics.representation import Representation
+
+    if args.sample is not None:
+        raise BridgeEvalError("--sample estimates mNNO alone; leave it out with --measures (rsa samples by itself)")
+    every = args.measures.strip() == "all"
+    wanted = list(MEASURES) if every else [m.strip() for m in args.measures.split(",") if m.strip()]
+    if not wanted:
+        raise BridgeEvalError("--measures: name at least one measure, e.g. --measures mnno,cka")
+    names = check_measures(wanted)
+    narrowest = min(int(t.shape[1]) for t in values.values())
+    if every and narrowest < args.cca_dim:  # 'all' keeps what applies; a measure named alone is refused
+        print(f"bridgeeval: svcca left out: it needs {args.cca_dim} dimensions (--cca-dim), the narrowest set has "
+              f"{narrowest}", file=sys.stderr)
+        names = tuple(n for n in names if n != "svcca")
+    options = check_measure_options({"rbf_sigma": args.rbf_sigma, "cca_dim": args.cca_dim})
+    sets = {name: Representation(t, metric=args.metric, include_self=args.include_self, name=f"{name} ({getattr(args, name)})")
+            for name, t in values.items()}
+    report = alignment_report(sets, names, args.k, options=options)
+    by_pair = {pair: {name: report[f"{name}_{pair}"] for name in names}
+               for pair in PAIRS if f"{names[0]}_{pair}" in report}
+    if args.json:
+        print(dumps({**meta, **by_pair["input_target"]} if len(by_pair) == 1 else {**meta, **by_pair}))
+        return 0
+    _print_measures(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", by_pair,
+                    {name: MEASURES[name].higher_is_better for name in names})
+    return 0
+
+
+def _print_measures(title: str, by_pair: dict[str, dict[str, float]], higher: dict[str, bool]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    labels = {"input_target": "(X, Y)", "input_mapped": "(X, f(X))", "target_mapped": "(Y, f(X))"}
+    table = Table(title=title)
+    table.add_column("measure")
+    for pair in by_pair:
+        table.add_column(labels[pair], justify="right")
+    for name, up in higher.items():
+        cells = [by_pair[p][name] for p in by_pair]
+        table.add_row(name + ("" if up else " (lower: closer)"),
+                      *[f"{v:.4f}" if math.isfinite(v) else "undefined" for v in cells])
+    Console().print(table)
 
 
 def _print_table(title: str, values: dict[str, float]) -> None:

@@ -62,6 +62,7 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
         _in_range("trainer.threads", t.trainer.threads, 1)
     _in_range("metrics.k", t.metrics.k, 1)
     _names("metrics.neighbors", list(t.metrics.neighbors), METRICS)
+    _measures("metrics", t.metrics.measures, t.metrics.measure_options)
     _one_of("cv.protocol", t.cv.protocol, PROTOCOLS)
     _one_of("cv.evaluate", t.cv.evaluate, EVALUATIONS)
     _in_range("cv.folds", t.cv.folds, 2)
@@ -78,6 +79,18 @@ def complete_train_config(cfg: DictConfig) -> DictConfig:
     t = check_train_config(cfg)
     complete = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))  # open: defaults may add keys
     return OmegaConf.merge(complete, t)
+
+
+def _measures(prefix: str, names, options) -> None:
+    """Known measure names, and options of the right type, each named with its key."""
+    from bridgeeval.metrics.measures import MEASURES, check_measure_options
+
+    dot = f"{prefix}." if prefix else ""
+    _names(f"{dot}measures", list(names), tuple(MEASURES))
+    try:
+        check_measure_options(OmegaConf.to_container(options) if isinstance(options, DictConfig) else options)
+    except BridgeEvalError as err:
+        raise BridgeEvalError(f"{dot}measure_options.{err}") from None
 
 
 def _required(group: str, node: DictConfig, keys: tuple[str, ...], what: str) -> None:
@@ -112,6 +125,9 @@ def check_untrained_config(cfg: DictConfig) -> DictConfig:
     _in_range("map.output_dim", t.map.output_dim, 1)
     _in_range("map.hidden_units", t.map.hidden_units, 1)
     _positive("map.init_range", t.map.init_range)
+    _in_range("k", t.k, 1)
+    if t.measures:
+        _measures("", t.measures, t.measure_options)
     if not t.embeddings:
         raise BridgeEvalError("embeddings: empty; name at least one (e.g. embeddings.glove50=null)")
     return t

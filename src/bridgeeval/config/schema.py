@@ -68,6 +68,8 @@ class MetricsSchema:
     neighbors: list[str] = field(default_factory=lambda: ["cosine"])
     include_self: bool = False
     on_train: bool = False
+    measures: list[str] = field(default_factory=lambda: ["mnno"])
+    measure_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +114,9 @@ class UntrainedSchema:
     similarities: list[str] = field(default_factory=lambda: ["cosine", "euclidean"])
     min_pairs: int = 10
     alpha: float = 0.05
+    measures: list[str] = field(default_factory=lambda: ["mnno", "cka", "cknna", "rsa"])
+    k: int = 10
+    measure_options: dict[str, Any] = field(default_factory=dict)
     embeddings: dict[str, Optional[str]] = field(default_factory=dict)
     benchmarks: dict[str, Optional[str]] = field(default_factory=dict)
 

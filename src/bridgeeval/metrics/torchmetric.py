@@ -8,6 +8,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.measures import MappedAlignment
+from bridgeeval.metrics.neighbours import knn_indices
 from bridgeeval.metrics.report import cross_modal_report
 from bridgeeval.metrics.validation import check_metric
 
@@ -19,6 +21,8 @@ class CrossModalReport(Metric):
     States are concatenated across processes (``dist_reduce_fx="cat"``), so under DDP every rank
     computes the report of the full validation set. ``index`` (the items' positions) restores the
     data set's order after the gather, which lets cached neighbour lists of X and Y be reused.
+    ``measures`` adds named alignment measures (``metrics.measures``) as ``{name}_{pair}`` keys,
+    from the same neighbour lists; X's and Y's parts are kept across epochs (``MappedAlignment``).
 
     Example:
         >>> import torch
@@ -33,10 +37,12 @@ class CrossModalReport(Metric):
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, k: int = 10, metric: str = "cosine", include_self: bool = False, **kwargs):
+    def __init__(self, k: int = 10, metric: str = "cosine", include_self: bool = False, measures=(),
+                 measure_options=None, **kwargs):
         super().__init__(**kwargs)
         check_metric(metric)
         self.k, self.metric, self.include_self = k, metric, include_self
+        self.alignment = MappedAlignment(measures, k, metric, include_self, measure_options)
         self.add_state("inputs", default=[], dist_reduce_fx="cat")
         self.add_state("targets", default=[], dist_reduce_fx="cat")
         self.add_state("mapped", default=[], dist_reduce_fx="cat")
@@ -63,9 +69,15 @@ class CrossModalReport(Metric):
     def compute(self) -> dict[str, float]:
         order = first_of_each(dim_zero_cat(self.index))
         x, y, f = (dim_zero_cat(s)[order] for s in (self.inputs, self.targets, self.mapped))
-        return cross_modal_report(
-            x, y, f, k=self.k, metric=self.metric, include_self=self.include_self, neighbours=self._cached
+        lists = dict(self._cached)
+        if self.alignment:  # f(X)'s neighbours searched once for the report and the measures
+            lists["mapped"] = knn_indices(f, self.k, self.metric, self.include_self, name="mapped")
+        report = cross_modal_report(
+            x, y, f, k=self.k, metric=self.metric, include_self=self.include_self, neighbours=lists
         )
+        if self.alignment:
+            report.update(self.alignment(x, y, f, lists))
+        return report
 
 
 class ItemMean(Metric):

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.metrics import NEIGHBOUR_KEYS, REPORT_KEYS, CrossModalReport, knn_indices
+from bridgeeval.metrics import NEIGHBOUR_KEYS, CrossModalReport, knn_indices
+from bridgeeval.metrics.measures import MappedAlignment
 from bridgeeval.metrics.torchmetric import ItemMean
 
 # Unsuffixed keys are the first neighbour metric's; further metrics log NEIGHBOUR_KEYS with a
@@ -38,6 +39,8 @@ class MappingModule(pl.LightningModule):
         include_self: bool,
         on_train: bool = False,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        measures: Sequence[str] = ("mnno",),
+        measure_options: Mapping | None = None,
     ):
         super().__init__()
         if isinstance(mapper, Mapping) or isinstance(loss, Mapping):
@@ -49,9 +52,14 @@ class MappingModule(pl.LightningModule):
         self.k, self.include_self, self.on_train = k, include_self, on_train
         self.neighbour_metrics = tuple(neighbour_metrics)
         self.val_loss = ItemMean()
+        # The alignment measures go with the first neighbour metric (the unsuffixed keys) only.
+        first = self.neighbour_metrics[0]
         self.val_metrics = nn.ModuleDict(
-            {m: CrossModalReport(k=k, metric=m, include_self=include_self) for m in self.neighbour_metrics}
+            {m: CrossModalReport(k=k, metric=m, include_self=include_self,
+                                 measures=measures if m == first else (), measure_options=measure_options)
+             for m in self.neighbour_metrics}
         )
+        self.train_alignment = MappedAlignment(measures, k, first, include_self, measure_options)
         self._train_neighbours: dict[str, dict[str, torch.Tensor]] = {}
         self.metric_seconds = 0.0  # time spent on the neighbourhood metrics this epoch
 
@@ -117,14 +125,19 @@ class MappingModule(pl.LightningModule):
         x, y = (t.to(self.device) for t in self.trainer.datamodule.arrays("train"))
         mapped = self(x)
         for i, name in enumerate(self.neighbour_metrics):
+            lists = dict(self._train_neighbours[name])
+            if i == 0 and self.train_alignment:
+                lists["mapped"] = knn_indices(mapped, self.k, name, self.include_self, name="mapped")
             report = cross_modal_report(
-                x, y, mapped, k=self.k, metric=name, include_self=self.include_self, neighbours=self._train_neighbours[name]
+                x, y, mapped, k=self.k, metric=name, include_self=self.include_self, neighbours=lists
             )
+            if i == 0:
+                report.update(self.train_alignment(x, y, mapped, lists))
             self._log_report("train", name, report, primary=i == 0)
 
     def _log_report(self, stage: str, metric_name: str, report: dict[str, float], primary: bool) -> None:
-        if primary:
-            values = {f"{stage}/{key}": report[key] for key in REPORT_KEYS}
+        if primary:  # the report and the alignment measures (metrics.measures)
+            values = {f"{stage}/{key}": value for key, value in report.items()}
         else:
             values = {f"{stage}/{key}_{metric_name}": report[key] for key in NEIGHBOUR_KEYS}
         # Every rank computed the report of the whole gathered set: equal values, an exact mean.

@@ -50,6 +50,17 @@ class Comparison:
     p_signed_rank: float | None = None  # paired: each item's two values
     ci95: tuple[tuple[float, float], tuple[float, float]] | None = None  # bootstrap, of each mean
     released_protocol: bool = True  # every job counted self and was evaluated over the whole set
+    # Further alignment measures (report --measures): name -> ((X, f(X)) samples, (Y, f(X)) samples).
+    measures: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+
+    def closer_to_input(self, name: str) -> bool | None:
+        """Whether the measure ``name`` finds f(X) closer to X than to Y (None without values)."""
+        from bridgeeval.metrics.measures import MEASURES
+
+        x, y = self.measures.get(name, ([], []))
+        if not x or not y:
+            return None
+        return bool(np.mean(x) > np.mean(y)) if MEASURES[name].higher_is_better else bool(np.mean(x) < np.mean(y))
 
     @property
     def x_mean(self) -> float:
@@ -85,6 +96,12 @@ class Comparison:
                 "jobs": self.jobs,
             }
         )
+        for name, (x, y) in self.measures.items():
+            out.update({f"{name}_input_mapped": float(np.mean(x)) if x else None,
+                        f"{name}_input_mapped_std": self.std(x),
+                        f"{name}_target_mapped": float(np.mean(y)) if y else None,
+                        f"{name}_target_mapped_std": self.std(y),
+                        f"{name}_input_closer": self.closer_to_input(name)})
         return out
 
 
@@ -107,18 +124,21 @@ EVALUATIONS = ("fold", "pooled")
 
 
 def build_table1(
-    jobs: list[Job], alpha: float = 0.001, with_paper: bool = True, each_trial: bool = False, evaluation: str = "fold"
+    jobs: list[Job], alpha: float = 0.001, with_paper: bool = True, each_trial: bool = False, evaluation: str = "fold",
+    measures: tuple[str, ...] = (),
 ) -> Table1:
     """Table 1 of the jobs; a sweep's jobs count as its best trial only unless ``each_trial``.
     ``evaluation``: ``fold`` (each validation fold's values) or ``pooled`` (each job's out-of-fold
-    predictions evaluated over the whole set, as the paper's released code evaluates its test set)."""
+    predictions evaluated over the whole set, as the paper's released code evaluates its test set).
+    ``measures``: alignment measures (``metrics.measures`` of the jobs) shown beside mNNO."""
     if not each_trial:
         jobs = best_trials_only(jobs)
-    comparisons = _compare(jobs, pooled=evaluation == "pooled")
+    measures = tuple(m for m in measures if m != "mnno")
+    comparisons = _compare(jobs, pooled=evaluation == "pooled", measures=measures)
     _test(comparisons, alpha)
     if with_paper:
         _attach_paper(comparisons)
-    return Table1(comparisons, _layout(comparisons, alpha, evaluation), alpha, evaluation)
+    return Table1(comparisons, _layout(comparisons, alpha, evaluation, measures), alpha, evaluation)
 
 
 def _row_of(job: Job) -> dict:
@@ -135,7 +155,7 @@ def _row_of(job: Job) -> dict:
     }
 
 
-def _compare(jobs: list[Job], pooled: bool = False) -> list[Comparison]:
+def _compare(jobs: list[Job], pooled: bool = False, measures: tuple[str, ...] = ()) -> list[Comparison]:
     """Cells of jobs whose every result-affecting setting agrees. Where cells would share a row
     label, the settings that tell them apart join it (``optimizer.lr=0.01``, ``include_self=True``)."""
     cells: dict[tuple, Comparison] = {}
@@ -153,6 +173,10 @@ def _compare(jobs: list[Job], pooled: bool = False) -> list[Comparison]:
         cell.x += xs[:n]
         cell.y += ys[:n]
         cell.jobs.append(str(job.path))
+        for name in measures:
+            mx, my = cell.measures.setdefault(name, ([], []))
+            mx += job.samples(f"val/{name}_input_mapped", pooled)
+            my += job.samples(f"val/{name}_target_mapped", pooled)
         x_items = job.item_values("nno_input_mapped", pooled)
         y_items = job.item_values("nno_target_mapped", pooled)
         if x_items is None or y_items is None or cell.x_items is None:
@@ -265,7 +289,7 @@ def _short(key: str, value) -> str:
     return str(value)
 
 
-def _layout(comparisons: list[Comparison], alpha: float, evaluation: str = "fold") -> Table:
+def _layout(comparisons: list[Comparison], alpha: float, evaluation: str = "fold", measures: tuple[str, ...] = ()) -> Table:
     varying = [k for k in ROW_KEYS if len({_hashable(c.row[k]) for c in comparisons}) > 1]
     shown = [k for k in ROW_KEYS if k in ALWAYS_SHOWN or k in varying]
     shown += sorted({k for c in comparisons for k in c.row if k not in ROW_KEYS}, key=str)
@@ -273,7 +297,7 @@ def _layout(comparisons: list[Comparison], alpha: float, evaluation: str = "fold
     by_row: dict[str, dict[str, Comparison]] = defaultdict(dict)
     for c in comparisons:
         by_row[_label(c.row, shown)][c.visual] = c
-    rows = [(label, [cell for v in visuals for cell in _cells(cells.get(v))]) for label, cells in by_row.items()]
+    rows = [(label, [cell for v in visuals for cell in _cells(cells.get(v), measures)]) for label, cells in by_row.items()]
     item_tests = sum(c.p_items is not None for c in comparisons)
     fold_tests = sum(c.p is not None and c.p_items is None for c in comparisons)
     over = f"over items ({_count(item_tests, 'test')})" if item_tests else ""
@@ -290,12 +314,28 @@ def _layout(comparisons: list[Comparison], alpha: float, evaluation: str = "fold
             "; [paper: Collell & Moens (2018) Table 1, and our difference; compared only for runs under the "
             "released code's protocol: self counted, the whole set evaluated at once]"
         )
-    return Table("setting", visuals, ["mNNO(X,f(X))", "mNNO(Y,f(X))"], rows, caption)
+    if measures:
+        caption += ("; further measures: mean ± std over folds or seeds, bold the one f(X) is closer to by that "
+                    "measure (lower for procrustes), untested; '-' where the jobs did not log it (metrics.measures)")
+    subcolumns = ["mNNO(X,f(X))", "mNNO(Y,f(X))"] + [f"{m}({p})" for m in measures for p in ("X,f(X)", "Y,f(X)")]
+    return Table("setting", visuals, subcolumns, rows, caption)
 
 
-def _cells(c: Comparison | None) -> list[Cell]:
-    if c is None:
+def _measure_cells(c: Comparison, name: str) -> list[Cell]:
+    x, y = c.measures.get(name, ([], []))
+    if not x or not y:
         return [Cell(None), Cell(None)]
+    closer = c.closer_to_input(name)
+    return [Cell(float(np.mean(x)), c.std(x), bold=bool(closer)), Cell(float(np.mean(y)), c.std(y), bold=not closer)]
+
+
+def _cells(c: Comparison | None, measures: tuple[str, ...] = ()) -> list[Cell]:
+    if c is None:
+        return [Cell(None) for _ in range(2 + 2 * len(measures))]
+    return _mnno_cells(c) + [cell for name in measures for cell in _measure_cells(c, name)]
+
+
+def _mnno_cells(c: Comparison) -> list[Cell]:
     mark = "*" if c.significant else ""
     x_wins = c.x_mean >= c.y_mean
     notes = ("", "")

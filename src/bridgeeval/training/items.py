@@ -17,6 +17,7 @@ import torch
 
 from bridgeeval.files import atomic_target
 from bridgeeval.metrics import cross_modal_report, knn_indices, nn_overlap
+from bridgeeval.metrics.measures import MappedAlignment
 from bridgeeval.records import ITEMS_FILE
 
 PAIRS = {"nno_input_mapped": ("input", "mapped"), "nno_target_mapped": ("target", "mapped"),
@@ -37,8 +38,10 @@ class ItemRecorder:
     """Collects each split's validation items and f(X) after training (and, for ``cv.evaluate=pooled``,
     after every epoch); writes ``items.npz``."""
 
-    def __init__(self, n_items: int, k: int, metric: str, include_self: bool):
+    def __init__(self, n_items: int, k: int, metric: str, include_self: bool, measures=(), measure_options=None):
         self.n, self.k, self.metric, self.include_self = n_items, k, metric, include_self
+        # The alignment measures of the pooled f(X) (metrics.measures), X's and Y's parts kept.
+        self.alignment = MappedAlignment(measures, k, metric, include_self, measure_options)
         self.arrays: dict[str, np.ndarray] = {}
         self._mapped: dict[str, tuple[np.ndarray, torch.Tensor]] = {}
         self._index: dict[str, np.ndarray] = {}
@@ -70,6 +73,7 @@ class ItemRecorder:
             lists = self._whole_set_lists(x_all, y_all, mapped)
             report = cross_modal_report(x_all, y_all, mapped, k=self.k, metric=self.metric,
                                         include_self=self.include_self, neighbours=lists)
+            report.update(self.alignment(x_all, y_all, mapped, lists))
             rows.append({"split": "pooled", "epoch": epoch, **{f"pooled/{k}": float(v) for k, v in report.items()}})
         return rows
 
@@ -92,6 +96,7 @@ class ItemRecorder:
         # The same lists serve the report: each set's neighbours are searched once.
         report = cross_modal_report(x_all, y_all, mapped, k=self.k, metric=self.metric,
                                     include_self=self.include_self, neighbours=lists)
+        report.update(self.alignment(x_all, y_all, mapped, lists))
         return {f"pooled/{key}": float(value) for key, value in report.items()}
 
     def write(self, folder: Path) -> Path:

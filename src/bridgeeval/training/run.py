@@ -64,7 +64,8 @@ def train(cfg: DictConfig) -> dict:
     trial = _sweep_trial(cfg)
     started = time.time()
     results, history = [], []
-    items = ItemRecorder(len(data), int(cfg.metrics.k), str(cfg.metrics.neighbors[0]), bool(cfg.metrics.include_self))
+    items = ItemRecorder(len(data), int(cfg.metrics.k), str(cfg.metrics.neighbors[0]), bool(cfg.metrics.include_self),
+                         measures=list(cfg.metrics.measures), measure_options=_plain(cfg.metrics.measure_options))
     with JobLoggers(cfg, out_dir, job_type=f"{cfg.direction}/{cfg.mapper.kind}") as loggers:
         for i, split in enumerate(splits):
             pruning = _pruning(trial, cfg, i) if trial else None
@@ -198,6 +199,8 @@ def build_module(cfg: DictConfig, data) -> MappingModule:
         neighbour_metrics=list(cfg.metrics.neighbors),
         include_self=bool(cfg.metrics.include_self),
         on_train=bool(cfg.metrics.on_train),
+        measures=list(cfg.metrics.measures),
+        measure_options=_plain(cfg.metrics.measure_options),
     )
 
 

@@ -67,6 +67,42 @@ def spearman(scores: np.ndarray, predicted: np.ndarray) -> float:
     return float(scipy.stats.spearmanr(scores, predicted).statistic)
 
 
+def _usable_benchmarks(name: str, vocabulary: dict[str, int], benchmarks: list[Benchmark], min_pairs: int,
+                       warn: bool = True) -> list:
+    """(benchmark, left rows, right rows, scores) of each benchmark with enough covered pairs."""
+    usable = []
+    for bench in benchmarks:
+        left, right, scores = covered_pairs(bench, vocabulary)
+        if len(scores) < min_pairs:
+            if not warn:
+                continue
+            log.warning(
+                "%s: %s has only %d of %d pairs the embedding knows (< min_pairs=%d); left out",
+                name,
+                bench.name,
+                len(scores),
+                len(bench.pairs),
+                min_pairs,
+            )
+            continue
+        usable.append((bench, left, right, scores))
+    return usable
+
+
+def _mapped_words(vectors: np.ndarray, usable: list, seeds: list[int], mappings: tuple[str, ...], output_dim: int,
+                  hidden_units: int, init_range: float) -> tuple[dict[int, int], dict[str, list[torch.Tensor]]]:
+    """The words the benchmarks use (their row -> local index) and their images under each
+    mapping, one per seed (``none``: the input vectors themselves)."""
+    rows = np.unique(np.concatenate([np.concatenate([lt, rt]) for _, lt, rt, _ in usable]))
+    local = {int(r): i for i, r in enumerate(rows)}
+    x = torch.from_numpy(np.asarray(vectors[rows], dtype=np.float32))
+    mapped = {"none": [x]}
+    with torch.no_grad():
+        for kind in (m for m in mappings if m != "none"):
+            mapped[kind] = [untrained_map(kind, x.shape[1], output_dim, hidden_units, init_range, s)(x) for s in seeds]
+    return local, mapped
+
+
 def evaluate_embedding(
     name: str,
     vectors: np.ndarray,
@@ -83,30 +119,11 @@ def evaluate_embedding(
 ) -> list[dict]:
     """One record per (benchmark, similarity, mapping) cell, before the significance tests. The map
     settings come from ``conf/untrained.yaml`` (``map.*``, ``min_pairs``): no defaults here."""
-    usable = []
-    for bench in benchmarks:
-        left, right, scores = covered_pairs(bench, vocabulary)
-        if len(scores) < min_pairs:
-            log.warning(
-                "%s: %s has only %d of %d pairs the embedding knows (< min_pairs=%d); left out",
-                name,
-                bench.name,
-                len(scores),
-                len(bench.pairs),
-                min_pairs,
-            )
-            continue
-        usable.append((bench, left, right, scores))
+    usable = _usable_benchmarks(name, vocabulary, benchmarks, min_pairs)
     if not usable:
         return []
     # Map only the words the benchmarks use.
-    rows = np.unique(np.concatenate([np.concatenate([lt, rt]) for _, lt, rt, _ in usable]))
-    local = {int(r): i for i, r in enumerate(rows)}
-    x = torch.from_numpy(np.asarray(vectors[rows], dtype=np.float32))
-    mapped = {"none": [x]}
-    with torch.no_grad():
-        for kind in (m for m in mappings if m != "none"):
-            mapped[kind] = [untrained_map(kind, x.shape[1], output_dim, hidden_units, init_range, s)(x) for s in seeds]
+    local, mapped = _mapped_words(vectors, usable, seeds, mappings, output_dim, hidden_units, init_range)
     records = []
     for bench, left, right, scores in usable:
         lt = torch.as_tensor([local[int(r)] for r in left])
@@ -130,6 +147,70 @@ def evaluate_embedding(
                     }
                 )
     return records
+
+
+def structure_kept(
+    name: str,
+    vectors: np.ndarray,
+    vocabulary: dict[str, int],
+    benchmarks: list[Benchmark],
+    seeds: list[int],
+    *,
+    output_dim: int,
+    hidden_units: int,
+    init_range: float,
+    min_pairs: int,
+    mappings: tuple[str, ...],
+    measures: tuple[str, ...],
+    k: int,
+    metric: str,
+    measure_options: dict | None = None,
+) -> list[dict]:
+    """How much of X's structure each untrained map keeps: every alignment measure between X and
+    f(X) over the benchmarks' words, per draw (the same maps and words as Table 2's cells)."""
+    from bridgeeval.metrics.measures import MEASURES, alignment_report
+    from bridgeeval.metrics.representation import Representation
+
+    usable = _usable_benchmarks(name, vocabulary, benchmarks, min_pairs, warn=False)  # Table 2 warned
+    kinds = tuple(m for m in mappings if m != "none")
+    if not usable or not kinds or not measures:
+        return []
+    _, mapped = _mapped_words(vectors, usable, seeds, kinds, output_dim, hidden_units, init_range)
+    x = Representation(mapped["none"][0], metric=metric, name=f"{name} words")  # searched once for every draw
+    if k >= x.n:
+        raise BridgeEvalError(f"k={k}: the benchmarks cover only {x.n} words of {name}")
+    records = []
+    for kind in kinds:
+        draws = [alignment_report({"input": x, "mapped": Representation(v, metric=metric, name=f"f_{kind}({name})")},
+                                  measures, k, {"input_mapped": ("input", "mapped")}, measure_options)
+                 for v in mapped[kind]]
+        for measure_name in measures:
+            values = [d[f"{measure_name}_input_mapped"] for d in draws]
+            records.append({"embedding": name, "mapping": kind, "measure": measure_name,
+                            "higher_is_better": MEASURES[measure_name].higher_is_better, "n_words": x.n,
+                            "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                            "draws": values})
+    return records
+
+
+def structure_table(records: list[dict]):
+    """Rows f_nn(X), f_lin(X) per embedding; one column per measure of (X, f(X)), mean ± std over draws."""
+    from bridgeeval.tables import Cell, Table
+
+    measures = list(dict.fromkeys(r["measure"] for r in records))
+    index = {(r["embedding"], r["mapping"], r["measure"]): r for r in records}
+    labels = {"nn": "f_nn({})", "lin": "f_lin({})"}
+    rows = []
+    for emb in dict.fromkeys(r["embedding"] for r in records):
+        for kind in (m for m in MAPPINGS if m in labels):
+            cells = [Cell(index[key]["mean"], index[key]["std"]) if (key := (emb, kind, m)) in index else Cell(None)
+                     for m in measures]
+            if any(c.value is not None for c in cells):
+                rows.append((labels[kind].format(emb), cells))
+    caption = ("How much of X's structure untrained maps keep: each measure between X and f(X) over the benchmarks' "
+               "words (mean ± std over the same random draws as Table 2). 1 is all of it for every measure but "
+               "procrustes, a distance (0 is all of it).")
+    return Table("mapping", measures, ["(X, f(X))"], rows, caption)
 
 
 def add_significance(records: list[dict], alpha: float) -> list[dict]:

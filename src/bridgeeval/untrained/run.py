@@ -14,7 +14,7 @@ from bridgeeval.data import builtin
 from bridgeeval.data.wordsim import GENSIM_FILES, gensim_benchmark, read_benchmark
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.files import write_json_atomic, write_text_atomic
-from bridgeeval.untrained.experiment import add_significance, evaluate_embedding, table2
+from bridgeeval.untrained.experiment import add_significance, evaluate_embedding, structure_kept, structure_table, table2
 
 log = logging.getLogger(__name__)
 logging.getLogger("gensim").setLevel(logging.WARNING)  # its test-data helpers log every import
@@ -102,22 +102,16 @@ def run_untrained(cfg: DictConfig) -> list[dict]:
     out_dir = Path(cfg.paths.output_dir)
     benchmarks = load_benchmarks(OmegaConf.to_container(cfg.benchmarks, resolve=True))
     seeds = [int(cfg.seed) + i for i in range(int(cfg.draws))]
-    records = []
+    records, structure = [], []
+    settings = {"output_dim": cfg.map.output_dim, "hidden_units": cfg.map.hidden_units,
+                "init_range": cfg.map.init_range, "min_pairs": cfg.min_pairs, "mappings": tuple(cfg.mappings)}
     for name, path in OmegaConf.to_container(cfg.embeddings, resolve=True).items():
         vectors, vocabulary = load_embedding(name, path)
-        records += evaluate_embedding(
-            name,
-            vectors,
-            vocabulary,
-            benchmarks,
-            seeds,
-            output_dim=cfg.map.output_dim,
-            hidden_units=cfg.map.hidden_units,
-            init_range=cfg.map.init_range,
-            min_pairs=cfg.min_pairs,
-            mappings=tuple(cfg.mappings),
-            similarities=tuple(cfg.similarities),
-        )
+        records += evaluate_embedding(name, vectors, vocabulary, benchmarks, seeds, **settings,
+                                      similarities=tuple(cfg.similarities))
+        structure += structure_kept(name, vectors, vocabulary, benchmarks, seeds, **settings,
+                                    measures=tuple(cfg.measures), k=int(cfg.k), metric=str(cfg.similarities[0]),
+                                    measure_options=OmegaConf.to_container(cfg.measure_options, resolve=True))
     if not records:
         raise BridgeEvalError(f"no benchmark has min_pairs={cfg.min_pairs} pairs known to the embeddings")
     add_significance(records, alpha=cfg.alpha)
@@ -127,7 +121,15 @@ def run_untrained(cfg: DictConfig) -> list[dict]:
     write_text_atomic(out_dir / "table2.tex", table.latex())
     write_json_atomic(out_dir / "untrained.json", records)
     log.info("Experiment 2: %d cells in %.1f s\n%s", len(records), time.time() - started, table.markdown())
-    log.info("results: %s (table2.md, table2.csv, table2.tex, untrained.json)", out_dir)
+    written = "table2.md, table2.csv, table2.tex, untrained.json"
+    if structure:
+        kept = structure_table(structure)
+        write_text_atomic(out_dir / "structure.md", kept.markdown())
+        write_text_atomic(out_dir / "structure.csv", kept.csv())
+        write_json_atomic(out_dir / "structure.json", structure)
+        log.info("Structure of X kept by the untrained maps:\n%s", kept.markdown())
+        written += ", structure.md, structure.csv, structure.json"
+    log.info("results: %s (%s)", out_dir, written)
     _log_to_loggers(cfg, records, table, out_dir)
     return records
 

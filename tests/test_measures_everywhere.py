@@ -1,0 +1,158 @@
+"""The alignment measures where a user looks: the validation hook every epoch, the pooled
+evaluation, `bridgeeval score --measures`, `bridgeeval report --measures` and Experiment 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bridgeeval.cli import main
+from bridgeeval.data.datasets import load_paired
+from bridgeeval.metrics.measures import measure
+from bridgeeval.metrics.torchmetric import CrossModalReport
+from bridgeeval.training import train
+from tests.test_train import make_cfg
+
+HOOK_MEASURES = ["mnno", "cka", "cknna", "rsa", "procrustes", "lcs_knn"]
+
+
+def cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_torchmetric_adds_the_measures_to_the_report():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(80, 6, generator=g), torch.randn(80, 9, generator=g)
+    f = x @ torch.randn(6, 9, generator=g)
+    metric = CrossModalReport(k=5, measures=["mnno", "cka", "rsa"])
+    for part in torch.arange(80).split(30):
+        metric.update(x[part], y[part], f[part], part)
+    report = metric.compute()
+    assert report["cka_input_mapped"] == pytest.approx(measure("cka", x, f))
+    assert report["rsa_target_mapped"] == pytest.approx(measure("rsa", y, f))
+    assert report["cka_input_target"] == pytest.approx(measure("cka", x, y))
+    assert "mnno_input_mapped" in report and "mnno_mnno_input_mapped" not in report
+    assert not CrossModalReport(k=5).alignment  # the default adds nothing to the hook
+
+
+@pytest.mark.slow
+def test_hook_logs_every_measure_every_epoch_and_the_pooled_values(tmp_path):
+    measures = "[" + ",".join(HOOK_MEASURES) + "]"
+    cfg = make_cfg(tmp_path, f"metrics.measures={measures}", "trainer.max_epochs=2", "cv.evaluate=pooled",
+                   "dataset.limit=240")
+    summary = train(cfg)
+    keys = [f"{stage}/{m}_{pair}" for stage in ("val", "pooled") for m in HOOK_MEASURES if m != "mnno"
+            for pair in ("input_mapped", "target_mapped", "input_target")]
+    assert all(k in summary for k in keys), [k for k in keys if k not in summary]
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    fold_rows = [r for r in rows if r["split"] == "fold0"]
+    pooled_rows = [r for r in rows if r["split"] == "pooled"]
+    assert len(fold_rows) == 2 and len(pooled_rows) == 2
+    assert all(r["val/cka_input_mapped"] for r in fold_rows)
+    # (X, Y) never changes: one value every epoch, and over the whole set it is the measure itself.
+    assert fold_rows[0]["val/cka_input_target"] == fold_rows[1]["val/cka_input_target"]
+    data = load_paired({"name": "imagenet1k", "limit": 240}, {"text": None, "image": None}, "text2image")
+    x, y = torch.from_numpy(data.input).float(), torch.from_numpy(data.target).float()
+    for name in ("cka", "rsa", "cknna", "procrustes"):
+        assert summary[f"pooled/{name}_input_target"] == pytest.approx(measure(name, x, y, k=10), abs=1e-6), name
+    # The headline mNNO keys are unchanged by the measures.
+    assert {"val/mnno_input_mapped", "val/mnno_target_mapped", "val/mnno_input_target"} <= set(summary)
+
+
+def _write_pair(tmp_path, n=120):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 6))
+    y = x @ rng.normal(size=(6, 8)) + rng.normal(size=(n, 8))
+    f = x @ rng.normal(size=(6, 8))
+    for name, v in (("x", x), ("y", y), ("f", f)):
+        np.save(tmp_path / f"{name}.npy", v)
+    return x, y, f
+
+
+def test_score_measures_json_for_two_and_three_files(tmp_path, capsys):
+    x, y, f = _write_pair(tmp_path)
+    code, out, err = cli(capsys, "score", tmp_path / "x.npy", tmp_path / "y.npy", "--measures", "mnno,cka,rsa", "--json",
+                         "-k", "5")
+    assert code == 0, err
+    two = json.loads(out)
+    assert two["cka"] == pytest.approx(measure("cka", x, y)) and two["mnno"] == pytest.approx(measure("mnno", x, y, k=5))
+    assert two["rsa"] == pytest.approx(measure("rsa", x, y)) and two["n"] == 120
+    code, out, err = cli(capsys, "score", tmp_path / "x.npy", tmp_path / "y.npy", tmp_path / "f.npy", "--measures",
+                         "cka,procrustes", "--json")
+    assert code == 0, err
+    three = json.loads(out)
+    assert set(three) >= {"input_target", "input_mapped", "target_mapped"}
+    assert three["input_mapped"]["cka"] == pytest.approx(measure("cka", x, f))
+    assert three["target_mapped"]["procrustes"] == pytest.approx(measure("procrustes", y, f))
+    code, out, err = cli(capsys, "score", tmp_path / "x.npy", tmp_path / "y.npy", tmp_path / "f.npy", "--measures", "all")
+    assert code == 0, err
+    assert "(Y, f(X))" in out and "procrustes (lower: closer)" in out and "unbiased_cka_rbf" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--measures", "mnno,ckka"), "unknown measure 'ckka'; choose from mnno"),
+    (("--measures", "cka", "--sample", "10"), "--sample estimates mNNO alone"),
+    (("--measures", "cka_rbf", "--rbf-sigma", "-2"), "rbf_sigma=-2.0: must be a positive number"),
+])
+def test_score_measures_bad_options_are_one_line(tmp_path, capsys, args, message):
+    _write_pair(tmp_path)
+    code, _, err = cli(capsys, "score", tmp_path / "x.npy", tmp_path / "y.npy", *args)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+@pytest.mark.parametrize("override,message", [
+    ("metrics.measures=[mnno,ckka]", "metrics.measures: unknown 'ckka'"),
+    ("metrics.measures=[]", "metrics.measures=[]: name at least one"),
+    ("+metrics.measure_options.rbf_sigma=-1", "metrics.measure_options.rbf_sigma=-1"),
+    ("+metrics.measure_options.sigma=1", "metrics.measure_options.unknown measure option 'sigma'"),
+])
+def test_bad_measure_configs_fail_before_training(tmp_path, override, message):
+    from bridgeeval.errors import BridgeEvalError
+
+    with pytest.raises(BridgeEvalError, match=None) as err:
+        train(make_cfg(tmp_path, override))
+    assert message in str(err.value) and not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_report_shows_the_chosen_measures(tmp_path, capsys):
+    cfg = make_cfg(tmp_path / "job", "metrics.measures=[mnno,cka,procrustes]", "dataset.limit=200")
+    summary = train(cfg)
+    code, out, err = cli(capsys, "report", tmp_path / "job", "--measures", "cka,procrustes,svcca", "--format", "json")
+    assert code == 0, err
+    (record,) = json.loads(out)
+    assert record["cka_input_mapped"] == pytest.approx(summary["val/cka_input_mapped"])
+    assert record["procrustes_target_mapped"] == pytest.approx(summary["val/procrustes_target_mapped"])
+    lower_is_closer = summary["val/procrustes_input_mapped"] < summary["val/procrustes_target_mapped"]
+    assert record["procrustes_input_closer"] is lower_is_closer
+    assert record["svcca_input_mapped"] is None
+    assert "no job logged svcca" in err
+    code, out, err = cli(capsys, "report", tmp_path / "job", "--measures", "cka")
+    assert code == 0 and "cka(X,f(X))" in out and "cka(Y,f(X))" in out
+
+
+def test_untrained_structure_records_are_the_measures_of_each_draw():
+    from bridgeeval.data.wordsim import gensim_benchmark
+    from bridgeeval.untrained.experiment import _mapped_words, _usable_benchmarks, structure_kept, structure_table
+
+    rng = np.random.default_rng(0)
+    bench = gensim_benchmark("ws353")
+    words = sorted({w for pair in bench.pairs for w in pair})
+    vocab = {w: i for i, w in enumerate(words)}
+    vectors = rng.normal(size=(len(words), 20)).astype(np.float32)
+    settings = {"output_dim": 64, "hidden_units": 32, "init_range": 0.05, "min_pairs": 10, "mappings": ("nn", "lin", "none")}
+    records = structure_kept("e", vectors, vocab, [bench], [0, 1], **settings, measures=("mnno", "cka"), k=5,
+                             metric="cosine")
+    assert {(r["mapping"], r["measure"]) for r in records} == {(m, n) for m in ("nn", "lin") for n in ("mnno", "cka")}
+    usable = _usable_benchmarks("e", vocab, [bench], 10)
+    _, mapped = _mapped_words(vectors, usable, [0, 1], ("lin",), 64, 32, 0.05)
+    lin_cka = next(r for r in records if r["mapping"] == "lin" and r["measure"] == "cka")
+    assert lin_cka["draws"] == pytest.approx([measure("cka", mapped["none"][0], v) for v in mapped["lin"]])
+    table = structure_table(records)
+    assert [label for label, _ in table.rows] == ["f_nn(e)", "f_lin(e)"]
