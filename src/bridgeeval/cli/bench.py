@@ -30,14 +30,24 @@ def add_parser(sub) -> None:
         "and the hook's median share of an epoch (time/metrics_fraction)",
     )
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs per --hook run (default 10)")
+    p.add_argument(
+        "--measures",
+        nargs="?",
+        const="all",
+        default=None,
+        metavar="LIST",
+        help="time the alignment measures instead (all, or e.g. cka,cknna): ours against the dense form "
+        "platonic-rep computes, or scipy (default sizes 10000x2048 and 50000x2048; the dense forms up to N = 20,000)",
+    )
+    p.add_argument("--no-reference", action="store_true", help="with --measures: time ours only")
     p.set_defaults(handler=_bench)
 
 
-def _parse_sizes(text: str | None):
+def _parse_sizes(text: str | None, default=None):
     from bridgeeval.bench import DEFAULT_SIZES
 
     if not text:
-        return DEFAULT_SIZES
+        return default or DEFAULT_SIZES
     try:
         return tuple(tuple(int(v) for v in case.lower().split("x")) for case in text.split(","))
     except ValueError:
@@ -47,6 +57,8 @@ def _parse_sizes(text: str | None):
 def _bench(args) -> int:
     if args.hook:
         return _bench_hook(args)
+    if args.measures is not None:
+        return _bench_measures(args)
     from bridgeeval.bench import gemm_peak_flops, run_case
 
     methods = [m for m in args.methods.split(",") if m]
@@ -151,3 +163,34 @@ def _bench_hook(args) -> int:
 
 def _accelerator(device: str) -> str:
     return "gpu" if device.startswith("cuda") else "cpu"
+
+
+def _bench_measures(args) -> int:
+    """Each measure at each size: ours, then the reference's dense form, a table row as each ends."""
+    import torch
+
+    from bridgeeval.bench.measures import (DEFAULT_MEASURE_SIZES, REFERENCE_MAX_N, bench_data, measure_names,
+                                           run_measure, table_head, table_row)
+
+    if args.device != "cpu":
+        raise BridgeEvalError("--measures runs on the CPU only (the dense references are CPU code here)")
+    names = measure_names(args.measures)
+    warm_x, warm_y = bench_data(300, 64)
+    for name in names:  # one-off costs (kernel choice, first calls) out of the timings
+        run_measure(name, warm_x, warm_y, args.k, with_reference=False)
+    rows = []
+    if not args.json:
+        print(f"alignment measures, k = {args.k}, {torch.get_num_threads()} threads; reference: platonic-rep's "
+              "dense form (bridgeeval.reference.platonic) or scipy\n")
+        for line in table_head():
+            print(line, flush=True)
+    for n, d in _parse_sizes(args.sizes, DEFAULT_MEASURE_SIZES):
+        x, y = bench_data(n, d)
+        for name in names:
+            row = run_measure(name, x, y, args.k, with_reference=not args.no_reference and n <= REFERENCE_MAX_N)
+            rows.append(row)
+            if not args.json:
+                print(table_row(row), flush=True)
+    if args.json:
+        print(dumps({"measures": rows}))
+    return 0

@@ -1,0 +1,167 @@
+"""``bridgeeval bench --measures``: each alignment measure, ours against the dense form
+platonic-rep computes (``bridgeeval.reference.platonic``: N x N kernels, full sorts), or scipy
+where platonic-rep has none (RSA, Procrustes); same data, same process, one measure at a time.
+
+The data: X ~ N(0, 1) of N x d and Y = X W / sqrt(d) + noise (float32), rows unit-normalised for
+the k-NN family and CKNNA (platonic-rep's scripts normalise before those). Each of ours starts from
+fresh sets (its own neighbour searches included); peak extra memory is the resident set's
+high-water mark above the level before the call (Linux ``clear_refs``; sampled where that fails).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from bridgeeval.metrics.measures import MEASURES, measure
+
+DEFAULT_MEASURE_SIZES = ((10000, 2048), (50000, 2048))
+REFERENCE_MAX_N = 20000  # the dense forms need several N x N float32 matrices (1.6 GB each at 20,000)
+UNIT_ROWS = {"mnno", "mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna"}
+
+
+class PeakMemory:
+    """Peak resident memory above the level at entry: the kernel's high-water mark, reset on
+    entry through ``/proc/self/clear_refs``; a sampling thread where that cannot be written."""
+
+    def __enter__(self):
+        gc.collect()
+        try:
+            with open("/proc/self/clear_refs", "w") as handle:
+                handle.write("5")
+            self._sampler = None
+        except OSError:
+            from bridgeeval.bench import PeakRSS
+
+            self._sampler = PeakRSS().__enter__()
+        self.base = _status_kib("VmRSS") * 1024
+        return self
+
+    def __exit__(self, *exc):
+        if self._sampler is not None:
+            self._sampler.__exit__(*exc)
+            self.extra = self._sampler.extra
+        else:
+            self.extra = max(0, _status_kib("VmHWM") * 1024 - self.base)
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def bench_data(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=gen)
+    w = torch.randn(d, d, generator=gen) / math.sqrt(d)
+    y = x @ w + torch.randn(n, d, generator=gen)
+    return x.numpy(), y.numpy()
+
+
+def reference(name: str, k: int, rbf_sigma: tuple[float, float]) -> tuple[str, Callable] | None:
+    """The dense form of ``name`` (a label and a function of two float32 tensors), or None."""
+    from bridgeeval.reference import platonic as p
+
+    table = {
+        "mnno": lambda a, b: p.mutual_knn(a, b, k),
+        "mutual_knn": lambda a, b: p.mutual_knn(a, b, k),
+        "cycle_knn": lambda a, b: p.cycle_knn(a, b, k),
+        "lcs_knn": lambda a, b: p.lcs_knn(a, b, k),
+        "edit_distance_knn": lambda a, b: p.edit_distance_knn(a, b, k),
+        "cka": lambda a, b: p.cka(a, b),
+        "unbiased_cka": lambda a, b: p.cka(a, b, unbiased=True),
+        "cknna": lambda a, b: p.cknna(a, b, k),
+        "svcca": lambda a, b: p.svcca(a, b, 10),
+    }
+    if name in table:
+        return "platonic-rep", table[name]
+    if name in ("cka_rbf", "unbiased_cka_rbf"):
+        # One width for both sets, as platonic-rep takes; ours is given the same.
+        return "platonic-rep", lambda a, b: p.cka(a, b, kernel="rbf", rbf_sigma=rbf_sigma[0],
+                                                  unbiased=name.startswith("unbiased"))
+    if name in ("rsa", "rsa_pearson", "procrustes"):
+        return "scipy", lambda a, b: _scipy(name, a.numpy(), b.numpy())
+    return None
+
+
+def _scipy(name: str, a: np.ndarray, b: np.ndarray) -> float:
+    import scipy.spatial
+    import scipy.stats
+    from scipy.spatial.distance import pdist
+
+    if name == "procrustes":
+        disparity = scipy.spatial.procrustes(a.astype(np.float64), b.astype(np.float64))[2]
+        return math.sqrt(max(0.0, 2.0 - 2.0 * math.sqrt(max(0.0, 1.0 - disparity))))
+    da, db = pdist(a, "cosine"), pdist(b, "cosine")
+    test = scipy.stats.spearmanr if name == "rsa" else scipy.stats.pearsonr
+    return float(test(da, db).statistic)
+
+
+def _timed(fn: Callable[[], float]) -> tuple[float, float, int]:
+    with PeakMemory() as mem:
+        start = time.perf_counter()
+        value = fn()
+        seconds = time.perf_counter() - start
+    return value, seconds, mem.extra
+
+
+def run_measure(name: str, x: np.ndarray, y: np.ndarray, k: int, with_reference: bool) -> dict:
+    """One measure at one size: ours (value, seconds, peak extra bytes) and the reference's."""
+    if name in UNIT_ROWS:
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        y = y / np.linalg.norm(y, axis=1, keepdims=True)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    sigma = _common_sigma(xt) if "rbf" in name else None
+    options = {"rbf_sigma": sigma} if sigma is not None else {}
+    value, seconds, extra = _timed(lambda: measure(name, xt, yt, k=k, **options))
+    row = {"measure": name, "n": len(x), "d": x.shape[1], "ours": value, "ours_s": seconds, "ours_peak_bytes": extra,
+           "reference": None, "reference_value": None, "reference_s": None, "reference_peak_bytes": None}
+    ref = reference(name, k, (sigma or 1.0, sigma or 1.0)) if with_reference else None
+    if ref is not None:
+        label, fn = ref
+        ref_value, ref_s, ref_extra = _timed(lambda: fn(xt, yt))
+        row.update(reference=label, reference_value=ref_value, reference_s=ref_s, reference_peak_bytes=ref_extra)
+    return row
+
+
+def _common_sigma(x: torch.Tensor) -> float:
+    from bridgeeval.metrics.kernel_measures import rms_distance
+    from bridgeeval.metrics.representation import Representation
+
+    return rms_distance(Representation(x))
+
+
+def measure_names(text: str | None) -> list[str]:
+    from bridgeeval.metrics.measures import check_measures
+
+    names = list(MEASURES) if not text or text == "all" else [n for n in text.split(",") if n]
+    names = list(check_measures(names))
+    return [n for n in names if n != "mutual_knn"] if not text or text == "all" else names  # the same as mnno
+
+
+def table_head() -> list[str]:
+    columns = ["measure", "N x d", "ours (s)", "reference", "reference (s)", "reference/ours", "ours peak extra (GiB)",
+               "reference peak extra (GiB)", "ours", "reference value"]
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
+def table_row(row: dict) -> str:
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    speedup = row["reference_s"] / row["ours_s"] if row["reference_s"] else None
+    gib = 1 << 30
+    cells = [row["measure"], f"{row['n']:,} x {row['d']:,}", num(row["ours_s"], ".2f"), row["reference"] or "-",
+             num(row["reference_s"], ".2f"), "-" if speedup is None else f"{speedup:.1f}x",
+             num(row["ours_peak_bytes"] / gib, ".2f"),
+             num(None if row["reference_peak_bytes"] is None else row["reference_peak_bytes"] / gib, ".2f"),
+             num(row["ours"], ".6f"), num(row["reference_value"], ".6f")]
+    return "| " + " | ".join(cells) + " |"
