@@ -317,3 +317,34 @@ def test_a_trial_whose_remote_worker_job_ended_is_lost_at_once(cluster, monkeypa
         system_attrs={co.OWNER: "node-elsewhere:4243", co.HEARTBEAT: time.time()},
     )
     assert co.stale_reason(alive, grace_period=300) is None  # no job known: the heartbeat decides
+
+
+def test_a_time_limit_struck_before_the_task_still_counts_as_lost():
+    """Under load submitit's time-limit signal can arrive while Hydra still loads the job's config,
+    outside the task: the job's error is then submitit's FailedJobError, whose last line is a log
+    path and whose trace holds the marker. The trial is lost (and rerun), not failed; another
+    failure is reported by its exception line, not by the log path."""
+    from submitit.core.utils import FailedJobError
+
+    from bridgeeval.sweeps.slurm import _read
+
+    def failed_job(trace: str):
+        text = (f"Job (task=0) failed during processing with trace:\n----------------------\n{trace}\n"
+                "----------------------\nYou can check full logs with 'job.stderr(0)' and 'job.stdout(0)'or at paths:\n"
+                "  - /shared/.submitit/4/4_0_log.err\n  - /shared/.submitit/4/4_0_log.out")
+
+        class Job:  # what _read uses of a submitit job: its id and its results() raising the job's error
+            job_id = "4"
+
+            def results(self):
+                raise FailedJobError(text)
+
+        return Job()
+
+    trace = ("Traceback (most recent call last):\n  File \"submitit_launcher.py\", line 62, in __call__\n"
+             "submitit.core.utils.UncompletedJobError: Job not requeued because: timed-out too many times.")
+    outcome = _read(0, failed_job(trace))
+    assert outcome.lost == ("Slurm job 4 hit its time limit (submitit.core.utils.UncompletedJobError: Job not "
+                            "requeued because: timed-out too many times.)") and outcome.error is None
+    other = _read(1, failed_job("Traceback (most recent call last):\nValueError: bad input file"))
+    assert other.lost is None and other.error == "ValueError: bad input file"

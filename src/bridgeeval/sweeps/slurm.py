@@ -225,13 +225,10 @@ def _read(index: int, job: Any) -> Outcome:
     try:
         result = job.results()[0]
     except Exception as err:  # noqa: BLE001 - submitit's pickled failure outside the task itself
-        lines = [line for line in str(err).splitlines() if line.strip()]
-        last = lines[-1].strip() if lines else type(err).__name__
-        return (
-            Outcome(index, job_id, lost=_timed_out(job_id, last))
-            if _timed_out(job_id, last)
-            else Outcome(index, job_id, error=last)
-        )
+        # The time-limit signal can strike while Hydra still loads the job's config (seen under
+        # load): the marker is then inside the trace, whose last line is submitit's log path.
+        lost = _timed_out(job_id, str(err))
+        return Outcome(index, job_id, lost=lost) if lost else Outcome(index, job_id, error=_failure_line(err))
     # submitit's time-limit handler raises inside the task, where Hydra records it as the job's failure
     failure = getattr(result, "_return_value", None) if str(getattr(result, "status", "")).endswith("FAILED") else None
     lost = _timed_out(job_id, f"{type(failure).__name__}: {failure}") if failure is not None else None
@@ -241,9 +238,20 @@ def _read(index: int, job: Any) -> Outcome:
 def _timed_out(job_id: str, text: str) -> str | None:
     """submitit gives up on a job at its time limit with "Job not requeued because: ...": the job
     ended without a result (and the trial reruns), whatever the objective would have said."""
-    if "Job not requeued because" not in text:
+    line = next((ln.strip() for ln in text.splitlines() if "Job not requeued because" in ln), None)
+    if line is None:
         return None
-    return f"Slurm job {job_id} hit its time limit ({text.strip()})"
+    return f"Slurm job {job_id} hit its time limit ({line})"
+
+
+def _failure_line(err: Exception) -> str:
+    """The exception line of submitit's failure text (its trace sits between dashed lines, and
+    the log paths follow it), else its last line."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    dashes = [i for i, ln in enumerate(lines) if set(ln) == {"-"}]
+    if len(dashes) >= 2 and dashes[1] - dashes[0] > 1:
+        return lines[dashes[1] - 1]
+    return lines[-1] if lines else type(err).__name__
 
 
 def failed_return(overrides: Sequence[str], why: str) -> JobReturn:
