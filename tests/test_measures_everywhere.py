@@ -120,6 +120,17 @@ def test_bad_measure_configs_fail_before_training(tmp_path, override, message):
     assert message in str(err.value) and not (tmp_path / "metrics.json").exists()
 
 
+def test_a_measure_that_cannot_apply_stops_the_job_before_training(tmp_path):
+    """svcca needs cca_dim dimensions: the built-in text vectors have 50, so cca_dim=60 is refused
+    after the data loads and before any epoch (no history, no record)."""
+    from bridgeeval.errors import BridgeEvalError
+
+    cfg = make_cfg(tmp_path, "metrics.measures=[mnno,svcca]", "+metrics.measure_options.cca_dim=60")
+    with pytest.raises(BridgeEvalError, match="measure svcca: cca_dim=60 needs .* the sets have 50 dimensions"):
+        train(cfg)
+    assert not (tmp_path / "history.csv").exists() and not (tmp_path / "metrics.json").exists()
+
+
 @pytest.mark.slow
 def test_report_shows_the_chosen_measures(tmp_path, capsys):
     cfg = make_cfg(tmp_path / "job", "metrics.measures=[mnno,cka,procrustes]", "dataset.limit=200")

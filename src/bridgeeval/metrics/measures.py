@@ -196,3 +196,18 @@ class MappedAlignment:
 def _same(a: torch.Tensor, b) -> bool:
     b = torch.as_tensor(b)
     return a.shape == b.shape and a.device == b.device and bool(torch.equal(a, b.to(a.dtype)))
+
+
+def check_measures_apply(names: Iterable[str], options: Mapping[str, Any] | None, n: int, dims: Iterable[int],
+                         k: int) -> None:
+    """One line naming the first measure that cannot be computed on sets of ``n`` items of these
+    widths (checked before training, not at its first validation epoch)."""
+    names, opts, narrowest = check_measures(names), check_measure_options(options), min(dims)
+    if "svcca" in names and (opts["cca_dim"] > narrowest or opts["cca_dim"] >= n):
+        raise BridgeEvalError(f"measure svcca: cca_dim={opts['cca_dim']} needs at least that many dimensions and more "
+                              f"items; the sets have {narrowest} dimensions (the narrowest) and {n} items")
+    if "cknna" in names and k < 2:
+        raise BridgeEvalError("measure cknna needs k >= 2")
+    needs_four = [m for m in names if m in ("unbiased_cka", "unbiased_cka_rbf", "cknna")]
+    if needs_four and n < 4:
+        raise BridgeEvalError(f"measure {needs_four[0]} needs at least 4 items, got {n}")

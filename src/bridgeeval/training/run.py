@@ -21,6 +21,7 @@ from bridgeeval.data.datasets import load_paired
 from bridgeeval.data.splits import protocol_splits
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.files import write_csv_atomic
+from bridgeeval.metrics.measures import check_measures_apply
 from bridgeeval.models.mappers import mapped_values
 from bridgeeval.models.module import MappingModule
 from bridgeeval.records import JobRecord, write_job_record
@@ -59,6 +60,8 @@ def train(cfg: DictConfig) -> dict:
         raise BridgeEvalError(
             f"metrics.k={cfg.metrics.k} needs more validation items than the {smallest_val} of the smallest split"
         )
+    check_measures_apply(cfg.metrics.measures, _plain(cfg.metrics.measure_options), smallest_val,
+                         (data.input.shape[1], data.target.shape[1]), int(cfg.metrics.k))
     log.info("data set %s: %d pairs, %s, %d split(s)", data.name, len(data), protocol, len(splits))
 
     trial = _sweep_trial(cfg)
