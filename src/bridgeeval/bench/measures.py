@@ -66,6 +66,16 @@ def bench_data(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x.numpy(), y.numpy()
 
 
+def references(name: str, k: int, rbf_sigma: tuple[float, float]) -> list[tuple[str, Callable]]:
+    """Each reference of ``name`` (a label and a function of two float32 tensors): the dense form,
+    and for SVCCA also platonic-rep's own randomised ``svd_lowrank`` (faster, but approximate)."""
+    from bridgeeval.reference import platonic as p
+
+    found = reference(name, k, rbf_sigma)
+    extra = [("platonic-rep svd_lowrank", lambda a, b: p.svcca_lowrank(a, b, 10))] if name == "svcca" else []
+    return ([found] if found else []) + extra
+
+
 def reference(name: str, k: int, rbf_sigma: tuple[float, float]) -> tuple[str, Callable] | None:
     """The dense form of ``name`` (a label and a function of two float32 tensors), or None."""
     from bridgeeval.reference import platonic as p
@@ -113,22 +123,56 @@ def _timed(fn: Callable[[], float]) -> tuple[float, float, int]:
     return value, seconds, mem.extra
 
 
-def run_measure(name: str, x: np.ndarray, y: np.ndarray, k: int, with_reference: bool) -> dict:
-    """One measure at one size: ours (value, seconds, peak extra bytes) and the reference's."""
+def _inputs(name: str, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     if name in UNIT_ROWS:
         x = x / np.linalg.norm(x, axis=1, keepdims=True)
         y = y / np.linalg.norm(y, axis=1, keepdims=True)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _row(name: str, n: int, d: int, value, seconds, extra) -> dict:
+    return {"measure": name, "n": n, "d": d, "ours": value, "ours_s": seconds, "ours_peak_bytes": extra,
+            "reference": None, "reference_value": None, "reference_s": None, "reference_peak_bytes": None}
+
+
+def run_measure(name: str, x: np.ndarray, y: np.ndarray, k: int, with_reference: bool) -> list[dict]:
+    """One measure at one size: ours (value, seconds, peak extra bytes) and, a row each, its
+    references'."""
+    xt, yt = _inputs(name, x, y)
     sigma = _common_sigma(xt) if "rbf" in name else None
     options = {"rbf_sigma": sigma} if sigma is not None else {}
     value, seconds, extra = _timed(lambda: measure(name, xt, yt, k=k, **options))
-    row = {"measure": name, "n": len(x), "d": x.shape[1], "ours": value, "ours_s": seconds, "ours_peak_bytes": extra,
-           "reference": None, "reference_value": None, "reference_s": None, "reference_peak_bytes": None}
-    ref = reference(name, k, (sigma or 1.0, sigma or 1.0)) if with_reference else None
-    if ref is not None:
-        label, fn = ref
+    base = _row(name, len(x), x.shape[1], value, seconds, extra)
+    refs = references(name, k, (sigma or 1.0, sigma or 1.0)) if with_reference else []
+    rows = []
+    for label, fn in refs:
         ref_value, ref_s, ref_extra = _timed(lambda: fn(xt, yt))
-        row.update(reference=label, reference_value=ref_value, reference_s=ref_s, reference_peak_bytes=ref_extra)
+        rows.append({**base, "reference": label, "reference_value": ref_value, "reference_s": ref_s,
+                     "reference_peak_bytes": ref_extra})
+    return rows or [base]
+
+
+def run_knn_family(names: list[str], x: np.ndarray, y: np.ndarray, k: int, rows: list[dict]) -> dict | None:
+    """The k-NN measures of one pair as they are used (one search per set serves them all)
+    against the sum of the references' times for the same measures (from ``rows``)."""
+    from bridgeeval.metrics.measures import MEASURES, alignment_report
+    from bridgeeval.metrics.representation import Representation
+
+    family = [n for n in names if MEASURES[n].takes_k]
+    if len(family) < 2:
+        return None
+    xt, yt = _inputs(family[0], x, y)
+
+    def together() -> float:
+        sets = {"input": Representation(xt), "target": Representation(yt)}
+        return len(alignment_report(sets, family, k, {"input_target": ("input", "target")}))
+
+    _, seconds, extra = _timed(together)
+    row = _row(f"k-NN family, one search ({', '.join(family)})", len(x), x.shape[1], None, seconds, extra)
+    timed = [r for r in rows if r["measure"] in family and r["reference"] == "platonic-rep"]
+    if len(timed) == len(family):
+        row.update(reference="platonic-rep, each alone", reference_s=sum(r["reference_s"] for r in timed),
+                   reference_peak_bytes=max(r["reference_peak_bytes"] for r in timed))
     return row
 
 

@@ -170,7 +170,7 @@ def _bench_measures(args) -> int:
     import torch
 
     from bridgeeval.bench.measures import (DEFAULT_MEASURE_SIZES, REFERENCE_MAX_N, bench_data, measure_names,
-                                           run_measure, table_head, table_row)
+                                           run_knn_family, run_measure, table_head, table_row)
 
     if args.device != "cpu":
         raise BridgeEvalError("--measures runs on the CPU only (the dense references are CPU code here)")
@@ -186,11 +186,18 @@ def _bench_measures(args) -> int:
             print(line, flush=True)
     for n, d in _parse_sizes(args.sizes, DEFAULT_MEASURE_SIZES):
         x, y = bench_data(n, d)
+        size_rows = []
         for name in names:
-            row = run_measure(name, x, y, args.k, with_reference=not args.no_reference and n <= REFERENCE_MAX_N)
-            rows.append(row)
+            for row in run_measure(name, x, y, args.k, with_reference=not args.no_reference and n <= REFERENCE_MAX_N):
+                size_rows.append(row)
+                if not args.json:
+                    print(table_row(row), flush=True)
+        family = run_knn_family(names, x, y, args.k, size_rows)
+        if family is not None:
+            size_rows.append(family)
             if not args.json:
-                print(table_row(row), flush=True)
+                print(table_row(family), flush=True)
+        rows += size_rows
     if args.json:
         print(dumps({"measures": rows}))
     return 0

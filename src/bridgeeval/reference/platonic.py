@@ -122,3 +122,19 @@ def svcca(a, b, cca_dim: int = 10) -> float:
     cca = CCA(n_components=cca_dim, max_iter=5000, tol=1e-12).fit(ua, ub)
     ca, cb = cca.transform(ua, ub)
     return float(np.mean([np.corrcoef(ca[:, i], cb[:, i])[0, 1] for i in range(cca_dim)]))
+
+
+def svcca_lowrank(a, b, cca_dim: int = 10, seed: int = 0) -> float:
+    """SVCCA as platonic-rep runs it: ``torch.svd_lowrank`` (randomised, q = cca_dim, 2 power
+    iterations) and scikit-learn's CCA at its defaults: its value moves with the seed."""
+    from sklearn.cross_decomposition import CCA
+
+    def preprocess(x):
+        x = x - x.mean(dim=0)
+        return x / (x.std(dim=0) + 1e-8)
+
+    torch.manual_seed(seed)
+    ua = torch.svd_lowrank(preprocess(a), q=cca_dim)[0].numpy()
+    ub = torch.svd_lowrank(preprocess(b), q=cca_dim)[0].numpy()
+    ca, cb = CCA(n_components=cca_dim).fit(ua, ub).transform(ua, ub)
+    return float(np.mean([np.corrcoef(ca[:, i], cb[:, i])[0, 1] for i in range(cca_dim)]))
