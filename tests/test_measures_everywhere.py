@@ -167,3 +167,21 @@ def test_untrained_structure_records_are_the_measures_of_each_draw():
     assert lin_cka["draws"] == pytest.approx([measure("cka", mapped["none"][0], v) for v in mapped["lin"]])
     table = structure_table(records)
     assert [label for label, _ in table.rows] == ["f_nn(e)", "f_lin(e)"]
+
+
+def test_bench_measures_prints_agreeing_values_and_the_family_row(capsys):
+    code, out, err = cli(capsys, "bench", "--measures", "mnno,cycle_knn,cka,svcca,rsa", "--sizes", "300x16")
+    assert code == 0, err
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")]
+    head, body = rows[0], rows[1:]
+    col = {name: i for i, name in enumerate(head)}
+    by = {(r[col["measure"]], r[col["reference"]]): r for r in body}
+    for name in ("mnno", "cycle_knn", "cka", "svcca"):
+        r = by[(name, "platonic-rep")]
+        assert float(r[col["ours"]]) == pytest.approx(float(r[col["reference value"]]), abs=2e-6), name
+    assert ("svcca", "platonic-rep svd_lowrank") in by and ("rsa", "scipy") in by
+    family = next(r for (m, _), r in by.items() if m.startswith("k-NN family, one search (mnno, cycle_knn)"))
+    assert family[col["reference"]] == "platonic-rep, each alone"
+    assert float(family[col["reference (s)"]]) == pytest.approx(
+        float(by[("mnno", "platonic-rep")][col["reference (s)"]]) + float(by[("cycle_knn", "platonic-rep")][col["reference (s)"]]),
+        abs=0.02)
