@@ -52,20 +52,20 @@ def procrustes(a, b) -> float:
         True
     """
     ra, rb = paired(a, b)
-    ua, ub = _unit_centred(ra), _unit_centred(rb)
-    nuclear = float(torch.linalg.svdvals(ua.T @ ub).sum())
+    # ||A^T B||_* / (||A||_F ||B||_F) on the centred sets: no unit-norm copies.
+    cross = ra.centred().T @ rb.centred()
+    nuclear = float(torch.linalg.svdvals(cross).sum()) / (_frobenius(ra) * _frobenius(rb))
     return math.sqrt(max(0.0, 2.0 - 2.0 * nuclear))
 
 
-def _unit_centred(r: Representation) -> torch.Tensor:
-    def compute() -> torch.Tensor:
-        c = r.centred()
-        norm = float(torch.linalg.matrix_norm(c))
+def _frobenius(r: Representation) -> float:
+    def compute() -> float:
+        norm = float(torch.linalg.matrix_norm(r.centred()))
         if norm == 0.0:
             raise BridgeEvalError(f"{r.name}: every row is the same vector, so it has no shape to compare")
-        return c / norm
+        return norm
 
-    return r.memo("unit_centred", compute)
+    return r.memo("centred_frobenius", compute)
 
 
 def _standardised(r: Representation) -> torch.Tensor:
