@@ -203,24 +203,35 @@ def _rbf_sums(a: torch.Tensor, b: torch.Tensor, sig_a: float, sig_b: float) -> d
 # CKNNA -------------------------------------------------------------------------------------------
 
 
-def _pair_dots(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """float64 <x_i, x_j> for index pairs, by chunks (a few neighbour pairs per item)."""
-    out = torch.empty(len(rows), dtype=torch.float64, device=x.device)
-    step = max(1, (1 << 22) // max(1, x.shape[1]))
-    for s in range(0, len(rows), step):
-        r, c = rows[s : s + step], cols[s : s + step]
-        out[s : s + step] = (x.index_select(0, r).double() * x.index_select(0, c).double()).sum(dim=1)
-    return out
+def _list_dots(r: Representation, k: int) -> torch.Tensor:
+    """float64 <x_i, x_j> for every j in i's k-NN list, ``[N, k]``: every kernel value CKNNA
+    reads from this set (computed once per set and k, so once per training for X and Y)."""
+    def compute() -> torch.Tensor:
+        idx = r.neighbours(k)
+        out = torch.empty(idx.shape, dtype=torch.float64, device=r.x.device)
+        step = max(1, (1 << 22) // max(1, k * r.dim))
+        for s in range(0, r.n, step):
+            rows = slice(s, s + step)
+            neighbours = r.x.index_select(0, idx[rows].reshape(-1)).view(-1, k, r.dim).double()
+            out[rows] = torch.bmm(neighbours, r.x[rows].double().unsqueeze(2)).squeeze(2)
+        return out
+
+    return r.memo(("list_dots", k), compute)
 
 
-def _mutual_pairs(ra: Representation, rb: Representation, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(i, j) with j among i's k nearest in both sets; the diagonal dropped (HSIC zeroes it)."""
+def _mutual_pairs(ra: Representation, rb: Representation, k: int):
+    """(i, j) with j among i's k nearest in both sets, with K_ij and L_ij; the diagonal dropped
+    (HSIC zeroes it)."""
     ia, ib = ra.neighbours(k), rb.neighbours(k).to(ra.x.device)
-    shared = (ia.unsqueeze(2) == ib.unsqueeze(1)).any(dim=2)
+    equal = ia.unsqueeze(2) == ib.unsqueeze(1)  # [N, k, k]: a's p-th neighbour is b's q-th
+    shared = equal.any(dim=2)
+    in_b = equal.int().argmax(dim=2)  # where a's neighbour sits in b's list (where shared)
     rows = torch.arange(ra.n, device=ia.device).unsqueeze(1).expand_as(ia)[shared]
     cols = ia[shared]
+    kv = _list_dots(ra, k)[shared]
+    lv = _list_dots(rb, k).gather(1, in_b)[shared]
     keep = rows != cols
-    return rows[keep], cols[keep]
+    return rows[keep], cols[keep], kv[keep], lv[keep]
 
 
 def _masked_hsic_of(rows, cols, kv: torch.Tensor, lv: torch.Tensor, n: int) -> float:
@@ -235,14 +246,13 @@ def _masked_hsic_of(rows, cols, kv: torch.Tensor, lv: torch.Tensor, n: int) -> f
 
 
 def _masked_hsic(ra: Representation, rb: Representation, k: int) -> float:
-    rows, cols = _mutual_pairs(ra, rb, k)
-    return _masked_hsic_of(rows, cols, _pair_dots(ra.x, rows, cols), _pair_dots(rb.x, rows, cols), ra.n)
+    rows, cols, kv, lv = _mutual_pairs(ra, rb, k)
+    return _masked_hsic_of(rows, cols, kv, lv, ra.n)
 
 
 def _masked_self(r: Representation, k: int) -> float:
     def compute() -> float:
-        rows, cols = _mutual_pairs(r, r, k)
-        kv = _pair_dots(r.x, rows, cols)
+        rows, cols, kv, _ = _mutual_pairs(r, r, k)
         return _masked_hsic_of(rows, cols, kv, kv, r.n)
 
     return r.memo(("cknna_self", k), compute)
