@@ -296,3 +296,16 @@ def test_bad_input_is_one_line():
         procrustes(np.ones((10, 3)), np.arange(30.0).reshape(10, 3) ** 2)
     with pytest.raises(BridgeEvalError, match="unbiased HSIC needs at least 4"):
         kernel_measures.cka(x[:3], x[:3], unbiased=True)
+
+
+def test_procrustes_wider_than_tall_equals_the_full_svd():
+    """Fewer items than dimensions: the N x N QR factors give the full d x d SVD's value."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(40, 300, generator=g, dtype=torch.float64)
+    b = a @ torch.randn(300, 200, generator=g, dtype=torch.float64) + torch.randn(40, 200, generator=g, dtype=torch.float64)
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    full = torch.linalg.svdvals(ac.T @ bc).sum() / (ac.norm() * bc.norm())
+    assert procrustes(a, b) == pytest.approx(math.sqrt(2 - 2 * float(full)), abs=1e-10)
+    assert procrustes(a[:, :20], b) == pytest.approx(
+        math.sqrt(2 - 2 * float(torch.linalg.svdvals(ac[:, :20].T @ bc).sum() / (ac[:, :20].norm() * bc.norm()))),
+        abs=1e-10)
