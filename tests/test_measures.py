@@ -18,12 +18,12 @@ from scipy.spatial.distance import pdist
 
 from bridgeeval.data.formats import read_matrix
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.metrics import kernel_measures, knn_measures, mnno, rsa as rsa_module
+from bridgeeval.metrics import kernel_measures, knn_measures, mnno, rsa_measures as rsa_module
 from bridgeeval.metrics.measures import MEASURES, MappedAlignment, alignment_report, check_measure_options, measure
 from bridgeeval.metrics.representation import Representation
 from bridgeeval.metrics.subspace_measures import procrustes, svcca
 from bridgeeval.reference import platonic
-from tests.conftest import brute_knn, shared_file
+from conftest import brute_knn, shared_file
 
 TOL = 1e-5
 

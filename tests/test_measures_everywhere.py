@@ -15,7 +15,7 @@ from bridgeeval.data.datasets import load_paired
 from bridgeeval.metrics.measures import measure
 from bridgeeval.metrics.torchmetric import CrossModalReport
 from bridgeeval.training import train
-from tests.test_train import make_cfg
+from test_train import make_cfg
 
 HOOK_MEASURES = ["mnno", "cka", "cknna", "rsa", "procrustes", "lcs_knn"]
 

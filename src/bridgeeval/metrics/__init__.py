@@ -8,7 +8,7 @@ from bridgeeval.metrics.kernel_measures import cka, cknna
 from bridgeeval.metrics.knn_measures import cycle_knn, edit_distance_knn, lcs_knn, mutual_knn
 from bridgeeval.metrics.measures import MEASURES, MappedAlignment, alignment_report, measure
 from bridgeeval.metrics.representation import Representation
-from bridgeeval.metrics.rsa import rsa, rsa_sampled
+from bridgeeval.metrics.rsa_measures import rsa, rsa_sampled
 from bridgeeval.metrics.subspace_measures import procrustes, svcca
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.metrics import kernel_measures, knn_measures, rsa as rsa_module, subspace_measures
+from bridgeeval.metrics import kernel_measures, knn_measures, rsa_measures as rsa_module, subspace_measures
 from bridgeeval.metrics.representation import Representation, paired
 
 # Options a user may set (metrics.measure_options, score's --rbf-sigma ...) and their defaults.
