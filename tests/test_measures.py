@@ -292,8 +292,19 @@ def test_bad_input_is_one_line():
     x[4, 1] = np.nan
     with pytest.raises(BridgeEvalError, match="row 4 has NaN"):
         measure("rsa", x, x)
-    with pytest.raises(BridgeEvalError, match="every row is the same vector"):
-        procrustes(np.ones((10, 3)), np.arange(30.0).reshape(10, 3) ** 2)
+    with pytest.raises(BridgeEvalError, match="cca_dim=5 needs more than 5 items and at least 5 dimensions"):
+        svcca(np.ones((10, 3)), np.ones((10, 3)), 5)
+
+
+def test_a_collapsed_map_is_undefined_not_an_error():
+    """Every row of f(X) the same vector (a dead map): the measures that need spread say NaN
+    (undefined) instead of raising, so the validation hook reports it rather than ending the job;
+    the k-NN measures still have their tie-ordered lists."""
+    x = np.random.default_rng(0).normal(size=(40, 12))
+    collapsed = np.ones((40, 12))
+    for name in ("cka", "unbiased_cka", "cka_rbf", "unbiased_cka_rbf", "svcca", "rsa", "rsa_pearson", "procrustes"):
+        assert math.isnan(measure(name, x, collapsed, metric="euclidean")), name
+    assert 0.0 <= measure("mnno", x, collapsed, k=5, metric="euclidean") <= 1.0
     with pytest.raises(BridgeEvalError, match="unbiased HSIC needs at least 4"):
         kernel_measures.cka(x[:3], x[:3], unbiased=True)
 

@@ -36,6 +36,8 @@ def svcca(a, b, cca_dim: int = 10) -> float:
     """
     ra, rb = paired(a, b)
     ua, ub = _top_directions(ra, cca_dim), _top_directions(rb, cca_dim)
+    if ua is None or ub is None:
+        return float("nan")  # a set with fewer independent directions (a collapsed map): undefined
     rho = torch.linalg.svdvals(ua.T @ ub).clamp_(max=1.0)
     return float(rho.mean())
 
@@ -53,8 +55,11 @@ def procrustes(a, b) -> float:
     """
     ra, rb = paired(a, b)
     # ||A^T B||_* / (||A||_F ||B||_F) on the centred sets: no unit-norm copies.
+    scale = _frobenius(ra) * _frobenius(rb)
+    if scale == 0.0:
+        return float("nan")  # every row of a set the same vector (a collapsed map): no shape to compare
     cross = _narrow(ra).T @ _narrow(rb)
-    nuclear = float(torch.linalg.svdvals(cross).sum()) / (_frobenius(ra) * _frobenius(rb))
+    nuclear = float(torch.linalg.svdvals(cross).sum()) / scale
     return math.sqrt(max(0.0, 2.0 - 2.0 * nuclear))
 
 
@@ -70,13 +75,7 @@ def _narrow(r: Representation) -> torch.Tensor:
 
 
 def _frobenius(r: Representation) -> float:
-    def compute() -> float:
-        norm = float(torch.linalg.matrix_norm(r.centred()))
-        if norm == 0.0:
-            raise BridgeEvalError(f"{r.name}: every row is the same vector, so it has no shape to compare")
-        return norm
-
-    return r.memo("centred_frobenius", compute)
+    return r.memo("centred_frobenius", lambda: float(torch.linalg.matrix_norm(r.centred())))
 
 
 def _standardised(r: Representation) -> torch.Tensor:
@@ -84,8 +83,9 @@ def _standardised(r: Representation) -> torch.Tensor:
     return c / (c.std(dim=0) + 1e-8)
 
 
-def _top_directions(r: Representation, q: int) -> torch.Tensor:
-    """The top ``q`` left singular vectors ``[N, q]`` of the standardised set (orthonormal, centred)."""
+def _top_directions(r: Representation, q: int) -> torch.Tensor | None:
+    """The top ``q`` left singular vectors ``[N, q]`` of the standardised set (orthonormal, centred);
+    None where the set has fewer than ``q`` independent directions."""
     if q < 1:
         raise BridgeEvalError(f"cca_dim must be a positive integer, got {q!r}")
     if q > min(r.n - 1, r.dim):
@@ -99,13 +99,13 @@ def _top_directions(r: Representation, q: int) -> torch.Tensor:
         if r.dim <= r.n:  # X^T X = V S^2 V^T: U = X V / S
             values, vectors = torch.linalg.eigh(x.T @ x)
             values, vectors = values[-q:], vectors[:, -q:]
-            if not bool((values > values[-1] * 1e-12).all()):
-                raise BridgeEvalError(f"svcca: {r.name} has fewer than cca_dim={q} independent directions")
+            if not bool((values > values[-1] * 1e-12).all()) or not float(values[-1]) > 0:
+                return None
             u = (x @ vectors) / values.sqrt()
         else:  # X X^T = U S^2 U^T
             values, u = torch.linalg.eigh(x @ x.T)
-            if not bool((values[-q:] > values[-1] * 1e-12).all()):
-                raise BridgeEvalError(f"svcca: {r.name} has fewer than cca_dim={q} independent directions")
+            if not bool((values[-q:] > values[-1] * 1e-12).all()) or not float(values[-1]) > 0:
+                return None
             u = u[:, -q:]
         # Re-orthonormalise (eigenvectors of a Gram matrix are orthonormal to rounding only).
         return torch.linalg.qr(u).Q
