@@ -181,13 +181,9 @@ class _Space:
         rows = torch.arange(self.n, device=x.device)
         return self.distances_from_dots(x @ x.T, rows, rows.unsqueeze(0), all_pairs=True)
 
-    def row_ids(self) -> torch.Tensor:
-        """One id per distinct row: bitwise-identical rows (up to the sign of zero) share an id."""
-        return torch.unique(self.x, dim=0, return_inverse=True)[1]
-
     def duplicate_ids(self) -> torch.Tensor | None:
-        """Ids shared by bitwise-identical rows (others unique), or None where no two rows are
-        identical. Identical rows have identical squared norms (each summed alone, in one order),
+        """Ids shared by bitwise-identical rows (up to the sign of zero; every other row its own),
+        or None where no two rows are identical. Identical rows have identical squared norms (each summed alone, in one order),
         so only rows whose norms collide are compared: O(N log N) where none do."""
         if not hasattr(self, "_duplicate_ids"):
             ordered, order = torch.sort(self.sq_norms64)
@@ -216,17 +212,18 @@ class _Space:
         # Products cancel for near-identical points: recompute those from differences, so that
         # duplicates sit at exactly 0 (a tie) and near-duplicates keep their order. A point's
         # distance to itself is 0 by definition and needs no recomputation.
-        cols = cols.expand_as(dist)
+        columns, cols = cols, cols.expand_as(dist)
         same = cols == rows.unsqueeze(1)
         dist.masked_fill_(same, 0.0)
         r, j = ((dist < 1e-6 * scale) & ~same).nonzero(as_tuple=True)
         if all_pairs and len(r) > len(rows):
             # A collapsed map (many identical outputs) flags up to N^2 pairs: identical rows are at
             # exactly 0 without recomputing (1.08 s -> 3 ms for 320 x 1280 with 33,306 such pairs).
-            ids = self.row_ids()
-            identical = ids[rows[r]] == ids[cols[r, j]]
-            dist[r[identical], j[identical]] = 0.0
-            r, j = r[~identical], j[~identical]
+            ids = self.duplicate_ids()
+            if ids is not None:
+                identical = ids[rows[r]] == ids[cols[r, j]]
+                dist[r[identical], j[identical]] = 0.0
+                r, j = r[~identical], j[~identical]
         if len(r):
             a, b = self.x[rows[r]].double(), self.x[cols[r, j]].double()
             if self.metric == "cosine":
@@ -237,7 +234,8 @@ class _Space:
                 dist[r, j] = (a - b).pow(2).sum(dim=1)
         dist.clamp_(min=0.0)
         ids = self.duplicate_ids()
-        return dist if ids is None else _identical_at_one_distance(dist, ids[cols])
+        # The all-pairs matrix shares one set of columns ([1, N]): canonicalised with one sort.
+        return dist if ids is None else _identical_at_one_distance(dist, ids[columns])
 
 
 def _identical_at_one_distance(dist: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -254,7 +252,7 @@ def _identical_at_one_distance(dist: torch.Tensor, ids: torch.Tensor) -> torch.T
     group_start = torch.where(starts, positions, torch.zeros_like(positions)).cummax(dim=1).values
     # Where each candidate's first identical twin sits, back in the candidates' own order.
     first = torch.empty_like(order).scatter_(1, order, order.gather(1, group_start))
-    if first.shape[0] == 1:  # one set of columns for every row (the all-pairs matrix)
+    if first.shape[0] != dist.shape[0]:  # one set of columns for every row (the all-pairs matrix)
         return dist.gather(1, first.expand_as(dist))
     return dist.gather(1, first)
 
