@@ -269,6 +269,29 @@ def test_one_search_serves_every_knn_measure(monkeypatch):
     assert out["mnno_input_target"] == mnno(a, b, 5)
 
 
+def test_biased_and_unbiased_cka_share_their_pass(monkeypatch):
+    """The biased and unbiased estimators of a pair come from the same sums: one RBF pass and one
+    cross-product per pair, the values those of separate calls; a partner set is not kept alive."""
+    import gc
+    import weakref
+
+    calls = []
+    real = kernel_measures._rbf_sums
+    monkeypatch.setattr(kernel_measures, "_rbf_sums", lambda *a: calls.append(1) or real(*a))
+    a, b = _random_pair(n=90)
+    names = ["cka", "unbiased_cka", "cka_rbf", "unbiased_cka_rbf"]
+    out = alignment_report({"input": Representation(a), "target": Representation(b)}, names, 5)
+    assert len(calls) == 1
+    for name, (kernel, unbiased) in zip(names, [("linear", False), ("linear", True), ("rbf", False), ("rbf", True)]):
+        assert out[f"{name}_input_target"] == pytest.approx(kernel_measures.cka(a, b, kernel, unbiased), abs=1e-12)
+    kept, partner = Representation(a), Representation(b)
+    kernel_measures.cka(kept, partner)
+    gone = weakref.ref(partner)
+    del partner
+    gc.collect()
+    assert gone() is None
+
+
 def test_mapped_alignment_keeps_x_and_y_across_calls():
     a, b = _random_pair(n=100)
     align = MappedAlignment(["mnno", "cka", "cknna", "rsa"], k=5, metric="cosine", include_self=False)

@@ -86,7 +86,12 @@ def _ratio(cross: float, self_a: float, self_b: float) -> float:
 
 
 def _frobenius_cross(ra: Representation, rb: Representation) -> float:
-    """||A_c^T B_c||_F^2 (= <A_c A_c^T, B_c B_c^T>), from whichever side is cheaper."""
+    """||A_c^T B_c||_F^2 (= <A_c A_c^T, B_c B_c^T>), from whichever side is cheaper; once per pair,
+    for the biased and the unbiased estimator alike."""
+    return ra.pair_memo(rb, "frobenius_cross", lambda: _frobenius_cross_of(ra, rb))
+
+
+def _frobenius_cross_of(ra: Representation, rb: Representation) -> float:
     a, b = ra.centred(), rb.centred()
     if ra.n * ra.n * (ra.dim + rb.dim) < ra.n * ra.dim * rb.dim:
         total = 0.0
@@ -104,7 +109,7 @@ def _linear_hsic(ra: Representation, rb: Representation, unbiased: bool) -> floa
 
 
 def _linear_self(r: Representation, unbiased: bool) -> float:
-    return r.memo(("linear_hsic_self", unbiased), lambda: _linear_hsic(r, r, unbiased))
+    return _linear_hsic(r, r, unbiased)  # its cross-product is memoised with the set
 
 
 def _unbiased_linear(ra: Representation, rb: Representation, cross_sq: float) -> float:
@@ -148,7 +153,8 @@ def _rbf_hsic(ra: Representation, rb: Representation, unbiased: bool, sigma: flo
     sig_b = sigma if sigma is not None else rms_distance(rb)
     if not (sig_a > 0 and sig_b > 0):  # every row of a set the same (a collapsed map): undefined
         return 0.0, 0.0, 0.0
-    sums = _rbf_sums(ra.centred(), rb.centred(), sig_a, sig_b)
+    # One pass serves both estimators of the pair (cka_rbf and unbiased_cka_rbf).
+    sums = ra.pair_memo(rb, ("rbf_sums", sig_a, sig_b), lambda: _rbf_sums(ra.centred(), rb.centred(), sig_a, sig_b))
     n = ra.n
     if unbiased:
         rk, rl = sums["row_k"] - 1.0, sums["row_l"] - 1.0  # K~1: the diagonal (exp(0) = 1) removed

@@ -9,6 +9,7 @@ change, so their ``Representation`` lives across epochs and only f(X)'s is new e
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,19 @@ class Representation:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    def pair_memo(self, other: Representation, key, compute: Callable[[], Any]):
+        """``compute()`` once per ``key`` and partner set while the partner lives: work that two
+        measures of one pair share (the biased and unbiased CKA's sums). The partner is held by a
+        weak reference, so a set kept across epochs (X) never keeps past epochs' f(X) alive."""
+        table = self._memo.setdefault(("pair", key), {})
+        for gone in [i for i, (ref, _) in table.items() if ref() is None]:
+            del table[gone]
+        entry = table.get(id(other))
+        if entry is None or entry[0]() is not other:
+            entry = (weakref.ref(other), compute())
+            table[id(other)] = entry
+        return entry[1]
 
     def neighbours(self, k: int) -> torch.Tensor:
         """Exact k-NN lists ``[N, k]`` under this set's convention (searched once per k)."""
