@@ -111,23 +111,14 @@ def _search_copy(r: Representation, metric: str) -> tuple[torch.Tensor, torch.Te
     return r.memo(("rsa_copy", metric), compute)
 
 
-def _distances(x: torch.Tensor, sq: torch.Tensor | None, xr: torch.Tensor, xc: torch.Tensor, sr, sc) -> torch.Tensor:
-    prod = xr @ xc.T
+def _distances_at(r: Representation, metric: str, rows, cols) -> torch.Tensor:
+    """Distances of every (rows[u], cols[v]), rows and cols index tensors or slices:
+    ``[len(rows), len(cols)]``."""
+    x, sq = _search_copy(r, metric)
+    prod = x[rows] @ x[cols].T
     if sq is None:
         return prod.neg_().add_(1.0).clamp_(min=0.0)
-    return (sr.unsqueeze(1) + sc.unsqueeze(0)).sub_(prod.mul_(2.0)).clamp_(min=0.0).sqrt_()
-
-
-def _distances_at(r: Representation, metric: str, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """Distances of every (rows[u], cols[v]): ``[len(rows), len(cols)]``."""
-    x, sq = _search_copy(r, metric)
-    return _distances(x, sq, x[rows], x[cols], None if sq is None else sq[rows], None if sq is None else sq[cols])
-
-
-def _block_pairs(r: Representation, metric: str, i0: int, i1: int, j0: int, j1: int) -> torch.Tensor:
-    x, sq = _search_copy(r, metric)
-    sr, sc = (None, None) if sq is None else (sq[i0:i1], sq[j0:j1])
-    return _distances(x, sq, x[i0:i1], x[j0:j1], sr, sc)
+    return (sq[rows].unsqueeze(1) + sq[cols].unsqueeze(0)).sub_(prod.mul_(2.0)).clamp_(min=0.0).sqrt_()
 
 
 def _upper_blocks(n: int):
@@ -144,7 +135,8 @@ def _pearson_streamed(ra: Representation, rb: Representation, metric: str) -> fl
     sums = torch.zeros(5, dtype=torch.float64)
     shift = None
     for i0, i1, j0, j1, diagonal in _upper_blocks(ra.n):
-        da, db = _block_pairs(ra, metric, i0, i1, j0, j1), _block_pairs(rb, metric, i0, i1, j0, j1)
+        block = (slice(i0, i1), slice(j0, j1))
+        da, db = _distances_at(ra, metric, *block), _distances_at(rb, metric, *block)
         if diagonal:
             upper = torch.triu(torch.ones_like(da, dtype=torch.bool), diagonal=1)
             da, db = da[upper], db[upper]
@@ -165,7 +157,7 @@ def condensed_distances(r: Representation, metric: str) -> torch.Tensor:
     parts = []
     for i0 in range(0, r.n, _BLOCK):
         i1 = min(i0 + _BLOCK, r.n)
-        block = _block_pairs(r, metric, i0, i1, i0, r.n)
+        block = _distances_at(r, metric, slice(i0, i1), slice(i0, r.n))
         upper = torch.ones_like(block, dtype=torch.bool).triu_(diagonal=1)
         parts.append(block[upper])
     return torch.cat(parts)
