@@ -96,17 +96,12 @@ def _top_directions(r: Representation, q: int) -> torch.Tensor | None:
 
     def compute() -> torch.Tensor:
         x = _standardised(r)
-        if r.dim <= r.n:  # X^T X = V S^2 V^T: U = X V / S
-            values, vectors = torch.linalg.eigh(x.T @ x)
-            values, vectors = values[-q:], vectors[:, -q:]
-            if not bool((values > values[-1] * 1e-12).all()) or not float(values[-1]) > 0:
-                return None
-            u = (x @ vectors) / values.sqrt()
-        else:  # X X^T = U S^2 U^T
-            values, u = torch.linalg.eigh(x @ x.T)
-            if not bool((values[-q:] > values[-1] * 1e-12).all()) or not float(values[-1]) > 0:
-                return None
-            u = u[:, -q:]
+        wide = r.dim > r.n  # the smaller Gram matrix: X X^T = U S^2 U^T, or X^T X = V S^2 V^T
+        values, vectors = torch.linalg.eigh(x @ x.T if wide else x.T @ x)
+        values, vectors = values[-q:], vectors[:, -q:]
+        if not float(values[-1]) > 0 or not bool((values > values[-1] * 1e-12).all()):
+            return None
+        u = vectors if wide else (x @ vectors) / values.sqrt()  # U = X V / S
         # Re-orthonormalise (eigenvectors of a Gram matrix are orthonormal to rounding only).
         return torch.linalg.qr(u).Q
 
