@@ -150,7 +150,7 @@ def test_report_shows_the_chosen_measures(tmp_path, capsys):
 
 def test_untrained_structure_records_are_the_measures_of_each_draw():
     from bridgeeval.data.wordsim import gensim_benchmark
-    from bridgeeval.untrained.experiment import _mapped_words, _usable_benchmarks, structure_kept, structure_table
+    from bridgeeval.untrained.experiment import map_words, structure_kept, structure_table
 
     rng = np.random.default_rng(0)
     bench = gensim_benchmark("ws353")
@@ -158,13 +158,16 @@ def test_untrained_structure_records_are_the_measures_of_each_draw():
     vocab = {w: i for i, w in enumerate(words)}
     vectors = rng.normal(size=(len(words), 20)).astype(np.float32)
     settings = {"output_dim": 64, "hidden_units": 32, "init_range": 0.05, "min_pairs": 10, "mappings": ("nn", "lin", "none")}
-    records = structure_kept("e", vectors, vocab, [bench], [0, 1], **settings, measures=("mnno", "cka"), k=5,
-                             metric="cosine")
+    words = map_words("e", vectors, vocab, [bench], [0, 1], **settings)
+    records = structure_kept(words, ("mnno", "cka"), k=5, metric="cosine")
     assert {(r["mapping"], r["measure"]) for r in records} == {(m, n) for m in ("nn", "lin") for n in ("mnno", "cka")}
-    usable = _usable_benchmarks("e", vocab, [bench], 10)
-    _, mapped = _mapped_words(vectors, usable, [0, 1], ("lin",), 64, 32, 0.05)
+    # The maps rebuilt independently from their seeds (untrained_map), not taken from `words`.
+    from bridgeeval.untrained.experiment import untrained_map
+
+    x = words.inputs
+    lin = [untrained_map("lin", x.shape[1], 64, 32, 0.05, seed)(x).detach() for seed in (0, 1)]
     lin_cka = next(r for r in records if r["mapping"] == "lin" and r["measure"] == "cka")
-    assert lin_cka["draws"] == pytest.approx([measure("cka", mapped["none"][0], v) for v in mapped["lin"]])
+    assert lin_cka["draws"] == pytest.approx([measure("cka", x, v) for v in lin])
     table = structure_table(records)
     assert [label for label, _ in table.rows] == ["f_nn(e)", "f_lin(e)"]
 

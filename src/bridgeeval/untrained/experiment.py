@@ -14,6 +14,7 @@ Bonferroni-adjusted by the number of such tests in the table; ``significant`` is
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats
@@ -67,15 +68,12 @@ def spearman(scores: np.ndarray, predicted: np.ndarray) -> float:
     return float(scipy.stats.spearmanr(scores, predicted).statistic)
 
 
-def _usable_benchmarks(name: str, vocabulary: dict[str, int], benchmarks: list[Benchmark], min_pairs: int,
-                       warn: bool = True) -> list:
+def _usable_benchmarks(name: str, vocabulary: dict[str, int], benchmarks: list[Benchmark], min_pairs: int) -> list:
     """(benchmark, left rows, right rows, scores) of each benchmark with enough covered pairs."""
     usable = []
     for bench in benchmarks:
         left, right, scores = covered_pairs(bench, vocabulary)
         if len(scores) < min_pairs:
-            if not warn:
-                continue
             log.warning(
                 "%s: %s has only %d of %d pairs the embedding knows (< min_pairs=%d); left out",
                 name,
@@ -89,18 +87,44 @@ def _usable_benchmarks(name: str, vocabulary: dict[str, int], benchmarks: list[B
     return usable
 
 
-def _mapped_words(vectors: np.ndarray, usable: list, seeds: list[int], mappings: tuple[str, ...], output_dim: int,
-                  hidden_units: int, init_range: float) -> tuple[dict[int, int], dict[str, list[torch.Tensor]]]:
-    """The words the benchmarks use (their row -> local index) and their images under each
-    mapping, one per seed (``none``: the input vectors themselves)."""
+@dataclass
+class MappedWords:
+    """An embedding's words that the usable benchmarks use, and their images under each mapping in
+    ``mappings`` order, one per seed (``none``: the input vectors themselves): what Table 2 and
+    structure.md share."""
+
+    name: str
+    usable: list  # (benchmark, left rows, right rows, scores)
+    local: dict[int, int]  # embedding row -> row of the mapped sets
+    inputs: torch.Tensor  # the words' own vectors, X
+    mapped: dict[str, list[torch.Tensor]]
+
+
+def map_words(
+    name: str,
+    vectors: np.ndarray,
+    vocabulary: dict[str, int],
+    benchmarks: list[Benchmark],
+    seeds: list[int],
+    *,
+    output_dim: int,
+    hidden_units: int,
+    init_range: float,
+    min_pairs: int,
+    mappings: tuple[str, ...] = MAPPINGS,
+) -> MappedWords | None:
+    """The benchmarks' words mapped once by every mapping and seed; None where no benchmark has
+    ``min_pairs`` covered pairs. The map settings come from ``conf/untrained.yaml`` (``map.*``)."""
+    usable = _usable_benchmarks(name, vocabulary, benchmarks, min_pairs)
+    if not usable:
+        return None
     rows = np.unique(np.concatenate([np.concatenate([lt, rt]) for _, lt, rt, _ in usable]))
-    local = {int(r): i for i, r in enumerate(rows)}
     x = torch.from_numpy(np.asarray(vectors[rows], dtype=np.float32))
-    mapped = {"none": [x]}
     with torch.no_grad():
-        for kind in (m for m in mappings if m != "none"):
-            mapped[kind] = [untrained_map(kind, x.shape[1], output_dim, hidden_units, init_range, s)(x) for s in seeds]
-    return local, mapped
+        mapped = {kind: [x] if kind == "none" else
+                  [untrained_map(kind, x.shape[1], output_dim, hidden_units, init_range, s)(x) for s in seeds]
+                  for kind in mappings}
+    return MappedWords(name, usable, {int(r): i for i, r in enumerate(rows)}, x, mapped)
 
 
 def evaluate_embedding(
@@ -117,25 +141,25 @@ def evaluate_embedding(
     mappings: tuple[str, ...] = MAPPINGS,
     similarities: tuple[str, ...] = SIMILARITIES,
 ) -> list[dict]:
-    """One record per (benchmark, similarity, mapping) cell, before the significance tests. The map
-    settings come from ``conf/untrained.yaml`` (``map.*``, ``min_pairs``): no defaults here."""
-    usable = _usable_benchmarks(name, vocabulary, benchmarks, min_pairs)
-    if not usable:
-        return []
-    # Map only the words the benchmarks use.
-    local, mapped = _mapped_words(vectors, usable, seeds, mappings, output_dim, hidden_units, init_range)
+    """One record per (benchmark, similarity, mapping) cell, before the significance tests (the
+    words mapped by :func:`map_words`)."""
+    words = map_words(name, vectors, vocabulary, benchmarks, seeds, output_dim=output_dim, hidden_units=hidden_units,
+                      init_range=init_range, min_pairs=min_pairs, mappings=mappings)
+    return spearman_records(words, similarities) if words else []
+
+
+def spearman_records(words: MappedWords, similarities: tuple[str, ...] = SIMILARITIES) -> list[dict]:
+    """Table 2's cells of one embedding's mapped words."""
     records = []
-    for bench, left, right, scores in usable:
-        lt = torch.as_tensor([local[int(r)] for r in left])
-        rt = torch.as_tensor([local[int(r)] for r in right])
+    for bench, left, right, scores in words.usable:
+        lt = torch.as_tensor([words.local[int(r)] for r in left])
+        rt = torch.as_tensor([words.local[int(r)] for r in right])
         for similarity in similarities:
-            for kind in mappings:
-                if kind not in mapped:
-                    continue
-                rhos = [spearman(scores, pair_similarities(v, lt, rt, similarity)) for v in mapped[kind]]
+            for kind, draws in words.mapped.items():
+                rhos = [spearman(scores, pair_similarities(v, lt, rt, similarity)) for v in draws]
                 records.append(
                     {
-                        "embedding": name,
+                        "embedding": words.name,
                         "mapping": kind,
                         "benchmark": bench.name,
                         "similarity": similarity,
@@ -149,44 +173,27 @@ def evaluate_embedding(
     return records
 
 
-def structure_kept(
-    name: str,
-    vectors: np.ndarray,
-    vocabulary: dict[str, int],
-    benchmarks: list[Benchmark],
-    seeds: list[int],
-    *,
-    output_dim: int,
-    hidden_units: int,
-    init_range: float,
-    min_pairs: int,
-    mappings: tuple[str, ...],
-    measures: tuple[str, ...],
-    k: int,
-    metric: str,
-    measure_options: dict | None = None,
-) -> list[dict]:
+def structure_kept(words: MappedWords, measures: tuple[str, ...], k: int, metric: str,
+                   measure_options: dict | None = None) -> list[dict]:
     """How much of X's structure each untrained map keeps: every alignment measure between X and
     f(X) over the benchmarks' words, per draw (the same maps and words as Table 2's cells)."""
     from bridgeeval.metrics.measures import MEASURES, alignment_report
     from bridgeeval.metrics.representation import Representation
 
-    usable = _usable_benchmarks(name, vocabulary, benchmarks, min_pairs, warn=False)  # Table 2 warned
-    kinds = tuple(m for m in mappings if m != "none")
-    if not usable or not kinds or not measures:
+    kinds = [kind for kind in words.mapped if kind != "none"]
+    if not kinds or not measures:
         return []
-    _, mapped = _mapped_words(vectors, usable, seeds, kinds, output_dim, hidden_units, init_range)
-    x = Representation(mapped["none"][0], metric=metric, name=f"{name} words")  # searched once for every draw
+    x = Representation(words.inputs, metric=metric, name=f"{words.name} words")  # searched once
     if k >= x.n:
-        raise BridgeEvalError(f"k={k}: the benchmarks cover only {x.n} words of {name}")
+        raise BridgeEvalError(f"k={k}: the benchmarks cover only {x.n} words of {words.name}")
     records = []
     for kind in kinds:
-        draws = [alignment_report({"input": x, "mapped": Representation(v, metric=metric, name=f"f_{kind}({name})")},
+        draws = [alignment_report({"input": x, "mapped": Representation(v, metric=metric, name=f"f_{kind}({words.name})")},
                                   measures, k, {"input_mapped": ("input", "mapped")}, measure_options)
-                 for v in mapped[kind]]
+                 for v in words.mapped[kind]]
         for measure_name in measures:
             values = [d[f"{measure_name}_input_mapped"] for d in draws]
-            records.append({"embedding": name, "mapping": kind, "measure": measure_name,
+            records.append({"embedding": words.name, "mapping": kind, "measure": measure_name,
                             "higher_is_better": MEASURES[measure_name].higher_is_better, "n_words": x.n,
                             "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
                             "draws": values})

@@ -14,7 +14,8 @@ from bridgeeval.data import builtin
 from bridgeeval.data.wordsim import GENSIM_FILES, gensim_benchmark, read_benchmark
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.files import write_json_atomic, write_text_atomic
-from bridgeeval.untrained.experiment import add_significance, evaluate_embedding, structure_kept, structure_table, table2
+from bridgeeval.untrained.experiment import (add_significance, map_words, spearman_records, structure_kept,
+                                             structure_table, table2)
 
 log = logging.getLogger(__name__)
 logging.getLogger("gensim").setLevel(logging.WARNING)  # its test-data helpers log every import
@@ -107,11 +108,12 @@ def run_untrained(cfg: DictConfig) -> list[dict]:
                 "init_range": cfg.map.init_range, "min_pairs": cfg.min_pairs, "mappings": tuple(cfg.mappings)}
     for name, path in OmegaConf.to_container(cfg.embeddings, resolve=True).items():
         vectors, vocabulary = load_embedding(name, path)
-        records += evaluate_embedding(name, vectors, vocabulary, benchmarks, seeds, **settings,
-                                      similarities=tuple(cfg.similarities))
-        structure += structure_kept(name, vectors, vocabulary, benchmarks, seeds, **settings,
-                                    measures=tuple(cfg.measures), k=int(cfg.k), metric=str(cfg.similarities[0]),
-                                    measure_options=OmegaConf.to_container(cfg.measure_options, resolve=True))
+        words = map_words(name, vectors, vocabulary, benchmarks, seeds, **settings)  # once for both tables
+        if words is None:
+            continue
+        records += spearman_records(words, tuple(cfg.similarities))
+        structure += structure_kept(words, tuple(cfg.measures), int(cfg.k), str(cfg.similarities[0]),
+                                    OmegaConf.to_container(cfg.measure_options, resolve=True))
     if not records:
         raise BridgeEvalError(f"no benchmark has min_pairs={cfg.min_pairs} pairs known to the embeddings")
     add_significance(records, alpha=cfg.alpha)
