@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -194,3 +196,54 @@ def neighbours_space(x):
     from bridgeeval.metrics.neighbours import _Space
 
     return _Space(x.double(), "euclidean")
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("include_self", [False, True])
+def test_running_selection_keeps_the_best_scores_of_both_sides_of_a_block(metric, include_self):
+    """The numba selection against torch.topk: rows of a block, its columns (the symmetric half,
+    read without a transposed copy), a diagonal block's own entries skipped or forced in."""
+    from bridgeeval.metrics import selection
+
+    if not selection.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(3)
+    gram = torch.from_numpy(rng.normal(size=(70, 45)).astype(np.float32))
+    gram[:, 7] = gram[:, 3]  # equal scores: any of them may be kept, the kept values are the same
+    beta_cols = torch.from_numpy(rng.normal(size=45).astype(np.float32)) if metric == "euclidean" else None
+    beta_rows = torch.from_numpy(rng.normal(size=70).astype(np.float32)) if metric == "euclidean" else None
+    alpha = 2.0 if metric == "euclidean" else 1.0
+    c = 9
+    found = selection.RunningTopC(70 + 45, c)
+    found.add_rows(gram, 0, 70, beta_cols, alpha)
+    found.add_columns(gram, 0, 70, beta_rows, alpha)
+    values, indices = found.result()
+    row_scores = alpha * gram - (0 if beta_cols is None else beta_cols)
+    col_scores = (alpha * gram - (0 if beta_rows is None else beta_rows.unsqueeze(1))).T
+    for scores, kept, ids, offset in ((row_scores, values[:70], indices[:70], 70), (col_scores, values[70:], indices[70:], 0)):
+        expected = torch.topk(scores, c, dim=1).values
+        assert torch.equal(torch.sort(kept, dim=1, descending=True).values, expected)
+        assert torch.equal(scores.gather(1, ids - offset), kept)  # each index names its score
+    square = torch.from_numpy(rng.normal(size=(40, 40)).astype(np.float32))
+    diagonal = selection.RunningTopC(40, c)
+    diagonal.add_rows(square, 0, 0, diagonal=True, include_self=include_self)
+    kept, ids = diagonal.result()
+    own = (ids == torch.arange(40).unsqueeze(1)).sum(dim=1)
+    assert own.tolist() == [int(include_self)] * 40
+    masked = square.clone().fill_diagonal_(math.inf if include_self else -math.inf)
+    assert torch.equal(torch.sort(kept, dim=1, descending=True).values, torch.topk(masked, c, dim=1).values)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_torch_topk_path_equals_the_running_selection_path(metric, monkeypatch):
+    """Without numba (or on a GPU) the candidates come from torch.topk per block: same exact lists."""
+    from bridgeeval.metrics import selection
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(900, 16)).astype(np.float32)
+    x[[5, 600, 601]] = x[17]
+    fast = knn_indices(x, 10, metric, block_size=128).numpy()
+    monkeypatch.setattr(selection, "numba", None)
+    slow = knn_indices(x, 10, metric, block_size=128).numpy()
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(slow, brute_knn(x, 10, metric))

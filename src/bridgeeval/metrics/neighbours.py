@@ -22,6 +22,7 @@ import math
 
 import torch
 
+from bridgeeval.metrics import selection
 from bridgeeval.metrics.gemm import block_products
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points
 
@@ -336,6 +337,8 @@ class _Candidates:
 
 def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int):
     """Top-``c`` float32 candidates per row, visiting each pair of row blocks once."""
+    if space.x.device.type == "cpu" and selection.available():
+        return _symmetric_candidates_running(space, c, include_self, block)
     n = space.n
     starts = list(range(0, n, block))
     found = [_Candidates(c) for _ in starts]
@@ -361,6 +364,29 @@ def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int)
             found[b].add(s_cols.contiguous(), i0)
     parts = [f.result() for f in found]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _symmetric_candidates_running(space: _Space, c: int, include_self: bool, block: int):
+    """The same candidates by one running selection per row over both sides of each block pair,
+    read in place (metrics.selection): no ``topk`` and no transposed copy per block."""
+    n = space.n
+    found = selection.RunningTopC(n, c)
+    euclidean = space.metric == "euclidean"
+    alpha = 2.0 if euclidean else 1.0
+    starts = list(range(0, n, block))
+    # Diagonal blocks first: every row's kept scores are then high before the other blocks, whose
+    # scores mostly fall below them and are skipped a chunk at a time.
+    pairs = [(a, a) for a in range(len(starts))] + [(a, b) for a in range(len(starts)) for b in range(a + 1, len(starts))]
+    for a, b in pairs:
+        i0, j0 = starts[a], starts[b]
+        i1, j1 = min(i0 + block, n), min(j0 + block, n)
+        rows = space.search_rows(slice(i0, i1))
+        gram = block_products(rows, rows if a == b else space.search_rows(slice(j0, j1)))
+        cols_beta = space.sq_norm32[j0:j1] if euclidean else None
+        found.add_rows(gram, i0, j0, cols_beta, alpha, diagonal=a == b, include_self=include_self)
+        if a != b:
+            found.add_columns(gram, i0, j0, space.sq_norm32[i0:i1] if euclidean else None, alpha)
+    return found.result()
 
 
 def _row_candidates(space: _Space, rows: torch.Tensor, c: int, include_self: bool, block: int):
@@ -396,9 +422,12 @@ def _refine(space, rows, cand, cand_scores, k, include_self, exhaustive: bool) -
     are more than 2t apart are in that order exactly, so a row whose first k + 1 scores are each
     more than 2t apart has its exact list already. For the other rows: the k best float32 points
     score at least s_k - t exactly, and any point below s_k - 2t in float32 scores below s_k - t
-    exactly, so the exact top k lies among the candidates within 2t of s_k; these are rescored in
-    float64 and sorted by (distance, index). When even the last candidate is within 2t, an
-    unselected point could be too: that row takes the slow path.
+    exactly, so the exact top k lies among the candidates within 2t of s_k. Only the candidates
+    that float32 cannot place are rescored in float64 (those within 2t of a neighbour in the first
+    k + 1, and those within 2t of s_k beyond); every other one keeps its float32 distance, which
+    is more than t from every rescored one it could swap with, so one sort by (distance, index)
+    gives the exact order. When even the last candidate is within 2t of s_k, an unselected point
+    could be too: that row takes the slow path.
     """
     scores, pos = torch.sort(cand_scores, dim=1, descending=True)
     cand = torch.gather(cand, 1, pos)
@@ -413,35 +442,49 @@ def _refine(space, rows, cand, cand_scores, k, include_self, exhaustive: bool) -
     # With no (k+1)-th candidate every point is one (the margin keeps c above k otherwise), so the
     # gaps within the first k decide alone.
     head = s64[:, : k + 1]
-    sure = ((head[:, :-1] - head[:, 1:]) > tol2).all(dim=1)
-    unsure = (~sure).nonzero().squeeze(1)
+    close = (head[:, :-1] - head[:, 1:]) <= tol2  # the gap after each of the first k positions
+    unsure = close.any(dim=1).nonzero().squeeze(1)
     if len(unsure):
-        _rescore(space, rows, unsure, cand[unsure], s64[unsure], tol2[unsure], k, include_self, exhaustive, out)
+        _rescore(space, rows, unsure, cand[unsure], s64[unsure], close[unsure], tol2[unsure], k, include_self,
+                 exhaustive, out)
     return out
 
 
-def _rescore(space, all_rows, positions, cand, s64, tol2, k, include_self, exhaustive, out) -> None:
-    """float64 distances of the candidates within 2t of the k-th for the rows at ``positions``
-    (of ``all_rows``), by chunks of rows; rows that need it go on to the slow path."""
+def _rescore(space, all_rows, positions, cand, s64, close, tol2, k, include_self, exhaustive, out) -> None:
+    """float64 distances of the candidates float32 cannot place, for the rows at ``positions`` (of
+    ``all_rows``), by chunks of rows with similar counts; rows that need it go on to the slow path."""
     rows = all_rows[positions]
     within = s64 >= (s64[:, k - 1 : k] - tol2)
-    step = max(1, _RESCORE_ELEMENTS // (cand.shape[1] * space.dim))
-    unsure_pos, unsure_kth = [], []
+    need = within.clone()
+    gaps = close.shape[1]  # k, or k - 1 where the k candidates are every point
+    need[:, :gaps] = close
+    need[:, 1 : gaps + 1] |= close
+    counts = need.sum(dim=1)
+    width = int(within.sum(dim=1).max())  # candidates that can be in the top k (at least k)
+    keys = space.distance_from_score(s64[:, :width], rows)
+    ranked = torch.argsort(counts)  # chunks of rows needing about as many rescorings
+    # Each row's needed positions first (stable: in score order), so a chunk gathers only those.
+    slots = torch.sort(need[:, :width].to(torch.int8), dim=1, descending=True, stable=True).indices
+    step = max(1, _RESCORE_ELEMENTS // (max(1, int(counts.max())) * space.dim))
     for r0 in range(0, len(rows), step):
-        q = rows[r0 : r0 + step]
-        width = int(within[r0 : r0 + step].sum(dim=1).max())
-        c = cand[r0 : r0 + step, : max(width, k)]
+        part = ranked[r0 : r0 + step]
+        w = int(counts[part].max())
+        at = slots[part, :w]
+        c = cand[part].gather(1, at)
+        q = rows[part]
         dist = space.exact_distances(q, c)
         if include_self:
             dist[c == q.unsqueeze(1)] = 0.0
-        dist, order = _sort_exact(dist, c)
-        out[positions[r0 : r0 + len(q)]] = order[:, :k]
-        if not exhaustive:
-            bad = within[r0 : r0 + step, -1].nonzero().squeeze(1)
-            unsure_pos.append(positions[r0 + bad])
-            unsure_kth.append(dist[bad, k - 1])
-    if unsure_pos:
-        _resolve_rows(space, all_rows, torch.cat(unsure_pos), torch.cat(unsure_kth), k, include_self, out)
+        chunk_keys = keys[part]
+        chunk_keys.scatter_(1, at, torch.where(need[part].gather(1, at), dist, chunk_keys.gather(1, at)))
+        keys[part] = chunk_keys
+    _, order = _sort_exact(keys, cand[:, :width])
+    out[positions] = order[:, :k]
+    if not exhaustive:
+        bad = within[:, -1].nonzero().squeeze(1)
+        if len(bad):
+            kth = torch.sort(keys[bad], dim=1).values[:, k - 1]
+            _resolve_rows(space, all_rows, positions[bad], kth, k, include_self, out)
 
 
 def _resolve_rows(space, rows, positions, kth, k, include_self, out) -> None:
