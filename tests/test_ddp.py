@@ -26,7 +26,7 @@ def _rank(rank: int, port: int, n: int, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     x, y, f = _sets(n)
     metric = MeanNearestNeighborOverlap(k=10, metric="cosine")
-    metric.cache_reference(knn_indices(x, 10, "cosine"), knn_indices(y, 10, "cosine"))
+    metric.cache_reference(knn_indices(x, 10, "cosine"), knn_indices(y, 10, "cosine"), y)  # as the hook does
     data = TensorDataset(x, y, f, torch.arange(n))
     sampler = DistributedSampler(data, num_replicas=2, rank=rank, shuffle=True, seed=3)  # pads odd sets
     for bx, by, bf, index in DataLoader(data, batch_size=32, sampler=sampler):

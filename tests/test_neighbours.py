@@ -243,7 +243,29 @@ def test_torch_topk_path_equals_the_running_selection_path(metric, monkeypatch):
     x = rng.normal(size=(900, 16)).astype(np.float32)
     x[[5, 600, 601]] = x[17]
     fast = knn_indices(x, 10, metric, block_size=128).numpy()
-    monkeypatch.setattr(selection, "numba", None)
+    monkeypatch.setattr(selection, "available", lambda: False)
     slow = knn_indices(x, 10, metric, block_size=128).numpy()
     np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(slow, brute_knn(x, 10, metric))
+
+
+def test_selection_imports_and_runs_where_numba_has_nowhere_to_cache(tmp_path):
+    """A read-only install with a read-only home: numba finds no cache locator, which raises at
+    decoration (import) time; the kernels are then compiled per process instead."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numba.core.caching as c\n"
+        "for cls in c.CacheImpl._locator_classes:\n"
+        "    cls.from_function = classmethod(lambda cls, py_func, py_file: None)\n"
+        "import numpy as np, torch\n"
+        "from bridgeeval.metrics import knn_indices\n"
+        "x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
+        "np.save(sys.argv[1], knn_indices(x, 5, block_size=64).numpy())\n"
+    )
+    out = tmp_path / "lists.npy"
+    done = subprocess.run([sys.executable, "-c", "import sys\n" + script, str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    np.testing.assert_array_equal(np.load(out), brute_knn(x, 5))

@@ -99,3 +99,22 @@ def test_sampled_estimate_is_exact_on_all_rows_and_close_on_few():
     assert full == pytest.approx(exact)
     est, se = mnno_sampled(a, b, k=10, n_queries=150, seed=1)
     assert se > 0 and abs(est - exact) < 4 * se
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_cached_target_side_gives_the_same_report_bit_for_bit(metric):
+    """The hook computes Y's float64 copy, R^2's total sum of squares and retrieval's target scale
+    once (TargetSide); every value of the report is the one computed from scratch."""
+    from bridgeeval.metrics import cross_modal_report
+    from bridgeeval.metrics.report import TargetSide
+
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.normal(size=(150, 12)).astype(np.float32))
+    y = torch.from_numpy(rng.normal(size=(150, 20)).astype(np.float32))
+    y[7] = y[3]  # a retrieval tie
+    mapped = y + 0.5 * torch.from_numpy(rng.normal(size=(150, 20)).astype(np.float32))
+    plain = cross_modal_report(x, y, mapped, k=5, metric=metric)
+    cached = cross_modal_report(x, y, mapped, k=5, metric=metric, targets=TargetSide(y, metric))
+    assert cached == plain
+    with pytest.raises(BridgeEvalError, match="cached targets"):
+        cross_modal_report(x, y, mapped, k=5, metric=metric, targets=TargetSide(y[:100], metric))

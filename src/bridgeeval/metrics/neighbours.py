@@ -337,7 +337,8 @@ class _Candidates:
 
 def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int):
     """Top-``c`` float32 candidates per row, visiting each pair of row blocks once."""
-    if space.x.device.type == "cpu" and selection.available():
+    # One block (the validation hook's sets) gains nothing from it: no column side, no transposes.
+    if space.x.device.type == "cpu" and space.n > block and selection.available():
         return _symmetric_candidates_running(space, c, include_self, block)
     n = space.n
     starts = list(range(0, n, block))

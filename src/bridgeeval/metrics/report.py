@@ -23,6 +23,24 @@ NEIGHBOUR_KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target"
 _RANK_BLOCK = 2048
 
 
+class TargetSide:
+    """What the report derives from the targets alone: their float64 copy, R^2's total sum of
+    squares and retrieval's per-target scale. A validation set's targets never change during
+    training, so the hook computes these once (``CrossModalReport.cache_reference``); the report's
+    values are the same with or without them."""
+
+    def __init__(self, y, metric: str = "cosine"):
+        check_metric(metric)
+        self.metric = metric
+        self.y64 = as_tensor(y, "target").double()
+        centred = self.y64 - self.y64.mean(dim=0)
+        self.ss_tot = centred.mul_(centred).sum(dim=0)
+        self.retrieval_scale = _retrieval_scale(self.y64, metric)
+
+    def fits(self, y: torch.Tensor, metric: str) -> bool:
+        return metric == self.metric and tuple(y.shape) == tuple(self.y64.shape) and y.device == self.y64.device
+
+
 def cross_modal_report(
     x,
     y,
@@ -31,6 +49,7 @@ def cross_modal_report(
     metric: str = "cosine",
     include_self: bool = False,
     neighbours: dict[str, torch.Tensor] | None = None,
+    targets: TargetSide | None = None,
 ) -> dict[str, float]:
     """Everything Experiment 1 asks of a mapping ``f`` with ``mapped = f(x)`` paired to ``y``.
 
@@ -40,7 +59,8 @@ def cross_modal_report(
     ``hubness`` (skewness of the k-occurrence counts of the mapped set, Radovanovic et al. 2010).
 
     Each set's neighbours are computed once; ``neighbours`` may pass cached lists for ``"input"``
-    and ``"target"`` (they never change during training), and for ``"mapped"``.
+    and ``"target"`` (they never change during training), and for ``"mapped"``; ``targets`` what
+    the report derives from ``y`` alone (:class:`TargetSide`, built from this same ``y``).
 
     Example:
         >>> import torch
@@ -59,7 +79,11 @@ def cross_modal_report(
     check_k(k, n, include_self)
     dev = mapped.device
     # One float64 copy of each set serves every measure below.
-    y, mapped = y.to(dev).double(), mapped.double()
+    if targets is not None and not targets.fits(y.to(dev), metric):
+        raise BridgeEvalError(f"cached targets are {tuple(targets.y64.shape)} ({targets.metric}), "
+                              f"the report's {tuple(y.shape)} ({metric})")
+    y = targets.y64 if targets is not None else y.to(dev).double()
+    mapped = mapped.double()
     cached = neighbours or {}
     idx = {
         "input": cached.get("input"),
@@ -82,40 +106,46 @@ def cross_modal_report(
         "mnno_target_mapped": mnno_from_indices(idx["target"], idx["mapped"]),
         "mnno_input_target": mnno_from_indices(idx["input"], idx["target"]),
         "mse": float(sq_err.mean()),
-        "r2": r2_score(mapped, y, sq_err),
-        "recall_at_k": recall_at_k(mapped, y, k, metric),
+        "r2": r2_score(mapped, y, sq_err, None if targets is None else targets.ss_tot),
+        "recall_at_k": recall_at_k(mapped, y, k, metric, None if targets is None else targets.retrieval_scale),
         "hubness": hubness(idx["mapped"], n),
     }
 
 
-def r2_score(pred: torch.Tensor, target: torch.Tensor, sq_err: torch.Tensor | None = None) -> float:
+def r2_score(pred: torch.Tensor, target: torch.Tensor, sq_err: torch.Tensor | None = None,
+             ss_tot: torch.Tensor | None = None) -> float:
     """Coefficient of determination per output dimension, averaged (scikit-learn's default).
 
-    ``sq_err`` may pass ``(pred - target)**2`` where the caller already has it.
+    ``sq_err`` may pass ``(pred - target)**2`` and ``ss_tot`` the target's total sum of squares
+    per dimension where the caller already has them.
     """
     pred, target = pred.double(), target.double()  # no-ops for float64 input
     ss_res = (sq_err if sq_err is not None else (target - pred).pow(2)).sum(dim=0)
-    centred = target - target.mean(dim=0)
-    ss_tot = centred.mul_(centred).sum(dim=0)
+    if ss_tot is None:
+        centred = target - target.mean(dim=0)
+        ss_tot = centred.mul_(centred).sum(dim=0)
     ok = ss_tot > 0
     if not bool(ok.any()):
         return float("nan")
     return float((1.0 - ss_res[ok] / ss_tot[ok]).mean())
 
 
-def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str) -> torch.Tensor:
-    """Rank of the paired target among all targets for each query (0 = nearest; ties by index)."""
-    q, t = queries.double(), targets.double()
+def _retrieval_scale(t: torch.Tensor, metric: str) -> torch.Tensor:
     # Per query, targets rank by cos ~ <q, t>/|t| or by |t|^2 - 2<q, t>: |q| is a row constant.
-    if metric == "cosine":
-        scale = -1.0 / t.norm(dim=1).clamp_min(1e-300)
-    else:
-        sq_t = t.pow(2).sum(dim=1)
+    return -1.0 / t.norm(dim=1).clamp_min(1e-300) if metric == "cosine" else t.pow(2).sum(dim=1)
+
+
+def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str,
+                    target_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Rank of the paired target among all targets for each query (0 = nearest; ties by index).
+    ``target_scale`` may pass what the ranking derives from the targets alone (``TargetSide``)."""
+    q, t = queries.double(), targets.double()
+    scale = _retrieval_scale(t, metric) if target_scale is None else target_scale  # -1/|t|, or |t|^2
     ranks = torch.empty(len(q), dtype=torch.long, device=q.device)
     for start in range(0, len(q), _RANK_BLOCK):
         rows = torch.arange(start, min(start + _RANK_BLOCK, len(q)), device=q.device)
         prod = q[rows] @ t.T
-        dist = prod.mul_(scale.unsqueeze(0)) if metric == "cosine" else sq_t.unsqueeze(0) - 2.0 * prod
+        dist = prod.mul_(scale.unsqueeze(0)) if metric == "cosine" else scale.unsqueeze(0) - 2.0 * prod
         own = dist.gather(1, rows.unsqueeze(1))
         cols = torch.arange(len(t), device=q.device).unsqueeze(0)
         before = (dist < own) | ((dist == own) & (cols < rows.unsqueeze(1)))
@@ -123,9 +153,10 @@ def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str) -
     return ranks
 
 
-def recall_at_k(mapped: torch.Tensor, target: torch.Tensor, k: int, metric: str = "cosine") -> float:
+def recall_at_k(mapped: torch.Tensor, target: torch.Tensor, k: int, metric: str = "cosine",
+                target_scale: torch.Tensor | None = None) -> float:
     """Fraction of items whose own target is among the k targets nearest to the mapped vector."""
-    return float((retrieval_ranks(mapped, target, metric) < k).double().mean())
+    return float((retrieval_ranks(mapped, target, metric, target_scale) < k).double().mean())
 
 
 def hubness(neighbour_idx: torch.Tensor, n: int) -> float:

@@ -10,7 +10,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.measures import MappedAlignment
 from bridgeeval.metrics.neighbours import knn_indices
-from bridgeeval.metrics.report import cross_modal_report
+from bridgeeval.metrics.report import TargetSide, cross_modal_report
 from bridgeeval.metrics.validation import check_metric
 
 
@@ -48,6 +48,7 @@ class CrossModalReport(Metric):
         self.add_state("mapped", default=[], dist_reduce_fx="cat")
         self.add_state("index", default=[], dist_reduce_fx="cat")
         self._cached: dict[str, torch.Tensor] = {}
+        self._targets: TargetSide | None = None
 
     def update(self, inputs: torch.Tensor, targets: torch.Tensor, mapped: torch.Tensor, index=None) -> None:
         if not (len(inputs) == len(targets) == len(mapped)):
@@ -62,9 +63,12 @@ class CrossModalReport(Metric):
         self.mapped.append(mapped.detach())
         self.index.append(torch.as_tensor(index, device=inputs.device))
 
-    def cache_reference(self, input_neighbours: torch.Tensor, target_neighbours: torch.Tensor) -> None:
-        """Neighbour lists of X and Y in index order, reused by every ``compute``."""
+    def cache_reference(self, input_neighbours: torch.Tensor, target_neighbours: torch.Tensor,
+                        targets: torch.Tensor | None = None) -> None:
+        """Neighbour lists of X and Y in index order, reused by every ``compute``; with ``targets``
+        (Y in index order) also what the report derives from Y alone (``TargetSide``)."""
         self._cached = {"input": input_neighbours, "target": target_neighbours}
+        self._targets = None if targets is None else TargetSide(targets.detach(), self.metric)
 
     def compute(self) -> dict[str, float]:
         order = first_of_each(dim_zero_cat(self.index))
@@ -72,8 +76,9 @@ class CrossModalReport(Metric):
         lists = dict(self._cached)
         if self.alignment:  # f(X)'s neighbours searched once for the report and the measures
             lists["mapped"] = knn_indices(f, self.k, self.metric, self.include_self, name="mapped")
+        targets = self._targets if self._targets is not None and self._targets.fits(y, self.metric) else None
         report = cross_modal_report(
-            x, y, f, k=self.k, metric=self.metric, include_self=self.include_self, neighbours=lists
+            x, y, f, k=self.k, metric=self.metric, include_self=self.include_self, neighbours=lists, targets=targets
         )
         if self.alignment:
             report.update(self.alignment(x, y, f, lists))

@@ -87,7 +87,7 @@ class MappingModule(pl.LightningModule):
             }
             if stage == "val":
                 for m, refs in lists.items():
-                    self.val_metrics[m].cache_reference(refs["input"], refs["target"])
+                    self.val_metrics[m].cache_reference(refs["input"], refs["target"], y)
             else:
                 self._train_neighbours = lists
 
