@@ -61,7 +61,9 @@ def test_collapsed_map_with_large_duplicate_groups_equals_brute_force(metric, in
 
 def test_float64_input_and_wide_dims():
     x = np.random.default_rng(2).normal(size=(120, 700))
+    before = x.copy()
     np.testing.assert_array_equal(knn_indices(x, 7).numpy(), brute_knn(x, 7))
+    np.testing.assert_array_equal(x, before)  # float64 input is its own .double(): never written to
 
 
 def test_exact_ties_on_integer_points_take_lower_index():

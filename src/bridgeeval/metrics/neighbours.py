@@ -24,7 +24,7 @@ import torch
 
 from bridgeeval.metrics import selection
 from bridgeeval.metrics.gemm import block_products
-from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points
+from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points, rowwise
 
 _U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
 _RESCORE_ELEMENTS = 1 << 22  # float64 elements per rescoring chunk (32 MiB)
@@ -129,7 +129,7 @@ class _Space:
         if metric == "cosine":
             self.inv_norm32 = (1.0 / norms64).float()
         else:
-            self.sq_norm32 = self.x32.pow(2).sum(dim=1)
+            self.sq_norm32 = rowwise(lambda rows: rows.pow(2).sum(dim=1), self.x32)
             self.max_norm = float(norms64.max())
         # Worst-case error of a float32 score (dot products of length d, input rounding, scaling),
         # widened where the GPU may round GEMM inputs to TF32 or bfloat16 (a user's
@@ -292,7 +292,8 @@ def _in_safe_range(x: torch.Tensor, metric: str) -> torch.Tensor:
     where squared norms and the float32 search copy neither overflow nor underflow: each row for
     cosine (direction only matters), the whole set for Euclidean. Data already in range is
     returned as it is, so 1e160 * X gives the neighbours of X instead of infinities."""
-    peak = x.abs().amax(dim=1, keepdim=True) if metric == "cosine" else x.abs().amax().reshape(1, 1)
+    peaks = rowwise(lambda rows: rows.abs().amax(dim=1), x).unsqueeze(1)
+    peak = peaks if metric == "cosine" else peaks.amax().reshape(1, 1)
     exponent = torch.frexp(peak.double())[1]
     finite_peak = peak > 0
     if not bool(((exponent.abs() > _SAFE_EXPONENT) & finite_peak).any()):
@@ -302,11 +303,7 @@ def _in_safe_range(x: torch.Tensor, metric: str) -> torch.Tensor:
 
 
 def _row_sq_norms64(x: torch.Tensor) -> torch.Tensor:
-    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
-    step = max(1, _RESCORE_ELEMENTS // max(1, x.shape[1]))
-    for start in range(0, x.shape[0], step):
-        out[start : start + step] = x[start : start + step].double().pow(2).sum(dim=1)
-    return out
+    return rowwise(lambda rows: rows.double().pow(2).sum(dim=1), x)  # not in place: float64 x is its own .double()
 
 
 class _Candidates:

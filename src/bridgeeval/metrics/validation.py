@@ -31,19 +31,32 @@ def check_metric(metric: str) -> None:
         raise BridgeEvalError(f"metric: unknown neighbour metric {metric!r}; choose one of {', '.join(METRICS)}")
 
 
+_ROW_CHUNK_ELEMENTS = 1 << 18  # 1-2 MiB: a chunk's temporaries stay in cache
+
+
+def rowwise(fn, x: torch.Tensor) -> torch.Tensor:
+    """``fn`` (a per-row reduction of a ``[rows, d]`` slice) over ``x`` by chunks of rows: a
+    whole-matrix temporary (``x.abs()``, a float64 copy) costs 5-10x more than its chunks here
+    (10,000 x 2,048: 40 ms against 6 for ``abs().amax``), mostly in first-touch page faults."""
+    step = max(1, _ROW_CHUNK_ELEMENTS // max(1, x.shape[1]))
+    if x.shape[0] <= step:
+        return fn(x)
+    return torch.cat([fn(x[start : start + step]) for start in range(0, x.shape[0], step)])
+
+
 def check_points(x: torch.Tensor, name: str, metric: str) -> None:
     """Rejects empty, non-finite and (under cosine) zero rows, naming the first offending row."""
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise BridgeEvalError(f"{name}: empty matrix of shape {tuple(x.shape)}")
     # One reduction per check on the clean path (run every epoch on f(X)); a row sum in float64 is
     # finite exactly when the row is, for float32 data; float64 overflow is re-checked row by row.
-    if not bool(torch.isfinite(x.sum(dim=1, dtype=torch.float64)).all()):
+    if not bool(torch.isfinite(rowwise(lambda rows: rows.sum(dim=1, dtype=torch.float64), x)).all()):
         finite = torch.isfinite(x).all(dim=1)
         if not bool(finite.all()):
             row = int((~finite).nonzero()[0])
             raise BridgeEvalError(f"{name}: row {row} has NaN or infinite values")
     if metric == "cosine":
-        zero = x.abs().amax(dim=1) == 0
+        zero = rowwise(lambda rows: rows.abs().amax(dim=1), x) == 0
         if bool(zero.any()):
             row = int(zero.nonzero()[0])
             raise BridgeEvalError(f"{name}: row {row} is a zero vector, which has no cosine similarity")
