@@ -93,7 +93,8 @@ def _load_selection(x: np.ndarray, k: int, metric: str, device: str) -> None:
     """numba's import and the cached kernels' load (about 0.6 s, once a process) out of the timings:
     a search of more than one block uses them, and the 1,500-row warm-up is one block."""
     small = torch.from_numpy(x[: min(len(x), 256)]).to(device)
-    knn_indices(small, min(k, len(small) - 1), metric, block_size=64)
+    if len(small) > 64 and k < len(small):  # more than one block of 64, as the timed searches are
+        knn_indices(small, k, metric, block_size=64)
 
 
 def sklearn_knn(x: np.ndarray, k: int, metric: str) -> np.ndarray:
