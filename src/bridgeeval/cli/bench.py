@@ -174,10 +174,13 @@ def _bench_measures(args) -> int:
 
     if args.device != "cpu":
         raise BridgeEvalError("--measures runs on the CPU only (the dense references are CPU code here)")
+    from bridgeeval.bench import load_selection
+
     names = measure_names(args.measures)
     warm_x, warm_y = bench_data(300, 64)
     for name in names:  # one-off costs (kernel choice, first calls) out of the timings
         run_measure(name, warm_x, warm_y, args.k, with_reference=False)
+    load_selection(warm_x, args.k, "cosine", "cpu")  # the numba kernels of multi-block searches
     rows = []
     if not args.json:
         print(f"alignment measures, k = {args.k}, {torch.get_num_threads()} threads; reference: platonic-rep's "
