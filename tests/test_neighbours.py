@@ -271,3 +271,23 @@ def test_selection_imports_and_runs_where_numba_has_nowhere_to_cache(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
     np.testing.assert_array_equal(np.load(out), brute_knn(x, 5))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_checks_by_row_chunks_name_the_first_bad_row_in_a_later_chunk(dtype):
+    """The input checks and norms run by cache-sized chunks of rows (4,096 rows of 64 here): the row
+    named is still the first bad one of the whole set, and the norms equal the unchunked ones."""
+    from bridgeeval.metrics.neighbours import _row_sq_norms64
+    from bridgeeval.metrics.validation import rowwise
+
+    x = np.random.default_rng(6).normal(size=(10_000, 64)).astype(dtype)
+    t = torch.from_numpy(x)
+    assert rowwise(lambda rows: rows.sum(dim=1), t).shape == (10_000,)
+    assert torch.equal(_row_sq_norms64(t), t.double().pow(2).sum(dim=1))
+    bad = x.copy()
+    bad[[9_000, 9_500]] = 0.0
+    with pytest.raises(BridgeEvalError, match="row 9000 is a zero vector"):
+        knn_indices(bad, 5)
+    bad[5_000, 3] = np.inf
+    with pytest.raises(BridgeEvalError, match="row 5000 has NaN or infinite values"):
+        knn_indices(bad, 5)
