@@ -134,17 +134,13 @@ def evaluate_embedding(
     benchmarks: list[Benchmark],
     seeds: list[int],
     *,
-    output_dim: int,
-    hidden_units: int,
-    init_range: float,
-    min_pairs: int,
-    mappings: tuple[str, ...] = MAPPINGS,
     similarities: tuple[str, ...] = SIMILARITIES,
+    **map_settings,
 ) -> list[dict]:
-    """One record per (benchmark, similarity, mapping) cell, before the significance tests (the
-    words mapped by :func:`map_words`)."""
-    words = map_words(name, vectors, vocabulary, benchmarks, seeds, output_dim=output_dim, hidden_units=hidden_units,
-                      init_range=init_range, min_pairs=min_pairs, mappings=mappings)
+    """One record per (benchmark, similarity, mapping) cell, before the significance tests: the
+    words mapped by :func:`map_words` (``map_settings`` are its keywords) and scored by
+    :func:`spearman_records`."""
+    words = map_words(name, vectors, vocabulary, benchmarks, seeds, **map_settings)
     return spearman_records(words, similarities) if words else []
 
 
