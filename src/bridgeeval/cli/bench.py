@@ -169,13 +169,12 @@ def _bench_measures(args) -> int:
     """Each measure at each size: ours, then the reference's dense form, a table row as each ends."""
     import torch
 
+    from bridgeeval.bench import load_selection
     from bridgeeval.bench.measures import (DEFAULT_MEASURE_SIZES, REFERENCE_MAX_N, bench_data, measure_names,
                                            run_knn_family, run_measure, table_head, table_row)
 
     if args.device != "cpu":
         raise BridgeEvalError("--measures runs on the CPU only (the dense references are CPU code here)")
-    from bridgeeval.bench import load_selection
-
     names = measure_names(args.measures)
     warm_x, warm_y = bench_data(300, 64)
     for name in names:  # one-off costs (kernel choice, first calls) out of the timings

@@ -371,19 +371,23 @@ def _symmetric_candidates_running(space: _Space, c: int, include_self: bool, blo
     found = selection.RunningTopC(n, c)
     euclidean = space.metric == "euclidean"
     alpha = 2.0 if euclidean else 1.0
-    starts = list(range(0, n, block))
+
+    def shifts(start: int, stop: int) -> torch.Tensor | None:  # |x|^2 of the block's points, for Euclidean
+        return space.sq_norm32[start:stop] if euclidean else None
+
+    bounds = [(i0, min(i0 + block, n)) for i0 in range(0, n, block)]
     # Diagonal blocks first: every row's kept scores are then high before the other blocks, whose
     # scores mostly fall below them and are skipped a chunk at a time.
-    pairs = [(a, a) for a in range(len(starts))] + [(a, b) for a in range(len(starts)) for b in range(a + 1, len(starts))]
-    for a, b in pairs:
-        i0, j0 = starts[a], starts[b]
-        i1, j1 = min(i0 + block, n), min(j0 + block, n)
+    for i0, i1 in bounds:
         rows = space.search_rows(slice(i0, i1))
-        gram = block_products(rows, rows if a == b else space.search_rows(slice(j0, j1)))
-        cols_beta = space.sq_norm32[j0:j1] if euclidean else None
-        found.add_rows(gram, i0, j0, cols_beta, alpha, diagonal=a == b, include_self=include_self)
-        if a != b:
-            found.add_columns(gram, i0, j0, space.sq_norm32[i0:i1] if euclidean else None, alpha)
+        found.add_rows(block_products(rows, rows), i0, i0, shifts(i0, i1), alpha, diagonal=True,
+                       include_self=include_self)
+    for a, (i0, i1) in enumerate(bounds):
+        rows = space.search_rows(slice(i0, i1))
+        for j0, j1 in bounds[a + 1 :]:
+            gram = block_products(rows, space.search_rows(slice(j0, j1)))
+            found.add_rows(gram, i0, j0, shifts(j0, j1), alpha)
+            found.add_columns(gram, i0, j0, shifts(i0, i1), alpha)
     return found.result()
 
 

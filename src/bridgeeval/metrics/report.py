@@ -79,10 +79,11 @@ def cross_modal_report(
     check_k(k, n, include_self)
     dev = mapped.device
     # One float64 copy of each set serves every measure below.
-    if targets is not None and not targets.fits(y.to(dev), metric):
+    y = y.to(dev)
+    if targets is not None and not targets.fits(y, metric):
         raise BridgeEvalError(f"cached targets are {tuple(targets.y64.shape)} ({targets.metric}), "
                               f"the report's {tuple(y.shape)} ({metric})")
-    y = targets.y64 if targets is not None else y.to(dev).double()
+    y = targets.y64 if targets is not None else y.double()
     mapped = mapped.double()
     cached = neighbours or {}
     idx = {
