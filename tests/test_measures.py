@@ -18,7 +18,7 @@ from scipy.spatial.distance import pdist
 
 from bridgeeval.data.formats import read_matrix
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.metrics import kernel_measures, knn_measures, mnno, rsa_measures as rsa_module
+from bridgeeval.metrics import kernel_measures, knn_measures, linalg, mnno, rsa_measures as rsa_module
 from bridgeeval.metrics.measures import MEASURES, MappedAlignment, alignment_report, check_measure_options, measure
 from bridgeeval.metrics.representation import Representation
 from bridgeeval.metrics.subspace_measures import procrustes, svcca
@@ -95,6 +95,35 @@ def test_kernel_and_subspace_measures_equal_the_dense_reference(source):
         assert kernel_measures.cka(a, b, kernel="rbf", unbiased=unbiased, rbf_sigma=sigma) == pytest.approx(
             platonic.cka(a, b, kernel="rbf", rbf_sigma=sigma, unbiased=unbiased, eps=0.0), abs=TOL)
     assert svcca(a, b, cca_dim=10) == pytest.approx(platonic.svcca(a, b, cca_dim=10), abs=TOL)
+
+
+@pytest.mark.parametrize("source", ["random", "iaprtc", "wiki"])
+def test_svcca_through_lapack_equals_the_dense_reference(source, monkeypatch):
+    """The LAPACK route (dsyrk's one triangle, dsyevx's top eigenpairs only, the tall set's
+    standardisation folded into the Gram matrix) that large sets take, forced here on small ones."""
+    monkeypatch.setattr(linalg, "_SCIPY_MIN_WORK", 0.0)
+    a, b = _pairs()[source]()
+    assert svcca(a, b, cca_dim=10) == pytest.approx(platonic.svcca(a, b, cca_dim=10), abs=TOL)
+    wide = min(a.shape[1], b.shape[1]) - 1  # fewer rows than dimensions: the N x N Gram matrix
+    assert svcca(a[:wide], b[:wide], cca_dim=10) == pytest.approx(platonic.svcca(a[:wide], b[:wide], cca_dim=10), abs=TOL)
+
+
+def test_lapack_gram_and_top_eigenpairs_equal_torchs_full_ones():
+    """Above the size where they are used: one triangle of dsyrk equals torch's product, and
+    dsyevx's top eigenpairs equal those of torch's full eigendecomposition (as a subspace)."""
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(1600, 1500, generator=g, dtype=torch.float64)
+    c[:, :5] *= 10.0  # five leading directions, well separated from the rest
+    assert linalg._use_scipy(c, 1500.0**2 * 1600 / 2) and linalg._use_scipy(c, 1500.0**3 / 3)
+    full = c.T @ c
+    lower = linalg.gram(c, rows=False)
+    assert torch.allclose(lower.tril(), full.tril(), rtol=1e-12, atol=1e-9)
+    values, vectors = linalg.top_eigh(lower, 8)
+    all_values, all_vectors = torch.linalg.eigh(full)
+    assert torch.allclose(values, all_values[-8:], rtol=1e-12)
+    assert float(torch.linalg.svdvals(vectors[:, -5:].T @ all_vectors[:, -5:]).min()) == pytest.approx(1.0, abs=1e-12)
+    rows = linalg.gram(c[:40], rows=True)
+    assert torch.allclose(rows.tril(), (c[:40] @ c[:40].T).tril(), rtol=1e-12, atol=1e-9)
 
 
 def test_platonic_reps_epsilon_is_the_only_difference_in_cka():

@@ -6,7 +6,7 @@
   orthonormal bases U_a, U_b are the singular values of U_a^T U_b, so no iterative CCA is needed.
   platonic-rep finds the singular vectors with ``torch.svd_lowrank`` (randomised, q = cca_dim, so
   approximate and seed-dependent) and the CCA with scikit-learn's iterative ``CCA``; we compute the
-  exact top singular vectors (an eigendecomposition of the smaller Gram matrix, float64).
+  exact top singular vectors (the top eigenpairs of the smaller Gram matrix, float64).
 * ``procrustes``: both sets centred and scaled to unit Frobenius norm; the distance
   min_R ||A - B R||_F over orthogonal R (semi-orthogonal when the widths differ: the narrower set
   padded with zero columns) is sqrt(2 - 2 ||A^T B||_*), with ||.||_* the nuclear norm
@@ -21,6 +21,7 @@ import math
 import torch
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.linalg import gram, top_eigh
 from bridgeeval.metrics.representation import Representation, paired
 
 
@@ -78,9 +79,26 @@ def _frobenius(r: Representation) -> float:
     return r.memo("centred_frobenius", lambda: float(torch.linalg.matrix_norm(r.centred())))
 
 
-def _standardised(r: Representation) -> torch.Tensor:
+def _top_left_vectors(r: Representation, q: int) -> torch.Tensor | None:
+    """The top ``q`` left singular vectors of the standardised set X (columns centred, divided by
+    their std + 1e-8) from the smaller Gram matrix, orthonormal to rounding; None where X has fewer
+    than ``q`` independent directions.
+
+    A tall set never builds X: with ``D`` the columns' scales, ``X^T X = D^-1 C^T C D^-1`` and
+    ``U = X V / S = C (D^-1 V) / S``, and the columns' variances are the diagonal of ``C^T C`` over
+    N - 1 (what ``std`` gives, to rounding)."""
     c = r.centred()
-    return c / (c.std(dim=0) + 1e-8)
+    wide = r.dim > r.n
+    if wide:  # X X^T = U S^2 U^T, N x N
+        g = gram(c / (c.std(dim=0) + 1e-8), rows=True)
+    else:  # X^T X = V S^2 V^T, d x d
+        g = gram(c, rows=False)
+        scale = g.diagonal().div(r.n - 1).clamp_(min=0.0).sqrt_().add_(1e-8)
+        g.div_(scale.unsqueeze(1)).div_(scale.unsqueeze(0))
+    values, vectors = top_eigh(g, q)
+    if not float(values[-1]) > 0 or not bool((values > values[-1] * 1e-12).all()):
+        return None
+    return vectors if wide else (c @ (vectors / scale.unsqueeze(1))) / values.sqrt()
 
 
 def _top_directions(r: Representation, q: int) -> torch.Tensor | None:
@@ -95,14 +113,8 @@ def _top_directions(r: Representation, q: int) -> torch.Tensor | None:
         )
 
     def compute() -> torch.Tensor:
-        x = _standardised(r)
-        wide = r.dim > r.n  # the smaller Gram matrix: X X^T = U S^2 U^T, or X^T X = V S^2 V^T
-        values, vectors = torch.linalg.eigh(x @ x.T if wide else x.T @ x)
-        values, vectors = values[-q:], vectors[:, -q:]
-        if not float(values[-1]) > 0 or not bool((values > values[-1] * 1e-12).all()):
-            return None
-        u = vectors if wide else (x @ vectors) / values.sqrt()  # U = X V / S
-        # Re-orthonormalise (eigenvectors of a Gram matrix are orthonormal to rounding only).
-        return torch.linalg.qr(u).Q
+        u = _top_left_vectors(r, q)
+        # Re-orthonormalised (eigenvectors of a Gram matrix are orthonormal to rounding only).
+        return None if u is None else torch.linalg.qr(u).Q
 
     return r.memo(("svcca_directions", q), compute)
