@@ -108,6 +108,31 @@ def test_svcca_through_lapack_equals_the_dense_reference(source, monkeypatch):
     assert svcca(a[:wide], b[:wide], cca_dim=10) == pytest.approx(platonic.svcca(a[:wide], b[:wide], cca_dim=10), abs=TOL)
 
 
+@pytest.mark.parametrize("lapack", [False, True])
+def test_svcca_of_a_tall_set_at_extreme_scales(lapack, monkeypatch):
+    """The Gram matrix of a tall set is formed before standardising: 1e160 * X must not overflow it,
+    and at 1e-170 (std far below the 1e-8 that platonic-rep adds) the value is that of the
+    unstandardised X, as the formula gives, not an underflow's NaN."""
+    if lapack:
+        monkeypatch.setattr(linalg, "_SCIPY_MIN_WORK", 0.0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 40, generator=g, dtype=torch.float64)
+    y = torch.randn(300, 40, generator=g, dtype=torch.float64)
+    usual = svcca(x, y, 10)
+    assert svcca(x * 1e160, y, 10) == pytest.approx(usual, abs=1e-9)
+    assert svcca(x * 1e300, y, 10) == pytest.approx(usual, abs=1e-9)
+
+    def top(a):
+        return torch.linalg.svd(a, full_matrices=False).U[:, :10]
+
+    for rows in (300, 30):  # tall (the d x d Gram matrix), then wide (N x N)
+        a, b = x[:rows], y[:rows]
+        yc = b - b.mean(0)
+        raw = float(torch.linalg.svdvals(top(a - a.mean(0)).T @ top(yc / (yc.std(0) + 1e-8))).mean())
+        assert abs(raw - svcca(a, b, 10)) > 1e-4  # the two are told apart
+        assert svcca(a * 1e-170, b, 10) == pytest.approx(raw, abs=1e-9)
+
+
 def test_lapack_gram_and_top_eigenpairs_equal_torchs_full_ones():
     """Above the size where they are used: one triangle of dsyrk equals torch's product, and
     dsyevx's top eigenpairs equal those of torch's full eigendecomposition (as a subspace)."""

@@ -79,6 +79,9 @@ def _frobenius(r: Representation) -> float:
     return r.memo("centred_frobenius", lambda: float(torch.linalg.matrix_norm(r.centred())))
 
 
+_SAFE_EXPONENT = 100  # |values| within 2^-100 .. 2^100: a float64 Gram matrix neither overflows nor underflows
+
+
 def _top_left_vectors(r: Representation, q: int) -> torch.Tensor | None:
     """The top ``q`` left singular vectors of the standardised set X (columns centred, divided by
     their std + 1e-8) from the smaller Gram matrix, orthonormal to rounding; None where X has fewer
@@ -89,16 +92,28 @@ def _top_left_vectors(r: Representation, q: int) -> torch.Tensor | None:
     N - 1 (what ``std`` gives, to rounding)."""
     c = r.centred()
     wide = r.dim > r.n
-    if wide:  # X X^T = U S^2 U^T, N x N
-        g = gram(c / (c.std(dim=0) + 1e-8), rows=True)
+    if wide:  # X X^T = U S^2 U^T, N x N (U is its eigenvectors: X's own scale does not matter)
+        g = gram(_in_gram_range(c / (c.std(dim=0) + 1e-8))[0], rows=True)
     else:  # X^T X = V S^2 V^T, d x d
+        c, e = _in_gram_range(c)  # C / 2^e, exact; the 1e-8 is scaled alike below
         g = gram(c, rows=False)
-        scale = g.diagonal().div(r.n - 1).clamp_(min=0.0).sqrt_().add_(1e-8)
+        scale = g.diagonal().div(r.n - 1).clamp_(min=0.0).sqrt_().add_(1e-8 * 2.0**-e)
+        # Over a power of two near the largest (exact; U's scale goes in its QR): G / scale^2 in range.
+        scale.mul_(2.0 ** -int(torch.frexp(scale.max())[1]))
         g.div_(scale.unsqueeze(1)).div_(scale.unsqueeze(0))
     values, vectors = top_eigh(g, q)
     if not float(values[-1]) > 0 or not bool((values > values[-1] * 1e-12).all()):
         return None
     return vectors if wide else (c @ (vectors / scale.unsqueeze(1))) / values.sqrt()
+
+
+def _in_gram_range(c: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``c / 2^e`` (exact) and ``e``, with ``e`` nonzero only where ``c``'s largest magnitude is
+    outside 2^-100 .. 2^100, so that its Gram matrix neither overflows nor underflows."""
+    low, high = c.aminmax()
+    peak = torch.maximum(low.abs(), high.abs())
+    e = int(torch.frexp(peak)[1]) if bool(peak > 0) else 0
+    return (c, 0) if abs(e) <= _SAFE_EXPONENT else (c * 2.0**-e, e)
 
 
 def _top_directions(r: Representation, q: int) -> torch.Tensor | None:
