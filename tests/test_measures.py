@@ -108,6 +108,33 @@ def test_svcca_through_lapack_equals_the_dense_reference(source, monkeypatch):
     assert svcca(a[:wide], b[:wide], cca_dim=10) == pytest.approx(platonic.svcca(a[:wide], b[:wide], cca_dim=10), abs=TOL)
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_every_measure_scores_1e200_and_1e_minus_200_times_x_as_x_and_leaves_it_unmodified(metric):
+    """Every measure is invariant to scaling a set; in float64, squares (and CKA's fourth powers) of
+    1e200 * X overflow and those of 1e-200 * X underflow unless the working copies are scaled back
+    into range (exactly, by a power of two). SVCCA's 1e-8 is not scale-free: at 1e-200 it dwarfs the
+    stds, so that value is the unstandardised one (tested on its own below). The inputs are read,
+    never written (x[rows].double() is x itself where x is float64)."""
+    a, b = _random_pair(n=200)
+    names = [n for n in MEASURES if n != "svcca"]
+    usual = {n: measure(n, a, b, k=5, metric=metric) for n in names}
+    for factor in (1e200, 1e-200):
+        big = a * factor
+        kept = big.clone()
+        scaled = {n: measure(n, big, b, k=5, metric=metric) for n in names}
+        assert torch.equal(big, kept)
+        for n in names:
+            assert scaled[n] == pytest.approx(usual[n], abs=1e-9), (n, factor)
+    sigma = 30.0  # of the order of the sets' own spread (6 and 40 here): both estimators defined
+    assert kernel_measures.cka(a * 1e200, b, kernel="rbf", rbf_sigma=sigma * 1e200) != kernel_measures.cka(
+        a * 1e200, b, kernel="rbf", rbf_sigma=sigma)  # a given width is in x's units
+    for unbiased in (False, True):
+        given = kernel_measures.cka(a, b, kernel="rbf", rbf_sigma=sigma, unbiased=unbiased)
+        for factor in (1e200, 1e-200):
+            assert kernel_measures.cka(a * factor, b * factor, kernel="rbf", rbf_sigma=sigma * factor,
+                                       unbiased=unbiased) == pytest.approx(given, abs=1e-9)
+
+
 @pytest.mark.parametrize("lapack", [False, True])
 def test_svcca_of_a_tall_set_at_extreme_scales(lapack, monkeypatch):
     """The Gram matrix of a tall set is formed before standardising: 1e160 * X must not overflow it,

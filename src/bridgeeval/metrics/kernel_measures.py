@@ -141,8 +141,8 @@ def _unbiased_hsic(trace_term: float, sum_k: float, sum_l: float, row_term: floa
 def rms_distance(r: Representation) -> float:
     """sqrt(mean over pairs i != j of |x_i - x_j|^2) = sqrt(2 N / (N - 1) tr(Cov)), in O(N d)."""
     def compute() -> float:
-        total = float(r.centred().pow(2).sum())  # N tr(Cov_biased)
-        return math.sqrt(2.0 * total / (r.n - 1)) if r.n > 1 else 0.0
+        total = float(r.centred().pow(2).sum())  # N tr(Cov_biased), in the copies' units
+        return math.ldexp(math.sqrt(2.0 * total / (r.n - 1)), r.exponent) if r.n > 1 else 0.0
 
     return r.memo("rms_distance", compute)
 
@@ -153,6 +153,7 @@ def _rbf_hsic(ra: Representation, rb: Representation, unbiased: bool, sigma: flo
     sig_b = sigma if sigma is not None else rms_distance(rb)
     if not (sig_a > 0 and sig_b > 0):  # every row of a set the same (a collapsed map): undefined
         return 0.0, 0.0, 0.0
+    sig_a, sig_b = ra.in_copy_units(sig_a), rb.in_copy_units(sig_b)  # the kernels read the copies
     # One pass serves both estimators of the pair (cka_rbf and unbiased_cka_rbf).
     sums = ra.pair_memo(rb, ("rbf_sums", sig_a, sig_b), lambda: _rbf_sums(ra.centred(), rb.centred(), sig_a, sig_b))
     n = ra.n
@@ -178,7 +179,10 @@ def _rbf_block(x: torch.Tensor, sq: torch.Tensor, i0: int, i1: int, j0: int, j1:
     d2 = (sq[i0:i1].unsqueeze(1) + sq[j0:j1].unsqueeze(0)).sub_(2.0 * (x[i0:i1] @ x[j0:j1].T)).clamp_(min=0.0)
     if i0 == j0:
         d2.fill_diagonal_(0.0)  # exactly 0: K_ii = 1 (the unbiased estimator removes it as 1)
-    return d2.mul_(-0.5 / (sigma * sigma)).exp_()
+    factor = -0.5 / sigma / sigma  # never sigma * sigma: a width of 1e-200 (in the copies' units) squares to 0
+    if math.isinf(factor):  # every distinct pair infinitely many widths apart: the identity kernel
+        return (d2 == 0).to(d2.dtype)
+    return d2.mul_(factor).exp_()
 
 
 def _rbf_sums(a: torch.Tensor, b: torch.Tensor, sig_a: float, sig_b: float) -> dict:
@@ -217,8 +221,10 @@ def _list_dots(r: Representation, k: int) -> torch.Tensor:
         step = max(1, (1 << 22) // max(1, k * r.dim))
         for s in range(0, r.n, step):
             rows = slice(s, s + step)
-            neighbours = r.x.index_select(0, idx[rows].reshape(-1)).view(-1, k, r.dim).double()
-            out[rows] = torch.bmm(neighbours, r.x[rows].double().unsqueeze(2)).squeeze(2)
+            # In the copies' units (CKNNA is invariant to scaling a set): products in range.
+            neighbours = r.scaled_(r.x.index_select(0, idx[rows].reshape(-1)).view(-1, k, r.dim).double())
+            queries = r.scaled_(r.x[rows].to(torch.float64, copy=True))  # never x itself, in place
+            out[rows] = torch.bmm(neighbours, queries.unsqueeze(2)).squeeze(2)
         return out
 
     return r.memo(("list_dots", k), compute)

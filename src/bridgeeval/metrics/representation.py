@@ -9,6 +9,7 @@ change, so their ``Representation`` lives across epochs and only f(X)'s is new e
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,9 @@ import torch
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.neighbours import knn_indices
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points
+
+
+_SAFE_EXPONENT = 100
 
 
 class Representation:
@@ -90,12 +94,39 @@ class Representation:
         check_k(k, self.n, self.include_self)
         return self.memo(("neighbours", k), lambda: knn_indices(self.x, k, self.metric, self.include_self, name=self.name))
 
+    @property
+    def exponent(self) -> int:
+        """``e`` such that ``x / 2^e``, the float64 copies' scale, has its largest magnitude within
+        2^-100 .. 2^100, where fourth powers (CKA's ||A^T B||_F^2) neither overflow nor underflow;
+        0 (no scaling) where ``x`` is already there, as every float32 set of ordinary values is.
+        Every measure that reads the copies is invariant to scaling a set (what depends on units,
+        SVCCA's 1e-8 and a given RBF width, is scaled alike), so 1e200 * X scores as X does."""
+        def compute() -> int:
+            low, high = self.x.aminmax()
+            peak = float(torch.maximum(low.abs(), high.abs()))
+            e = math.frexp(peak)[1] if peak > 0 else 0
+            return e if abs(e) > _SAFE_EXPONENT else 0
+
+        return self.memo("exponent", compute)
+
     def float64_copy(self) -> torch.Tensor:
-        """A new float64 copy of ``x`` (never ``x`` itself), for in-place work."""
-        return self.x.to(torch.float64, copy=True)
+        """A new float64 copy of ``x / 2^exponent`` (never ``x`` itself; exact), for in-place work."""
+        return self.scaled_(self.x.to(torch.float64, copy=True))
+
+    def scaled_(self, t: torch.Tensor) -> torch.Tensor:
+        """``t / 2^exponent`` in place (exact for float64 ``t`` of this set's rows): a copy, never
+        a view of ``x`` (``x[rows].double()`` is one where ``x`` is float64)."""
+        if self.exponent == 0:
+            return t
+        half = -self.exponent // 2  # two factors: 2^-e alone is out of range for denormal data
+        return t.mul_(2.0**half).mul_(2.0 ** (-self.exponent - half))
+
+    def in_copy_units(self, value: float) -> float:
+        """``value`` (in ``x``'s units, e.g. an RBF width) in the copies' units: ``value / 2^e``."""
+        return math.ldexp(value, -self.exponent)
 
     def centred(self) -> torch.Tensor:
-        """float64 copy with each column's mean removed (one copy: centred in place)."""
+        """``float64_copy`` with each column's mean removed (one copy: centred in place)."""
         def compute() -> torch.Tensor:
             c = self.float64_copy()
             return c.sub_(c.mean(dim=0))

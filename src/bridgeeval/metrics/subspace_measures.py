@@ -90,14 +90,14 @@ def _top_left_vectors(r: Representation, q: int) -> torch.Tensor | None:
     A tall set never builds X: with ``D`` the columns' scales, ``X^T X = D^-1 C^T C D^-1`` and
     ``U = X V / S = C (D^-1 V) / S``, and the columns' variances are the diagonal of ``C^T C`` over
     N - 1 (what ``std`` gives, to rounding)."""
-    c = r.centred()
+    c = r.centred()  # in the copies' units (x / 2^e, within 2^+-100): its Gram matrix in range
+    eps = _platonic_epsilon(r)
     wide = r.dim > r.n
     if wide:  # X X^T = U S^2 U^T, N x N (U is its eigenvectors: X's own scale does not matter)
-        g = gram(_in_gram_range(c / (c.std(dim=0) + 1e-8))[0], rows=True)
+        g = gram(_in_gram_range(c / (c.std(dim=0) + eps)), rows=True)
     else:  # X^T X = V S^2 V^T, d x d
-        c, e = _in_gram_range(c)  # C / 2^e, exact; the 1e-8 is scaled alike below
         g = gram(c, rows=False)
-        scale = g.diagonal().div(r.n - 1).clamp_(min=0.0).sqrt_().add_(1e-8 * 2.0**-e)
+        scale = g.diagonal().div(r.n - 1).clamp_(min=0.0).sqrt_().add_(eps)
         # Over a power of two near the largest (exact; U's scale goes in its QR): G / scale^2 in range.
         scale.mul_(2.0 ** -int(torch.frexp(scale.max())[1]))
         g.div_(scale.unsqueeze(1)).div_(scale.unsqueeze(0))
@@ -107,13 +107,20 @@ def _top_left_vectors(r: Representation, q: int) -> torch.Tensor | None:
     return vectors if wide else (c @ (vectors / scale.unsqueeze(1))) / values.sqrt()
 
 
-def _in_gram_range(c: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``c / 2^e`` (exact) and ``e``, with ``e`` nonzero only where ``c``'s largest magnitude is
-    outside 2^-100 .. 2^100, so that its Gram matrix neither overflows nor underflows."""
-    low, high = c.aminmax()
-    peak = torch.maximum(low.abs(), high.abs())
-    e = int(torch.frexp(peak)[1]) if bool(peak > 0) else 0
-    return (c, 0) if abs(e) <= _SAFE_EXPONENT else (c * 2.0**-e, e)
+def _platonic_epsilon(r: Representation) -> float:
+    """platonic-rep's 1e-8 beside each column's std, in the copies' units. For a set of magnitudes
+    below 2^-900, scaled up by more than 2^900, it is capped at 2^100: the copies' stds are at most
+    1 then, so either value dwarfs them alike and the directions do not change."""
+    return r.in_copy_units(1e-8) if r.exponent > -900 else 2.0**100
+
+
+def _in_gram_range(x: torch.Tensor) -> torch.Tensor:
+    """``x / 2^e`` (exact), ``e`` nonzero only where ``x``'s largest magnitude is outside
+    2^-100 .. 2^100: the standardised wide set is tiny where its 1e-8 dwarfs its stds."""
+    low, high = x.aminmax()
+    peak = float(torch.maximum(low.abs(), high.abs()))
+    e = math.frexp(peak)[1] if peak > 0 else 0
+    return x if abs(e) <= _SAFE_EXPONENT else x.mul_(2.0 ** (-e // 2)).mul_(2.0 ** (-e - (-e // 2)))
 
 
 def _top_directions(r: Representation, q: int) -> torch.Tensor | None:
