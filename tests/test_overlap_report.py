@@ -118,3 +118,34 @@ def test_cached_target_side_gives_the_same_report_bit_for_bit(metric):
     assert cached == plain
     with pytest.raises(BridgeEvalError, match="cached targets"):
         cross_modal_report(x, y, mapped, k=5, metric=metric, targets=TargetSide(y[:100], metric))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_report_of_targets_and_map_far_outside_float64_squares(metric):
+    """Y and f(X) of 1e120, 1e200, 1e-120 and 1e-200 (a careless float64 file): R^2 and recall@K
+    are scale-free and must not change (recall went to 0.03 at 1e-200: retrieval's products
+    underflowed into ties), the MSE scales by the factor squared (infinite where float64 cannot
+    hold it), the neighbour values stay; with or without the cached target side."""
+    from bridgeeval.metrics.report import TargetSide
+
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.normal(size=(200, 12)))
+    y = x @ torch.from_numpy(rng.normal(size=(12, 20))) + torch.from_numpy(rng.normal(size=(200, 20)))
+    mapped = y + 0.5 * torch.from_numpy(rng.normal(size=(200, 20)))
+    usual = cross_modal_report(x, y, mapped, k=5, metric=metric)
+    assert usual["recall_at_k"] > 0.5
+    for factor in (1e120, 1e200, 1e-120, 1e-200):
+        ys, ms = y * factor, mapped * factor
+        kept = (ys.clone(), ms.clone())
+        for targets in (None, TargetSide(ys, metric)):
+            report = cross_modal_report(x, ys, ms, k=5, metric=metric, targets=targets)
+            assert torch.equal(ys, kept[0]) and torch.equal(ms, kept[1])
+            for key in ("r2", "recall_at_k", "mnno_input_mapped", "mnno_target_mapped", "hubness"):
+                assert report[key] == pytest.approx(usual[key], abs=1e-12), (key, factor)
+            expected_mse = usual["mse"] * factor * factor
+            if factor == 1e200:
+                assert report["mse"] == float("inf")
+            elif factor == 1e-200:
+                assert report["mse"] == pytest.approx(0.0, abs=1e-300)  # 2.5e-401: below float64
+            else:
+                assert report["mse"] == pytest.approx(expected_mse, rel=1e-12)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from bridgeeval.errors import BridgeEvalError
@@ -85,6 +87,9 @@ def cross_modal_report(
                               f"the report's {tuple(y.shape)} ({metric})")
     y = targets.y64 if targets is not None else y.double()
     mapped = mapped.double()
+    exponent = _shared_exponent(y, mapped)
+    if exponent:  # Y and f(X) by one power of two (exact): squares and products stay in range
+        y, mapped, targets = _scaled(y, exponent), _scaled(mapped, exponent), None
     cached = neighbours or {}
     idx = {
         "input": cached.get("input"),
@@ -106,11 +111,35 @@ def cross_modal_report(
         "mnno_input_mapped": mnno_from_indices(idx["input"], idx["mapped"]),
         "mnno_target_mapped": mnno_from_indices(idx["target"], idx["mapped"]),
         "mnno_input_target": mnno_from_indices(idx["input"], idx["target"]),
-        "mse": float(sq_err.mean()),
+        "mse": _in_data_units(float(sq_err.mean()), 2 * exponent),
         "r2": r2_score(mapped, y, sq_err, None if targets is None else targets.ss_tot),
         "recall_at_k": recall_at_k(mapped, y, k, metric, None if targets is None else targets.retrieval_scale),
         "hubness": hubness(idx["mapped"], n),
     }
+
+
+_SAFE_EXPONENT = 100
+
+
+def _shared_exponent(y: torch.Tensor, mapped: torch.Tensor) -> int:
+    """``e`` with Y / 2^e and f(X) / 2^e (one factor: they share a space) within 2^-100 .. 2^100,
+    where squared errors and retrieval's products neither overflow nor underflow; 0 where they
+    already are. R^2 and recall@K are invariant to it, the MSE is converted back."""
+    peak = max(float(bound.abs()) for t in (y, mapped) for bound in t.aminmax())  # no |t| copy
+    e = math.frexp(peak)[1] if peak > 0 else 0
+    return e if abs(e) > _SAFE_EXPONENT else 0
+
+
+def _scaled(t: torch.Tensor, exponent: int) -> torch.Tensor:
+    half = -exponent // 2  # two exact factors: 2^-e alone is out of range for denormal data
+    return t.mul(2.0**half).mul_(2.0 ** (-exponent - half))  # a copy: y may be the cached targets
+
+
+def _in_data_units(value: float, exponent: int) -> float:
+    try:
+        return math.ldexp(value, exponent)
+    except OverflowError:
+        return math.inf  # an MSE beyond float64's range: infinite, as float arithmetic has it
 
 
 def r2_score(pred: torch.Tensor, target: torch.Tensor, sq_err: torch.Tensor | None = None,
