@@ -9,6 +9,7 @@ import torch
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.neighbours import knn_indices
 from bridgeeval.metrics.overlap import mnno_from_indices
+from bridgeeval.metrics.scaling import range_exponent, scale_down_
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_paired
 
 REPORT_KEYS = (
@@ -87,9 +88,11 @@ def cross_modal_report(
                               f"the report's {tuple(y.shape)} ({metric})")
     y = targets.y64 if targets is not None else y.double()
     mapped = mapped.double()
-    exponent = _shared_exponent(y, mapped)
-    if exponent:  # Y and f(X) by one power of two (exact): squares and products stay in range
-        y, mapped, targets = _scaled(y, exponent), _scaled(mapped, exponent), None
+    # Y and f(X) by one power of two (they share a space), exact, where squared errors and
+    # retrieval's products would leave float64's range; R^2 and recall@K are invariant to it.
+    exponent = range_exponent(y, mapped)
+    if exponent:  # copies: y may be the cached targets
+        y, mapped, targets = scale_down_(y.clone(), exponent), scale_down_(mapped.clone(), exponent), None
     cached = neighbours or {}
     idx = {
         "input": cached.get("input"),
@@ -116,23 +119,6 @@ def cross_modal_report(
         "recall_at_k": recall_at_k(mapped, y, k, metric, None if targets is None else targets.retrieval_scale),
         "hubness": hubness(idx["mapped"], n),
     }
-
-
-_SAFE_EXPONENT = 100
-
-
-def _shared_exponent(y: torch.Tensor, mapped: torch.Tensor) -> int:
-    """``e`` with Y / 2^e and f(X) / 2^e (one factor: they share a space) within 2^-100 .. 2^100,
-    where squared errors and retrieval's products neither overflow nor underflow; 0 where they
-    already are. R^2 and recall@K are invariant to it, the MSE is converted back."""
-    peak = max(float(bound.abs()) for t in (y, mapped) for bound in t.aminmax())  # no |t| copy
-    e = math.frexp(peak)[1] if peak > 0 else 0
-    return e if abs(e) > _SAFE_EXPONENT else 0
-
-
-def _scaled(t: torch.Tensor, exponent: int) -> torch.Tensor:
-    half = -exponent // 2  # two exact factors: 2^-e alone is out of range for denormal data
-    return t.mul(2.0**half).mul_(2.0 ** (-exponent - half))  # a copy: y may be the cached targets
 
 
 def _in_data_units(value: float, exponent: int) -> float:

@@ -18,10 +18,9 @@ import torch
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.neighbours import knn_indices
+from bridgeeval.metrics.scaling import range_exponent, scale_down_
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points
 
-
-_SAFE_EXPONENT = 100
 
 
 class Representation:
@@ -101,13 +100,7 @@ class Representation:
         0 (no scaling) where ``x`` is already there, as every float32 set of ordinary values is.
         Every measure that reads the copies is invariant to scaling a set (what depends on units,
         SVCCA's 1e-8 and a given RBF width, is scaled alike), so 1e200 * X scores as X does."""
-        def compute() -> int:
-            low, high = self.x.aminmax()
-            peak = float(torch.maximum(low.abs(), high.abs()))
-            e = math.frexp(peak)[1] if peak > 0 else 0
-            return e if abs(e) > _SAFE_EXPONENT else 0
-
-        return self.memo("exponent", compute)
+        return self.memo("exponent", lambda: range_exponent(self.x))
 
     def float64_copy(self) -> torch.Tensor:
         """A new float64 copy of ``x / 2^exponent`` (never ``x`` itself; exact), for in-place work."""
@@ -116,10 +109,7 @@ class Representation:
     def scaled_(self, t: torch.Tensor) -> torch.Tensor:
         """``t / 2^exponent`` in place (exact for float64 ``t`` of this set's rows): a copy, never
         a view of ``x`` (``x[rows].double()`` is one where ``x`` is float64)."""
-        if self.exponent == 0:
-            return t
-        half = -self.exponent // 2  # two factors: 2^-e alone is out of range for denormal data
-        return t.mul_(2.0**half).mul_(2.0 ** (-self.exponent - half))
+        return scale_down_(t, self.exponent)
 
     def in_copy_units(self, value: float) -> float:
         """``value`` (in ``x``'s units, e.g. an RBF width) in the copies' units: ``value / 2^e``."""

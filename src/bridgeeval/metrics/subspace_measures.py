@@ -23,6 +23,7 @@ import torch
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.linalg import gram, top_eigh
 from bridgeeval.metrics.representation import Representation, paired
+from bridgeeval.metrics.scaling import range_exponent, scale_down_
 
 
 def svcca(a, b, cca_dim: int = 10) -> float:
@@ -79,9 +80,6 @@ def _frobenius(r: Representation) -> float:
     return r.memo("centred_frobenius", lambda: float(torch.linalg.matrix_norm(r.centred())))
 
 
-_SAFE_EXPONENT = 100  # |values| within 2^-100 .. 2^100: a float64 Gram matrix neither overflows nor underflows
-
-
 def _top_left_vectors(r: Representation, q: int) -> torch.Tensor | None:
     """The top ``q`` left singular vectors of the standardised set X (columns centred, divided by
     their std + 1e-8) from the smaller Gram matrix, orthonormal to rounding; None where X has fewer
@@ -94,7 +92,8 @@ def _top_left_vectors(r: Representation, q: int) -> torch.Tensor | None:
     eps = _platonic_epsilon(r)
     wide = r.dim > r.n
     if wide:  # X X^T = U S^2 U^T, N x N (U is its eigenvectors: X's own scale does not matter)
-        g = gram(_in_gram_range(c / (c.std(dim=0) + eps)), rows=True)
+        x = c / (c.std(dim=0) + eps)  # tiny where the 1e-8 dwarfs the stds: put in range
+        g = gram(scale_down_(x, range_exponent(x)), rows=True)
     else:  # X^T X = V S^2 V^T, d x d
         g = gram(c, rows=False)
         scale = g.diagonal().div(r.n - 1).clamp_(min=0.0).sqrt_().add_(eps)
@@ -112,15 +111,6 @@ def _platonic_epsilon(r: Representation) -> float:
     below 2^-900, scaled up by more than 2^900, it is capped at 2^100: the copies' stds are at most
     1 then, so either value dwarfs them alike and the directions do not change."""
     return r.in_copy_units(1e-8) if r.exponent > -900 else 2.0**100
-
-
-def _in_gram_range(x: torch.Tensor) -> torch.Tensor:
-    """``x / 2^e`` (exact), ``e`` nonzero only where ``x``'s largest magnitude is outside
-    2^-100 .. 2^100: the standardised wide set is tiny where its 1e-8 dwarfs its stds."""
-    low, high = x.aminmax()
-    peak = float(torch.maximum(low.abs(), high.abs()))
-    e = math.frexp(peak)[1] if peak > 0 else 0
-    return x if abs(e) <= _SAFE_EXPONENT else x.mul_(2.0 ** (-e // 2)).mul_(2.0 ** (-e - (-e // 2)))
 
 
 def _top_directions(r: Representation, q: int) -> torch.Tensor | None:
