@@ -144,15 +144,36 @@ def test_block_products_stay_full_float32_whichever_cpu_kernel_is_chosen():
     b = torch.from_numpy(rng.standard_normal((1000, 700), dtype=np.float32))
     exact = a.double() @ b.double().T
     bound = 2 * (700 + 6) * 2.0**-24 * float(a.norm(dim=1).max() * b.norm(dim=1).max())
-    got = gemm.block_products(a, b)  # large enough to go through the kernel chosen for this CPU
-    assert got.dtype == torch.float32 and got.shape == (1100, 1000)
-    assert float((got.double() - exact).abs().max()) <= bound
-    assert gemm._chosen[0] in (gemm._matmul, gemm._onednn)
+    # Large enough to go through the CPU kernels: the trial calls (each kernel) and the chosen one.
+    for _ in range(2 * gemm._TRIALS + 1):
+        got = gemm.block_products(a, b)
+        assert got.dtype == torch.float32 and got.shape == (1100, 1000)
+        assert float((got.double() - exact).abs().max()) <= bound
+    assert gemm._CHOICE.chosen in (gemm._matmul, gemm._onednn)
     try:
         onednn = gemm._onednn(a, b)
     except (RuntimeError, AttributeError):
         pytest.skip("this torch build has no oneDNN linear op")
     assert float((onednn.double() - exact).abs().max()) <= bound
+
+
+def test_the_kernel_choice_keeps_the_faster_kernel_of_the_real_calls():
+    from bridgeeval.metrics import gemm
+
+    def slower(a, b):  # the same product, computed three times
+        for _ in range(2):
+            gemm._matmul(a, b)
+        return gemm._matmul(a, b)
+
+    choice = gemm._KernelChoice()
+    choice.candidates = [slower, gemm._matmul]
+    choice.best = dict.fromkeys(choice.candidates, float("inf"))
+    a = torch.randn(600, 500)
+    for call in range(2 * gemm._TRIALS):
+        assert choice.chosen is None  # still timing both
+        torch.testing.assert_close(choice.run(a, a), a @ a.T)
+    assert choice.chosen is gemm._matmul
+    assert choice.best[slower] > 2 * choice.best[gemm._matmul]
 
 
 @pytest.mark.parametrize(("n", "dense"), [(800, True), (800, False), (1500, False)])  # both small-N paths
@@ -249,6 +270,62 @@ def test_torch_topk_path_equals_the_running_selection_path(metric, monkeypatch):
     slow = knn_indices(x, 10, metric, block_size=128).numpy()
     np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(slow, brute_knn(x, 10, metric))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pair_dots_equal_float64_products_read_in_place(dtype, monkeypatch):
+    from bridgeeval.metrics import selection
+
+    rng = np.random.default_rng(6)
+    x = torch.from_numpy(rng.normal(size=(300, 257)).astype(dtype))
+    rows = torch.tensor([0, 7, 299, 7])
+    cand = torch.from_numpy(rng.integers(0, 300, size=(4, 9)))
+    monkeypatch.setattr(selection, "_PAIR_DOTS_MIN_WORK", 0)
+    got = selection.pair_dots(x, rows, cand)
+    assert selection.pair_dots(x.T.contiguous().T, rows, cand) is None  # not contiguous: the caller's gather
+    assert selection.pair_dots(x.half(), rows, cand) is None
+    x64 = x.double().numpy()
+    expected = np.einsum("rd,rtd->rt", x64[rows.numpy()], x64[cand.numpy()])
+    assert got.dtype == torch.float64 and got.shape == (4, 9)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-13, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("kernel", [True, False])
+def test_both_rescoring_routes_keep_exact_lists_and_the_tie_rule(metric, kernel, monkeypatch):
+    """The float64 rescoring by the numba kernel (large searches) and by torch's gather (small
+    ones, or no numba) give the brute force's lists, near-ties and duplicates included."""
+    from bridgeeval.metrics import selection
+
+    if kernel:
+        monkeypatch.setattr(selection, "_PAIR_DOTS_MIN_WORK", 0)
+    else:
+        monkeypatch.setattr(selection, "pair_dots", lambda *args: None)
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(1200, 40)).astype(np.float32)
+    x[600:650] = x[:50] + rng.normal(scale=1e-6, size=(50, 40)).astype(np.float32)  # near-ties in float32
+    x[[5, 700, 1100]] = x[17]
+    for block in (None, 256):
+        np.testing.assert_array_equal(knn_indices(x, 10, metric, block_size=block).numpy(), brute_knn(x, 10, metric))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("include_self", [False, True])
+def test_halved_diagonal_blocks_keep_both_sides_and_self(metric, include_self, monkeypatch):
+    """Diagonal blocks of 1,024 and 476 rows, halved down to 64-row leaves (odd halves included):
+    every pair is seen from both sides exactly as the unsplit blocks see it."""
+    from bridgeeval.metrics import neighbours
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(1500, 12)).astype(np.float32)
+    x[[3, 700, 1400]] = x[1100]  # duplicates across leaves and blocks
+    expected = brute_knn(x, 10, metric, include_self)
+    monkeypatch.setattr(neighbours, "_DIAGONAL_LEAF", 64)
+    split = knn_indices(x, 10, metric, include_self, block_size=1024).numpy()
+    monkeypatch.setattr(neighbours, "_DIAGONAL_LEAF", 10**9)
+    whole = knn_indices(x, 10, metric, include_self, block_size=1024).numpy()
+    np.testing.assert_array_equal(split, expected)
+    np.testing.assert_array_equal(whole, expected)
 
 
 def test_selection_imports_and_runs_where_numba_has_nowhere_to_cache(tmp_path):

@@ -1,5 +1,6 @@
-"""The numba kernels of :mod:`bridgeeval.metrics.selection` (imported on first use: importing numba
-costs about 0.3 s)."""
+"""The numba kernels of the exact search: the running selection of :mod:`bridgeeval.metrics.selection`
+and the float64 rescoring of chosen pairs (``pair_dots``) of :mod:`bridgeeval.metrics.neighbours`
+(imported on first use: importing numba costs about 0.3 s)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import numpy as np
 _CHUNK = 16  # scores compared against a row's threshold at once
 
 
-def _compiled(function):
+def _compiled(function=None, **options):
     """``function`` compiled in parallel, cached on disk where numba finds a writable place (next to
     this file, else the user's cache directory); compiled per process where it finds none."""
+    if function is None:
+        return lambda f: _compiled(f, **options)
     try:
-        return numba.njit(parallel=True, cache=True, boundscheck=False)(function)
+        return numba.njit(parallel=True, cache=True, boundscheck=False, **options)(function)
     except RuntimeError:  # "cannot cache function ...: no locator available" (read-only install and home)
-        return numba.njit(parallel=True, boundscheck=False)(function)
+        return numba.njit(parallel=True, boundscheck=False, **options)(function)
 
 
 @numba.njit(inline="always", boundscheck=False)
@@ -91,3 +94,20 @@ def columns_pass(block, alpha, beta, row0, col0, values, indices, threads):
                         kept = values[col0 + j]
                         kept[at[j - first]], indices[col0 + j, at[j - first]] = score, row0 + i
                         low[j - first], at[j - first] = _lowest(kept)
+
+
+@_compiled(fastmath={"reassoc", "contract"})
+def pair_dots(x, rows, cand, out):
+    """``out[r, t] = <x[rows[r]], x[cand[r, t]]>`` in float64, the rows read in place. Reassociation
+    lets the sum vectorise; the products of float32 values are exact in float64, and a float64 sum
+    in any order is within (d - 1) u64 sum |x_i y_i|, as a float64 GEMM's is."""
+    n_rows, width = cand.shape
+    dim = x.shape[1]
+    for r in numba.prange(n_rows):
+        q = x[rows[r]]
+        for t in range(width):
+            v = x[cand[r, t]]
+            total = 0.0
+            for i in range(dim):
+                total += np.float64(q[i]) * np.float64(v[i])
+            out[r, t] = total

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+_PAIR_DOTS_MIN_WORK = 1 << 25  # multiply-adds (torch's gather and bmm: about 0.13 s) worth numba's import
 _kernels = None  # bridgeeval.metrics._selection_kernels once imported; False where numba is missing
 
 
@@ -29,6 +30,22 @@ def available() -> bool:
             kernels = False
         _kernels = kernels
     return _kernels is not False
+
+
+def pair_dots(x: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor) -> torch.Tensor | None:
+    """float64 ``[R, c]`` dot products of ``x[rows[r]]`` with ``x[cand[r, t]]``, read in place (no
+    gathered float64 copies of the candidates: 10x faster than ``index_select`` and ``bmm`` for the
+    rescoring of a 10,000 x 2,048 search); None where the kernel cannot take ``x`` (not a contiguous
+    float32 or float64 CPU tensor, or numba missing): the caller computes them itself."""
+    usable = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
+    # numba's import (0.3-0.6 s a process) only for work that repays it, or once it is loaded anyway:
+    # the validation hook's small searches keep torch's gather.
+    worth = _kernels is not None or cand.numel() * x.shape[1] >= _PAIR_DOTS_MIN_WORK
+    if not (usable and worth and available()):
+        return None
+    out = np.empty(tuple(cand.shape), dtype=np.float64)
+    _kernels.pair_dots(x.detach().numpy(), rows.contiguous().numpy(), cand.contiguous().numpy(), out)
+    return torch.from_numpy(out)
 
 
 class RunningTopC:
