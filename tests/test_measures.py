@@ -208,7 +208,23 @@ def test_rbf_cka_blocks_give_the_whole_matrix_value(monkeypatch):
     a, b = _random_pair(n=130)
     whole = [kernel_measures.cka(a, b, kernel="rbf", unbiased=u) for u in (False, True)]
     monkeypatch.setattr(kernel_measures, "_BLOCK", 32)  # 5 x 5 blocks, a ragged last one
+    monkeypatch.setattr(kernel_measures, "_LEAF", 8)  # diagonal blocks halved twice
     assert [kernel_measures.cka(a, b, kernel="rbf", unbiased=u) for u in (False, True)] == pytest.approx(whole, abs=1e-12)
+
+
+@pytest.mark.parametrize(("n", "block", "leaf"), [(1, 4, 2), (9, 4, 2), (130, 32, 8), (150, 40, 7), (64, 64, None)])
+def test_symmetric_tiles_visit_every_pair_once(n, block, leaf):
+    """Counted on the whole pair matrix: an off-diagonal tile's pairs and their mirrors once each,
+    a diagonal tile's square once, so every (i, j) exactly once."""
+    from bridgeeval.metrics.tiles import symmetric_tiles
+
+    seen = np.zeros((n, n), dtype=int)
+    for i0, i1, j0, j1, diagonal in symmetric_tiles(n, block, leaf):
+        assert (i0 == j0 and i1 == j1) if diagonal else i1 <= j0  # off-diagonal tiles hold pairs i < j
+        seen[i0:i1, j0:j1] += 1
+        if not diagonal:
+            seen[j0:j1, i0:i1] += 1
+    assert (seen == 1).all()
 
 
 def test_edit_distance_and_lcs_against_independent_implementations():
@@ -271,6 +287,7 @@ def test_rsa_pearson_streams_over_blocks(monkeypatch):
     a, b = _random_pair(n=150)
     whole = rsa_module.rsa(a, b, "pearson")
     monkeypatch.setattr(rsa_module, "_BLOCK", 40)
+    monkeypatch.setattr(rsa_module, "_LEAF", 7)  # diagonal blocks halved down to 5 rows, odd halves
     assert rsa_module.rsa(a, b, "pearson") == pytest.approx(whole, abs=1e-12)
     assert rsa_module.rsa(a, b, "spearman") == pytest.approx(
         scipy.stats.spearmanr(pdist(a.numpy(), "cosine"), pdist(b.numpy(), "cosine")).statistic, abs=1e-9)

@@ -27,8 +27,10 @@ import torch
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.representation import Representation, paired
+from bridgeeval.metrics.tiles import symmetric_tiles
 
 _BLOCK = 2048  # rows per block of the RBF pass (two float64 2048 x 2048 blocks: 64 MiB)
+_LEAF = 256  # rows of the smallest diagonal tile (metrics.tiles)
 
 
 def cka(a, b, kernel: str = "linear", unbiased: bool = False, rbf_sigma: float | None = None) -> float:
@@ -192,20 +194,17 @@ def _rbf_sums(a: torch.Tensor, b: torch.Tensor, sig_a: float, sig_b: float) -> d
     row_k = torch.zeros(n, dtype=torch.float64, device=a.device)
     row_l = torch.zeros_like(row_k)
     kl = kk = ll = 0.0
-    for i0 in range(0, n, _BLOCK):
-        i1 = min(i0 + _BLOCK, n)
-        for j0 in range(i0, n, _BLOCK):  # each pair of blocks once; off-diagonal ones count twice
-            j1 = min(j0 + _BLOCK, n)
-            kb, lb = _rbf_block(a, sq_a, i0, i1, j0, j1, sig_a), _rbf_block(b, sq_b, i0, i1, j0, j1, sig_b)
-            weight = 1.0 if i0 == j0 else 2.0
-            kl += weight * float((kb * lb).sum())
-            kk += weight * float(kb.pow(2).sum())
-            ll += weight * float(lb.pow(2).sum())
-            row_k[i0:i1] += kb.sum(dim=1)
-            row_l[i0:i1] += lb.sum(dim=1)
-            if i0 != j0:
-                row_k[j0:j1] += kb.sum(dim=0)
-                row_l[j0:j1] += lb.sum(dim=0)
+    for i0, i1, j0, j1, diagonal in symmetric_tiles(n, _BLOCK, _LEAF):  # off-diagonal tiles count twice
+        kb, lb = _rbf_block(a, sq_a, i0, i1, j0, j1, sig_a), _rbf_block(b, sq_b, i0, i1, j0, j1, sig_b)
+        weight = 1.0 if diagonal else 2.0
+        kl += weight * float((kb * lb).sum())
+        kk += weight * float(kb.pow(2).sum())
+        ll += weight * float(lb.pow(2).sum())
+        row_k[i0:i1] += kb.sum(dim=1)
+        row_l[i0:i1] += lb.sum(dim=1)
+        if not diagonal:
+            row_k[j0:j1] += kb.sum(dim=0)
+            row_l[j0:j1] += lb.sum(dim=0)
     return {"kl": kl, "kk": kk, "ll": ll, "row_k": row_k, "row_l": row_l}
 
 

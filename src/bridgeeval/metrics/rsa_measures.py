@@ -28,9 +28,11 @@ import torch
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.representation import Representation, paired
+from bridgeeval.metrics.tiles import symmetric_tiles
 
 METHODS = ("spearman", "pearson")
 _BLOCK = 2048
+_LEAF = 256  # rows of the smallest diagonal tile (metrics.tiles)
 _SAMPLE_BLOCK = 512  # rows and columns of each sampled block: 512^2 triples a round
 MAX_PAIRS = 1 << 23
 N_SAMPLES = 1 << 24
@@ -121,20 +123,11 @@ def _distances_at(r: Representation, metric: str, rows, cols) -> torch.Tensor:
     return (sq[rows].unsqueeze(1) + sq[cols].unsqueeze(0)).sub_(prod.mul_(2.0)).clamp_(min=0.0).sqrt_()
 
 
-def _upper_blocks(n: int):
-    """(i0, i1, j0, j1, mask) for every block pair holding pairs i < j, each pair once."""
-    for i0 in range(0, n, _BLOCK):
-        i1 = min(i0 + _BLOCK, n)
-        for j0 in range(i0, n, _BLOCK):
-            j1 = min(j0 + _BLOCK, n)
-            yield i0, i1, j0, j1, (i0 == j0)
-
-
 def _pearson_streamed(ra: Representation, rb: Representation, metric: str) -> float:
     """Pearson correlation of the pair distances from shifted running sums (float64)."""
     sums = torch.zeros(5, dtype=torch.float64)
     shift = None
-    for i0, i1, j0, j1, diagonal in _upper_blocks(ra.n):
+    for i0, i1, j0, j1, diagonal in symmetric_tiles(ra.n, _BLOCK, _LEAF):  # pairs i < j: diagonal tiles masked
         block = (slice(i0, i1), slice(j0, j1))
         da, db = _distances_at(ra, metric, *block), _distances_at(rb, metric, *block)
         if diagonal:
