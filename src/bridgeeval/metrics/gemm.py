@@ -53,12 +53,11 @@ class _KernelChoice:
             return self.chosen(a, b)
         if not self.candidates:
             self.candidates = _full_float32_kernels()
-            self.best = {kernel: math.inf for kernel in self.candidates}
         kernel = self.candidates[self.calls % len(self.candidates)]
         start = time.perf_counter()
         out = kernel(a, b)
         per_work = (time.perf_counter() - start) / (a.shape[0] * b.shape[0] * a.shape[1])
-        self.best[kernel] = min(self.best[kernel], per_work)
+        self.best[kernel] = min(self.best.get(kernel, math.inf), per_work)
         self.calls += 1
         if self.calls >= _TRIALS * len(self.candidates):
             self.chosen = min(self.candidates, key=self.best.__getitem__)

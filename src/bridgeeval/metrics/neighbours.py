@@ -390,12 +390,12 @@ def _symmetric_candidates_running(space: _Space, c: int, include_self: bool, blo
         # Its tiles (metrics.tiles) cost 9/16 of the block's whole product (GEMMs of 256 rows run as
         # fast as of 2,048 here): 12% of a 10,000-row search's products.
         for i0, i1, j0, j1, leaf in diagonal_tiles(b0, b0 + len(rows), _DIAGONAL_LEAF):
-            part, other = rows[i0 - b0 : i1 - b0], rows[j0 - b0 : j1 - b0]
+            part = rows[i0 - b0 : i1 - b0]
             if leaf:
                 found.add_rows(block_products(part, part), i0, i0, shifts(i0, i1), alpha, diagonal=True,
                                include_self=include_self)
             else:
-                pair(i0, j0, part, other)
+                pair(i0, j0, part, rows[j0 - b0 : j1 - b0])
 
     bounds = [(i0, min(i0 + block, n)) for i0 in range(0, n, block)]
     # The row and column blocks' search rows, written again for each block (fresh ones cost 0.1 s of

@@ -22,7 +22,6 @@ from bridgeeval.metrics.scaling import range_exponent, scale_down_
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points
 
 
-
 class Representation:
     """A set ``x`` ``[N, d]`` and its derived quantities, each computed on first use.
 
