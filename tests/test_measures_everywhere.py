@@ -188,3 +188,23 @@ def test_bench_measures_prints_agreeing_values_and_the_family_row(capsys):
     assert float(family[col["reference (s)"]]) == pytest.approx(
         float(by[("mnno", "platonic-rep")][col["reference (s)"]]) + float(by[("cycle_knn", "platonic-rep")][col["reference (s)"]]),
         abs=0.02)
+
+
+def test_bench_peak_memory_counts_pages_that_freed_heap_memory_would_have_hidden():
+    """The bench's peak extra memory after earlier calls freed theirs (each measure follows others):
+    a call that touches 40 MiB must read about 40 MiB, not the 0 it read when glibc kept the pages
+    it had freed resident (below its trim threshold, 48 MiB once a 24 MiB block was freed) and
+    handed them out again."""
+    from bridgeeval.bench import PeakRSS
+    from bridgeeval.bench.measures import PeakMemory
+
+    def touch(mib: int) -> float:
+        blocks = [torch.ones(1 << 21) for _ in range(mib // 8)]  # 8 MiB each
+        return float(sum(b[0] for b in blocks))
+
+    for meter in (PeakMemory, PeakRSS):
+        torch.ones(6 << 20)  # a freed 24 MiB block raises glibc's mmap threshold: 8 MiB blocks use the heap
+        touch(40)  # heap pages freed, still resident without the trim
+        with meter() as mem:
+            touch(40)
+        assert mem.extra >= 32 * 2**20, (meter.__name__, mem.extra / 2**20)

@@ -10,7 +10,6 @@ high-water mark above the level before the call (Linux ``clear_refs``; sampled w
 
 from __future__ import annotations
 
-import gc
 import math
 import time
 from collections.abc import Callable
@@ -30,7 +29,9 @@ class PeakMemory:
     entry through ``/proc/self/clear_refs``; a sampling thread where that cannot be written."""
 
     def __enter__(self):
-        gc.collect()
+        from bridgeeval.bench import release_free_memory
+
+        release_free_memory()
         try:
             with open("/proc/self/clear_refs", "w") as handle:
                 handle.write("5")
