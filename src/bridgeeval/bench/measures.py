@@ -1,11 +1,14 @@
 """``bridgeeval bench --measures``: each alignment measure, ours against the dense form
 platonic-rep computes (``bridgeeval.reference.platonic``: N x N kernels, full sorts), or scipy
 where platonic-rep has none (RSA, Procrustes); same data, same process, one measure at a time.
+SVCCA has two: platonic-rep's form with the exact SVD (the same quantity as ours) and its own
+randomised ``svd_lowrank`` (faster, but another value on flat spectra).
 
 The data: X ~ N(0, 1) of N x d and Y = X W / sqrt(d) + noise (float32), rows unit-normalised for
 the k-NN family and CKNNA (platonic-rep's scripts normalise before those). Each of ours starts from
 fresh sets (its own neighbour searches included); peak extra memory is the resident set's
-high-water mark above the level before the call (Linux ``clear_refs``; sampled where that fails).
+high-water mark above the level before the call (Linux ``clear_refs``; sampled where that fails),
+from a heap trimmed of what earlier calls freed (``bridgeeval.bench.release_free_memory``).
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ def reference(name: str, k: int, rbf_sigma: tuple[float, float]) -> tuple[str, C
         "cknna": lambda a, b: p.cknna(a, b, k),
         "svcca": lambda a, b: p.svcca(a, b, 10),
     }
+    if name == "svcca":  # its own is randomised (svd_lowrank, the second reference): ours is exact
+        return "platonic-rep's form, exact SVD", table[name]
     if name in table:
         return "platonic-rep", table[name]
     if name in ("cka_rbf", "unbiased_cka_rbf"):
