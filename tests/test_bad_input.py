@@ -118,6 +118,9 @@ BAD_FILES = [
     ("complex.npy", lambda p: np.save(p, X.astype(complex)), "complex values (dtype complex128)"),
     ("complex.pt", lambda p: torch.save(torch.tensor(X, dtype=torch.complex64), p), "complex values"),
     ("objects.npy", lambda p: np.save(p, np.array([{"a": 1}] * 3), allow_pickle=True), "not a readable .npy"),
+    ("empty.npy", lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
+    ("truncated.npy", lambda p: p.write_bytes(_npy_bytes()[:200]), "not a readable .npy array"),
+    ("renamed.npy", lambda p: p.write_text(csv_text(X)), "not a .npy file (no NumPy header"),
     ("ragged.csv", lambda p: p.write_text("1,2,3\n4,5\n"), "line 2: 2 values where earlier lines have 3"),
     ("text.csv", lambda p: p.write_text("1,2,3\n4,x,6\n"), "line 2, column 2: 'x' is not a number"),
     ("empty.csv", lambda p: p.write_text(""), "empty file"),
@@ -212,6 +215,23 @@ def test_bad_options_are_one_line(tmp_path, capsys, monkeypatch, finished_run, a
         one_line_error(2, err, message)
     assert tree(finished_run) == before
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.csv"))
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_a_corrupt_items_file_is_one_line_and_left_as_it_is(tmp_path, capsys, finished_run, damage):
+    """A job whose items.npz is damaged (a disk, a careless copy): the report names the file and
+    says what to do, instead of a traceback or a table quietly without the tests over items."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    items = run / "items.npz"
+    data = items.read_bytes()
+    items.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
+    before = tree(run)
+    code, _, err = cli(capsys, "report", run)
+    one_line_error(code, err, str(items), "corrupt items.npz", "rerun the job")
+    assert tree(run) == before
 
 
 class _nothing:

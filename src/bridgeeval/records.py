@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,12 +123,17 @@ def try_read_job_record(folder: Path) -> JobRecord | None:
 
 
 def read_items(folder: Path) -> dict[str, np.ndarray] | None:
-    """``items.npz`` of a job folder (None for jobs written before items were stored)."""
+    """``items.npz`` of a job folder (None for jobs written before items were stored); one line
+    naming the file where it is there but unreadable, rather than a report quietly without the
+    tests over items."""
     path = Path(folder) / ITEMS_FILE
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise BridgeEvalError(
+            f"{path}: corrupt {ITEMS_FILE} ({type(err).__name__}); rerun the job, or delete the file "
+            "to report it without the tests over items"
+        ) from None

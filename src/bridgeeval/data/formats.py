@@ -67,10 +67,19 @@ def _check_dtype(path: Path, dtype) -> None:
         raise BridgeEvalError(f"{path}: array of dtype {dtype} is not numeric")
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _read_npy(path: Path) -> Matrix:
+    with open(path, "rb") as handle:
+        head = handle.read(len(_NPY_MAGIC))
+    if not head:
+        raise BridgeEvalError(f"{path}: empty file (0 bytes)")
+    if head != _NPY_MAGIC:  # numpy would call a text or zip file "pickled (object) data"
+        raise BridgeEvalError(f"{path}: not a .npy file (no NumPy header; write it with numpy.save)")
     try:
         values = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, EOFError) as err:
         raise BridgeEvalError(f"{path}: not a readable .npy array ({err})") from None
     _check_dtype(path, values.dtype)
     return Matrix(np.asarray(values))
