@@ -192,6 +192,16 @@ def test_bench_measures_prints_agreeing_values_and_the_family_row(capsys):
         abs=0.02)
 
 
+def _has_malloc_trim() -> bool:
+    import ctypes
+
+    try:
+        return hasattr(ctypes.CDLL("libc.so.6"), "malloc_trim")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_malloc_trim(), reason="glibc's allocator: the trim and what it fixes are its own")
 def test_bench_peak_memory_counts_pages_that_freed_heap_memory_would_have_hidden():
     """The bench's peak extra memory after earlier calls freed theirs (each measure follows others):
     a call that touches 40 MiB must read about 40 MiB, not the 0 it read when glibc kept the pages
