@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from bridgeeval.bench import malloc_trim
 from bridgeeval.cli import main
 from bridgeeval.data.datasets import load_paired
 from bridgeeval.metrics.measures import measure
@@ -192,16 +193,7 @@ def test_bench_measures_prints_agreeing_values_and_the_family_row(capsys):
         abs=0.02)
 
 
-def _has_malloc_trim() -> bool:
-    import ctypes
-
-    try:
-        return hasattr(ctypes.CDLL("libc.so.6"), "malloc_trim")
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _has_malloc_trim(), reason="glibc's allocator: the trim and what it fixes are its own")
+@pytest.mark.skipif(malloc_trim() is None, reason="glibc's allocator: the trim and what it fixes are its own")
 def test_bench_peak_memory_counts_pages_that_freed_heap_memory_would_have_hidden():
     """The bench's peak extra memory after earlier calls freed theirs (each measure follows others):
     a call that touches 40 MiB must read about 40 MiB, not the 0 it read when glibc kept the pages

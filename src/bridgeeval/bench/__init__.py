@@ -29,18 +29,25 @@ class Timing:
     agree: float | None = None
 
 
+def malloc_trim():
+    """glibc's ``malloc_trim``, or None where the C library has none (not glibc)."""
+    import ctypes
+
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), "malloc_trim", None)
+    except OSError:
+        return None
+
+
 def release_free_memory() -> None:
     """Collects garbage and hands the C heap's free pages back to the kernel (glibc ``malloc_trim``),
     so that a peak measured from here counts every page a call touches. Without it the memory that
-    earlier calls freed stays resident (glibc raises its mmap threshold to 32 MiB after freeing
+    earlier calls freed stays resident (glibc raises its mmap threshold up to 32 MiB after freeing
     large blocks, and keeps freed heap pages): a later call reusing it showed 0.00 GiB extra."""
     gc.collect()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the peak may undercount reused memory
-        pass
+    trim = malloc_trim()
+    if trim is not None:  # elsewhere the peak may undercount reused memory
+        trim(0)
 
 
 class PeakRSS:

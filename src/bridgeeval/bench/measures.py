@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from bridgeeval.bench import PeakRSS, release_free_memory
 from bridgeeval.metrics.measures import MEASURES, measure
 
 DEFAULT_MEASURE_SIZES = ((10000, 2048), (50000, 2048))
@@ -32,16 +33,12 @@ class PeakMemory:
     entry through ``/proc/self/clear_refs``; a sampling thread where that cannot be written."""
 
     def __enter__(self):
-        from bridgeeval.bench import release_free_memory
-
         release_free_memory()
         try:
             with open("/proc/self/clear_refs", "w") as handle:
                 handle.write("5")
             self._sampler = None
         except OSError:
-            from bridgeeval.bench import PeakRSS
-
             self._sampler = PeakRSS().__enter__()
         self.base = _status_kib("VmRSS") * 1024
         return self
