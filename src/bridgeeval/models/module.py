@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
+import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
@@ -14,6 +17,8 @@ from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics import NEIGHBOUR_KEYS, CrossModalReport, knn_indices
 from bridgeeval.metrics.measures import MappedAlignment
 from bridgeeval.metrics.torchmetric import ItemMean
+from bridgeeval.models.losses import build_loss
+from bridgeeval.models.mappers import build_mapper
 
 # Unsuffixed keys are the first neighbour metric's; further metrics log NEIGHBOUR_KEYS with a
 # suffix (e.g. _euclidean). Each key is logged once: Lightning's self.log costs ~0.3 ms a key on CPU.
@@ -62,6 +67,17 @@ class MappingModule(pl.LightningModule):
         self.train_alignment = MappedAlignment(measures, k, first, include_self, measure_options)
         self._train_neighbours: dict[str, dict[str, torch.Tensor]] = {}
         self.metric_seconds = 0.0  # time spent on the neighbourhood metrics this epoch
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, weights_only: bool = True, **kwargs):
+        """Lightning's loader, reading the file as data: tensors and plain values only
+        (``weights_only``), and the saved mapper and loss built only from bridgeeval's own builders
+        (``LOADABLE_TARGETS``), so that nothing a file names runs."""
+        token = _FROM_FILE.set(True)
+        try:
+            return super().load_from_checkpoint(checkpoint_path, *args, weights_only=weights_only, **kwargs)
+        finally:
+            _FROM_FILE.reset(token)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mapper(x)
@@ -153,39 +169,92 @@ class MappingModule(pl.LightningModule):
         return self.optimizer_factory(self.parameters())
 
 
+# Set while a module is rebuilt from a file: its saved specs may name only LOADABLE_TARGETS.
+_FROM_FILE: contextvars.ContextVar[bool] = contextvars.ContextVar("bridgeeval_from_file", default=False)
+# What a checkpoint's mapper and loss specs may name. A file is data: a spec naming anything else
+# (os.system, a user's class) is refused, never imported or called.
+LOADABLE_TARGETS: dict[str, Callable[..., nn.Module]] = {
+    "bridgeeval.models.mappers.build_mapper": build_mapper,
+    "bridgeeval.models.losses.build_loss": build_loss,
+}
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _instantiated(part: nn.Module | Mapping) -> nn.Module:
-    """A ``_target_`` config built with Hydra; a mapper spec saved before configs had ``_target_``
-    (``kind``, dims and settings) built by ``build_mapper``."""
+    """A module as given; a ``_target_`` config built with Hydra (a config is the user's own code to
+    name); a spec read from a file built by :func:`build_saved`."""
     if isinstance(part, nn.Module):
         return part
+    if _FROM_FILE.get():
+        return build_saved(part, "checkpoint")
     if "_target_" in part:
         return hydra.utils.instantiate(dict(part))
-    from bridgeeval.models.mappers import build_mapper
+    return build_mapper(**part)  # a mapper spec saved before configs had _target_
 
-    return build_mapper(**part)
+
+def build_saved(spec: Mapping, source: str) -> nn.Module:
+    """A mapper or loss from a spec read from a file: its ``_target_`` one of ``LOADABLE_TARGETS``
+    (a spec without one is a mapper of the first checkpoints, ``kind`` and dims), its arguments
+    plain values. Anything else is one line naming ``source``.
+
+    Example:
+        >>> build_saved({"_target_": "os.system", "command": "echo hi"}, "x.ckpt")
+        Traceback (most recent call last):
+        ...
+        bridgeeval.errors.BridgeEvalError: x.ckpt: refused: the saved spec names 'os.system', not one of bridgeeval's mappers or losses (a file may not name code to run)
+    """
+    args = dict(spec)
+    target = args.pop("_target_", "bridgeeval.models.mappers.build_mapper")
+    builder = LOADABLE_TARGETS.get(target) if isinstance(target, str) else None
+    if builder is None:
+        raise BridgeEvalError(f"{source}: refused: the saved spec names {target!r}, not one of bridgeeval's "
+                              "mappers or losses (a file may not name code to run)")
+    for key, value in args.items():
+        if not isinstance(key, str) or not key.isidentifier() or key.startswith("_") or not isinstance(value, _PLAIN):
+            raise BridgeEvalError(f"{source}: refused: the saved spec of {target} has {key!r}: {value!r} "
+                                  "(only plain values are read from a file)")
+    try:
+        return builder(**args)
+    except TypeError as err:
+        raise BridgeEvalError(f"{source}: the saved spec of {target} does not fit it ({err})") from None
 
 
 def load_map(path) -> nn.Module:
     """The trained mapper of a ``checkpoint=true`` checkpoint, in eval mode on the CPU; a file that
-    is not one is one line naming it. Only the mapper is rebuilt (its saved config and weights), so
+    is not one is one line naming it. The file is read as data (``weights_only``: tensors and plain
+    values; nothing in it runs) and only the mapper is rebuilt, from bridgeeval's own builders, so
     checkpoints of every bridgeeval version since maps were saved load alike."""
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise BridgeEvalError(f"{path}: no such checkpoint")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        named = _refused_global(err)
+        if named:  # a pickle naming more than tensors and plain values
+            raise BridgeEvalError(f"{path}: refused: it holds more than tensors and plain values "
+                                  f"(it names {named}); nothing in it was run") from None
+        raise BridgeEvalError(f"{path}: not a checkpoint (UnpicklingError)") from None
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
         raise BridgeEvalError(f"{path}: not a checkpoint ({type(err).__name__})") from None
     spec = (saved.get("hyper_parameters") or {}).get("mapper") if isinstance(saved, dict) else None
     if not isinstance(spec, Mapping):
         raise BridgeEvalError(f"{path}: not a bridgeeval map checkpoint (no mapper hyperparameters; "
                               "train with checkpoint=true)")
-    mapper = _instantiated(spec)
-    weights = {k.removeprefix("mapper."): v for k, v in saved.get("state_dict", {}).items() if k.startswith("mapper.")}
+    mapper = build_saved(spec, str(path))
+    state = saved.get("state_dict")
+    weights = {k.removeprefix("mapper."): v for k, v in (state if isinstance(state, Mapping) else {}).items()
+               if isinstance(k, str) and k.startswith("mapper.")}
     try:
         mapper.load_state_dict(weights)
-    except RuntimeError as err:
+    except (RuntimeError, TypeError) as err:
         raise BridgeEvalError(f"{path}: the saved weights do not fit the saved mapper ({str(err).splitlines()[0]})") from None
     return mapper.eval()
+
+
+def _refused_global(err: Exception) -> str | None:
+    """The global a weights-only load refused ("GLOBAL os.system" in torch's message), if any."""
+    import re
+
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    return found.group(1) if found else None

@@ -227,7 +227,8 @@ def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=N
         trainer = build_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
         trainer.fit(module, datamodule=datamodule)
     if cfg.checkpoint:
-        trainer.save_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / f"{split.name}.ckpt")
+        # Weights, loops and hyperparameters: a map to apply, loadable as data (no optimiser state).
+        trainer.save_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / f"{split.name}.ckpt", weights_only=True)
     final = {key: float(value) for key, value in sorted(trainer.callback_metrics.items())}
     final["epochs"] = trainer.current_epoch
     if items is not None:

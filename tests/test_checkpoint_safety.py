@@ -1,0 +1,84 @@
+"""A checkpoint is data: loading one never runs what the file names (issue: `map` ran pickled code)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+import torch
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.models.module import MappingModule, load_map
+
+
+class _Payload:
+    """Unpickled by a full pickle load, it creates ``marker``: the proof that code ran."""
+
+    def __init__(self, marker: pathlib.Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def _map_spec(**extra):
+    return {"_target_": "bridgeeval.models.mappers.build_mapper", "kind": "lin", "in_dim": 3, "out_dim": 2, **extra}
+
+
+def _checkpoint(path, mapper_spec, state=None, **extra):
+    state = state if state is not None else {"mapper.weight": torch.ones(2, 3), "mapper.bias": torch.zeros(2)}
+    torch.save({"state_dict": state, "hyper_parameters": {"mapper": mapper_spec, **extra},
+                "pytorch-lightning_version": "2.6.0"}, path)
+    return path
+
+
+def test_a_pickled_payload_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+    ckpt = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"mapper": _map_spec()}, "x": _Payload(marker)}, ckpt)
+    with pytest.raises(BridgeEvalError, match=r"evil.ckpt: refused: it holds more than tensors and plain values \(it names \w+.*nothing in it was run"):
+        load_map(ckpt)
+    assert not marker.exists()
+    torch.load(ckpt, weights_only=False)  # the payload is real: a full load runs it
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("spec, named", [
+    ({"_target_": "os.system", "command": "touch MARK"}, "'os.system'"),
+    ({"_target_": "builtins.exec", "_args_": ["open('MARK', 'w')"]}, "'builtins.exec'"),
+    (_map_spec(activation={"_target_": "os.system", "command": "touch MARK"}), "activation"),
+    (_map_spec(_args_=["x"]), "_args_"),
+    ({"_target_": ["os.system"], "kind": "lin"}, "['os.system']"),
+])
+def test_a_spec_naming_code_is_refused_before_anything_is_imported(tmp_path, monkeypatch, spec, named):
+    monkeypatch.chdir(tmp_path)
+    ckpt = _checkpoint(tmp_path / "spec.ckpt", spec)
+    with pytest.raises(BridgeEvalError, match="spec.ckpt: refused") as err:
+        load_map(ckpt)
+    assert named in str(err.value) and not (tmp_path / "MARK").exists()
+
+
+def test_lightnings_loader_reads_as_data_too(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    common = {"k": 2, "neighbour_metrics": ["cosine"], "include_self": False}
+    good = _checkpoint(tmp_path / "good.ckpt", _map_spec(),
+                       loss={"_target_": "bridgeeval.models.losses.build_loss", "name": "mse"}, **common)
+    module = MappingModule.load_from_checkpoint(good)
+    assert torch.equal(module.mapper.weight, torch.ones(2, 3))
+    evil = _checkpoint(tmp_path / "evil.ckpt", _map_spec(),
+                       loss={"_target_": "os.system", "command": "touch MARK"}, **common)
+    with pytest.raises(BridgeEvalError, match="checkpoint: refused: the saved spec names 'os.system'"):
+        MappingModule.load_from_checkpoint(evil)
+    assert not (tmp_path / "MARK").exists()
+
+
+def test_a_legacy_spec_and_bad_weights_are_one_line(tmp_path):
+    legacy = {"kind": "lin", "in_dim": 3, "out_dim": 2}  # saved before configs had _target_
+    mapper = load_map(_checkpoint(tmp_path / "old.ckpt", legacy))
+    assert torch.equal(mapper.weight, torch.ones(2, 3)) and not mapper.training
+    with pytest.raises(BridgeEvalError, match="wrong.ckpt: the saved weights do not fit"):
+        load_map(_checkpoint(tmp_path / "wrong.ckpt", _map_spec(), state={"mapper.weight": torch.ones(5, 5)}))
+    with pytest.raises(BridgeEvalError, match="extra.ckpt: the saved spec of .*build_mapper does not fit it"):
+        load_map(_checkpoint(tmp_path / "extra.ckpt", _map_spec(colour="red")))
+    assert "MARK" not in os.listdir(tmp_path)
