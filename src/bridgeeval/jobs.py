@@ -34,7 +34,7 @@ def run_task(task: Callable[[Any], Any], cfg, passthrough: tuple[type[Exception]
         raise
     except BridgeEvalError as err:
         record_failure(err)
-        if _raise_to_sweeper():
+        if raise_to_sweeper():
             raise
         print(f"bridgeeval: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -74,7 +74,7 @@ def _job_folder() -> Path | None:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def _raise_to_sweeper() -> bool:
+def raise_to_sweeper() -> bool:
     """A multirun whose jobs are not plain in-process calls records failures itself."""
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:

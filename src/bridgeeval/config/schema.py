@@ -95,6 +95,7 @@ class TrainSchema:
     direction: str = "text2image"
     optimized_metric: Optional[str] = "val/loss"
     checkpoint: bool = False
+    overwrite: bool = False
 
 
 @dataclass
@@ -119,6 +120,7 @@ class UntrainedSchema:
     measure_options: dict[str, Any] = field(default_factory=dict)
     embeddings: dict[str, Optional[str]] = field(default_factory=dict)
     benchmarks: dict[str, Optional[str]] = field(default_factory=dict)
+    overwrite: bool = False
 
 
 # config path ("" = top level) -> schema, for each task.

@@ -167,8 +167,8 @@ class Reproduction:
             "-m", "experiment=released_protocol", *cell.overrides(),
             *[f"{key}={value}" for key, value in selection.params.items()],
             f"seed={','.join(map(str, seeds))}", "cv.protocol=auto", "cv.folds=5",
-            f"paths.log_dir={self.out}", f"hydra.sweep.dir={folder}", *QUIET, *self.extra,
-        ])
+            f"paths.log_dir={self.out}", f"hydra.sweep.dir={folder}", "overwrite=true", *QUIET, *self.extra,
+        ])  # overwrite: an earlier evaluation of other params or seeds is replaced, never mixed in
         write_json_atomic(record, wanted)
         return folder, time.time() - started
 

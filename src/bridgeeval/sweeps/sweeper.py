@@ -64,7 +64,7 @@ class OptunaSweep:
         self.grid = grid_points(self.space) if is_grid(self.sampler) else None
         self.where: StorageURL | None = parse_url(settings.storage) if settings.storage else None
         self.url = self.where.url if self.where else None
-        self.job_idx = 0
+        self.job_idx = _first_free_job_number(config)
         self.batch_errors: list[str] = []
         self.failures = 0
         self.attempts = 0
@@ -487,6 +487,20 @@ def _as_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def _first_free_job_number(config) -> int:
+    """Past the numbered job folders already in the sweep folder: a resume into the same
+    ``hydra.sweep.dir`` starts new folders instead of meeting its earlier trials' (which a job
+    would refuse, bridgeeval.runfolder)."""
+    if config is None or "hydra" not in config:
+        return 0
+    try:
+        folder = Path(str(config.hydra.sweep.dir))
+        taken = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    except Exception:  # noqa: BLE001 - an unresolvable or unreadable folder: Hydra says so when it launches
+        return 0
+    return max(taken, default=-1) + 1
 
 
 def _output_dir(ret: JobReturn) -> str | None:
