@@ -20,10 +20,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.handler(args) or 0
+        code = args.handler(args) or 0
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
+        return code
     except BridgeEvalError as err:
         print(f"bridgeeval: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `bridgeeval ... | head`: the reader has what it wanted
+        _quiet_closed_stdout()
+        return 0
     except OSError as err:  # a full disk, a vanished folder, a permission: one line, never a traceback
         where = f"{err.filename}: " if err.filename else ""
         print(f"bridgeeval: error: {where}{err.strerror or err}", file=sys.stderr)
@@ -31,6 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bridgeeval: interrupted", file=sys.stderr)
         return 130
+
+
+def _quiet_closed_stdout() -> None:
+    """Point stdout at /dev/null: Python's exit-time flush of a closed pipe would print
+    'Exception ignored ... BrokenPipeError' otherwise."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _notes_to_stderr() -> None:

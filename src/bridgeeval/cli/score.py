@@ -46,6 +46,7 @@ def _score(args) -> int:
     from bridgeeval.data.formats import read_matrix
     from bridgeeval.errors import BridgeEvalError
     from bridgeeval.metrics import cross_modal_report, mnno, mnno_sampled
+    from bridgeeval.metrics.report import undefined_keys
     from bridgeeval.metrics.validation import check_paired, check_points
 
     sets = {"input": args.input, "target": args.target}
@@ -61,6 +62,7 @@ def _score(args) -> int:
     meta = {"n": int(values["input"].shape[0]), "k": args.k, "metric": args.metric, "include_self": args.include_self}
     if args.measures is not None:
         return _score_measures(args, values, meta)
+    reasons = undefined_keys(values, args.metric)
     if args.sample is not None:
         n = values["input"].shape[0]
         if args.sample > n:
@@ -70,15 +72,30 @@ def _score(args) -> int:
         for a, b in pairs:
             key = f"mnno_{a}_{b}"
             report[key], report[f"{key}_stderr"] = mnno_sampled(values[a], values[b], n_queries=args.sample, **opts)
+            if key in reasons:
+                reasons[f"{key}_stderr"] = reasons[key]
     elif args.mapped:
         report = cross_modal_report(values["input"], values["target"], values["mapped"], **opts)
     else:
         report = {"mnno_input_target": mnno(values["input"], values["target"], **opts)}
+    report.update(dict.fromkeys(reasons, float("nan")))
     if args.json:
-        print(dumps({**meta, **report}))
+        print(dumps(_with_reasons({**meta, **report}, reasons)))
     else:
         _print_table(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", report)
+        _print_reasons(reasons)
     return 0
+
+
+def _with_reasons(out: dict, reasons: dict[str, str]) -> dict:
+    """``undefined_reasons``: why each undefined value (null, listed in ``undefined_keys``) is so."""
+    return {**out, "undefined_reasons": reasons} if reasons else out
+
+
+def _print_reasons(reasons: dict[str, str]) -> None:
+    for reason in dict.fromkeys(reasons.values()):  # each reason once, in order
+        keys = ", ".join(k for k, r in reasons.items() if r == reason)
+        print(f"undefined: {keys}: {reason}", file=sys.stderr)
 
 
 def _score_measures(args, values: dict, meta: dict) -> int:
@@ -102,15 +119,30 @@ def _score_measures(args, values: dict, meta: dict) -> int:
     options = check_measure_options({"rbf_sigma": args.rbf_sigma, "cca_dim": args.cca_dim})
     sets = {name: Representation(t, metric=args.metric, include_self=args.include_self, name=f"{name} ({getattr(args, name)})")
             for name, t in values.items()}
-    report = alignment_report(sets, names, args.k, options=options)
+    reasons: dict[str, str] = {}
+    report = alignment_report(sets, names, args.k, options=options, reasons=reasons)
     by_pair = {pair: {name: report[f"{name}_{pair}"] for name in names}
                for pair in PAIRS if f"{names[0]}_{pair}" in report}
     if args.json:
-        print(dumps({**meta, **by_pair["input_target"]} if len(by_pair) == 1 else {**meta, **by_pair}))
+        if len(by_pair) == 1:  # two files: one key per measure
+            reasons = {key.removesuffix("_input_target"): why for key, why in reasons.items()}
+            print(dumps(_with_reasons({**meta, **by_pair["input_target"]}, reasons)))
+        else:
+            print(dumps(_with_reasons({**meta, **by_pair}, _by_pair_keys(reasons, names))))
         return 0
     _print_measures(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", by_pair,
                     {name: MEASURES[name].higher_is_better for name in names})
+    _print_reasons(reasons)
     return 0
+
+
+def _by_pair_keys(reasons: dict[str, str], names) -> dict[str, str]:
+    """``cka_input_mapped`` -> ``input_mapped.cka``: the path of the value in the JSON by pair."""
+    out = {}
+    for key, why in reasons.items():
+        name = next(n for n in sorted(names, key=len, reverse=True) if key.startswith(n + "_"))
+        out[f"{key[len(name) + 1:]}.{name}"] = why
+    return out
 
 
 def _print_measures(title: str, by_pair: dict[str, dict[str, float]], higher: dict[str, bool]) -> None:

@@ -9,6 +9,7 @@ sets, each set's derived quantities (neighbour lists above all) computed once an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ class Measure:
     takes_k: bool
     higher_is_better: bool
     summary: str
+    # The structure of each set it reads (Representation.flat): a set without it leaves it undefined.
+    reads: tuple[str, ...] = ("centred",)
 
 
 def _knn(fn) -> Callable:
@@ -48,27 +51,30 @@ def _cka(kernel: str, unbiased: bool) -> Callable:
                                                        rbf_sigma=opts["rbf_sigma"])
 
 
+_NEIGHBOURS = ("neighbours",)
 _ALL = [
     Measure("mnno", _knn(knn_measures.mnno_from_indices), True, True,
-            "mean nearest-neighbour overlap (Collell & Moens 2018)"),
+            "mean nearest-neighbour overlap (Collell & Moens 2018)", _NEIGHBOURS),
     Measure("mutual_knn", _knn(knn_measures.mnno_from_indices), True, True,
-            "mutual k-NN alignment (Huh et al. 2024): the same quantity as mnno"),
+            "mutual k-NN alignment (Huh et al. 2024): the same quantity as mnno", _NEIGHBOURS),
     Measure("cycle_knn", _knn(knn_measures.cycle_knn_from_indices), True, True,
-            "share of items found again among the A-neighbours of their B-neighbours"),
+            "share of items found again among the A-neighbours of their B-neighbours", _NEIGHBOURS),
     Measure("lcs_knn", _knn(knn_measures.lcs_from_indices), True, True,
-            "longest common subsequence of the ordered k-NN lists / k"),
+            "longest common subsequence of the ordered k-NN lists / k", _NEIGHBOURS),
     Measure("edit_distance_knn", _knn(knn_measures.edit_from_indices), True, True,
-            "1 - Levenshtein distance of the ordered k-NN lists / k"),
+            "1 - Levenshtein distance of the ordered k-NN lists / k", _NEIGHBOURS),
     Measure("cka", _cka("linear", False), False, True, "linear CKA, biased HSIC (Kornblith et al. 2019)"),
     Measure("unbiased_cka", _cka("linear", True), False, True, "linear CKA, unbiased HSIC (Song et al. 2012)"),
     Measure("cka_rbf", _cka("rbf", False), False, True, "RBF-kernel CKA, biased HSIC"),
     Measure("unbiased_cka_rbf", _cka("rbf", True), False, True, "RBF-kernel CKA, unbiased HSIC"),
     Measure("cknna", lambda ra, rb, k, opts: kernel_measures.cknna(ra, rb, k), True, True,
-            "CKA restricted to mutual k nearest neighbours (Huh et al. 2024)"),
+            "CKA restricted to mutual k nearest neighbours (Huh et al. 2024)", ("neighbours", "centred")),
     Measure("svcca", lambda ra, rb, k, opts: subspace_measures.svcca(ra, rb, opts["cca_dim"]), False, True,
             "mean canonical correlation of the top singular directions (Raghu et al. 2017)"),
-    Measure("rsa", _rsa("spearman"), False, True, "Spearman correlation of the pairwise distances (RSA)"),
-    Measure("rsa_pearson", _rsa("pearson"), False, True, "Pearson correlation of the pairwise distances (RSA)"),
+    Measure("rsa", _rsa("spearman"), False, True, "Spearman correlation of the pairwise distances (RSA)",
+            ("distances",)),
+    Measure("rsa_pearson", _rsa("pearson"), False, True, "Pearson correlation of the pairwise distances (RSA)",
+            ("distances",)),
     Measure("procrustes", lambda ra, rb, k, opts: subspace_measures.procrustes(ra, rb), False, False,
             "orthogonal Procrustes distance of the centred, unit-norm sets (0 = same shape)"),
 ]
@@ -97,7 +103,8 @@ def measure_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def measure(name: str, a, b, *, k: int = 10, metric: str = "cosine", include_self: bool = False, **options) -> float:
-    """One named measure of two paired sets (arrays, tensors or ``Representation`` objects).
+    """One named measure of two paired sets (arrays, tensors or ``Representation`` objects); NaN
+    where it is undefined for them (:func:`undefined_reason` says why).
 
     Example:
         >>> import torch
@@ -107,7 +114,29 @@ def measure(name: str, a, b, *, k: int = 10, metric: str = "cosine", include_sel
     """
     (name,) = check_measures([name])
     ra, rb = paired(a, b, metric, include_self)
-    return MEASURES[name].compute(ra, rb, k, measure_options(options))
+    return _value(MEASURES[name], ra, rb, k, measure_options(options))[0]
+
+
+def undefined_reason(measure_: Measure, ra: Representation, rb: Representation) -> str | None:
+    """Why ``measure_`` is undefined for these two sets before computing it, or None: a set
+    without the structure it reads (``Representation.flat``)."""
+    for r in (ra, rb):
+        for structure in measure_.reads:
+            reason = r.flat(structure)
+            if reason:
+                return reason
+    return None
+
+
+def _value(m: Measure, ra: Representation, rb: Representation, k: int, opts: Mapping[str, Any]) -> tuple[float, str | None]:
+    """The measure's value and, where it is undefined (NaN), why."""
+    reason = undefined_reason(m, ra, rb)
+    if reason:
+        return float("nan"), reason
+    value = float(m.compute(ra, rb, k, opts))
+    if not math.isfinite(value):  # a zero denominator the sets do not show (e.g. unbiased HSIC <= 0)
+        return float("nan"), f"{m.name}'s normalisation is not positive for these sets"
+    return value, None
 
 
 def alignment_report(
@@ -116,19 +145,24 @@ def alignment_report(
     k: int,
     pairs: Mapping[str, tuple[str, str]] = PAIRS,
     options: Mapping[str, Any] | None = None,
+    reasons: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """``{name}_{pair}`` for every measure and pair whose two sets are in ``sets``.
 
     ``sets`` maps names (``input``, ``target``, ``mapped``) to representations that share one
     neighbour convention; reusing the same objects across calls reuses their cached parts (the
-    validation hook keeps X's and Y's for the whole training).
+    validation hook keeps X's and Y's for the whole training). An undefined value is NaN, and
+    ``reasons`` (when given) receives why under its key.
     """
     names, opts = check_measures(names), measure_options(options)
     out = {}
     for pair, (a, b) in pairs.items():
         if a in sets and b in sets:
             for name in names:
-                out[f"{name}_{pair}"] = MEASURES[name].compute(sets[a], sets[b], k, opts)
+                key = f"{name}_{pair}"
+                out[key], reason = _value(MEASURES[name], sets[a], sets[b], k, opts)
+                if reason and reasons is not None:
+                    reasons[key] = reason
     return out
 
 

@@ -7,6 +7,7 @@ import math
 import torch
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.flatness import flat_reason
 from bridgeeval.metrics.neighbours import knn_indices
 from bridgeeval.metrics.overlap import mnno_from_indices
 from bridgeeval.metrics.scaling import range_exponent, scale_down_
@@ -53,6 +54,8 @@ def cross_modal_report(
     include_self: bool = False,
     neighbours: dict[str, torch.Tensor] | None = None,
     targets: TargetSide | None = None,
+    reasons: dict[str, str] | None = None,
+    flat: dict[str, str | None] | None = None,
 ) -> dict[str, float]:
     """Everything Experiment 1 asks of a mapping ``f`` with ``mapped = f(x)`` paired to ``y``.
 
@@ -64,6 +67,10 @@ def cross_modal_report(
     Each set's neighbours are computed once; ``neighbours`` may pass cached lists for ``"input"``
     and ``"target"`` (they never change during training), and for ``"mapped"``; ``targets`` what
     the report derives from ``y`` alone (:class:`TargetSide`, built from this same ``y``).
+    A value that a flat set leaves undefined (all its neighbours tied: :func:`undefined_keys`) is
+    NaN, and ``reasons`` (when given) receives why under its key; ``flat`` may pass what
+    :func:`~bridgeeval.metrics.flatness.flat_reason` says of ``"input"`` and ``"target"`` (cached:
+    they never change during training).
 
     Example:
         >>> import torch
@@ -80,6 +87,7 @@ def cross_modal_report(
         )
     check_metric(metric)
     check_k(k, n, include_self)
+    undefined = undefined_keys({"input": x, "target": y, "mapped": mapped}, metric, flat)  # in their own dtypes
     dev = mapped.device
     # One float64 copy of each set serves every measure below.
     y = y.to(dev)
@@ -110,7 +118,7 @@ def cross_modal_report(
                 )
     diff = mapped - y
     sq_err = diff.mul_(diff)
-    return {
+    report = {
         "mnno_input_mapped": mnno_from_indices(idx["input"], idx["mapped"]),
         "mnno_target_mapped": mnno_from_indices(idx["target"], idx["mapped"]),
         "mnno_input_target": mnno_from_indices(idx["input"], idx["target"]),
@@ -119,6 +127,33 @@ def cross_modal_report(
         "recall_at_k": recall_at_k(mapped, y, k, metric, None if targets is None else targets.retrieval_scale),
         "hubness": hubness(idx["mapped"], n),
     }
+    report.update(dict.fromkeys(undefined, float("nan")))
+    if reasons is not None:
+        reasons.update(undefined)
+    return report
+
+
+def undefined_keys(sets: dict[str, torch.Tensor], metric: str, known: dict[str, str | None] | None = None) -> dict[str, str]:
+    """The report keys (mNNO of each pair, hubness of f(X)) that a flat set leaves undefined, each
+    with why: its neighbours are all tied, so their lists are the ties' order (by index), not the
+    data's (``metrics.flatness``). ``known`` holds sets' reasons already found (None: not flat)."""
+    known = known or {}
+    flat = {name: known[name] if name in known else neighbour_flatness(t, name, metric) for name, t in sets.items()}
+    out = {}
+    for a, b in (("input", "mapped"), ("target", "mapped"), ("input", "target")):
+        if a not in sets or b not in sets:
+            continue
+        reason = flat[a] or flat[b]
+        if reason:
+            out[f"mnno_{a}_{b}"] = reason
+    if flat.get("mapped"):
+        out["hubness"] = flat["mapped"]
+    return out
+
+
+def neighbour_flatness(x: torch.Tensor, name: str, metric: str) -> str | None:
+    """Why ``x``'s neighbours under ``metric`` are all tied, or None (``metrics.flatness``)."""
+    return flat_reason(x, name, by_direction=metric == "cosine")
 
 
 def _in_data_units(value: float, exponent: int) -> float:

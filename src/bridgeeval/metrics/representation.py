@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.flatness import flat_reason
 from bridgeeval.metrics.neighbours import knn_indices
 from bridgeeval.metrics.scaling import range_exponent, scale_down_
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points
@@ -91,6 +92,13 @@ class Representation:
         """Exact k-NN lists ``[N, k]`` under this set's convention (searched once per k)."""
         check_k(k, self.n, self.include_self)
         return self.memo(("neighbours", k), lambda: knn_indices(self.x, k, self.metric, self.include_self, name=self.name))
+
+    def flat(self, structure: str) -> str | None:
+        """Why this set has none of ``structure`` to compare, or None (``metrics.flatness``):
+        ``"centred"`` (its spread about the mean: CKA, SVCCA, Procrustes), ``"neighbours"`` and
+        ``"distances"`` (under cosine the rows' directions, else the centred spread)."""
+        by_direction = structure != "centred" and self.metric == "cosine"
+        return self.memo(("flat", by_direction), lambda: flat_reason(self.x, self.name, by_direction))
 
     @property
     def exponent(self) -> int:

@@ -10,7 +10,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.measures import MappedAlignment
 from bridgeeval.metrics.neighbours import knn_indices
-from bridgeeval.metrics.report import TargetSide, cross_modal_report
+from bridgeeval.metrics.report import TargetSide, cross_modal_report, neighbour_flatness
 from bridgeeval.metrics.validation import check_metric
 
 
@@ -49,6 +49,7 @@ class CrossModalReport(Metric):
         self.add_state("index", default=[], dist_reduce_fx="cat")
         self._cached: dict[str, torch.Tensor] = {}
         self._targets: TargetSide | None = None
+        self._flat: dict[str, str | None] = {}
 
     def update(self, inputs: torch.Tensor, targets: torch.Tensor, mapped: torch.Tensor, index=None) -> None:
         if not (len(inputs) == len(targets) == len(mapped)):
@@ -64,11 +65,14 @@ class CrossModalReport(Metric):
         self.index.append(torch.as_tensor(index, device=inputs.device))
 
     def cache_reference(self, input_neighbours: torch.Tensor, target_neighbours: torch.Tensor,
-                        targets: torch.Tensor | None = None) -> None:
+                        targets: torch.Tensor | None = None, inputs: torch.Tensor | None = None) -> None:
         """Neighbour lists of X and Y in index order, reused by every ``compute``; with ``targets``
-        (Y in index order) also what the report derives from Y alone (``TargetSide``)."""
+        (Y in index order) also what the report derives from Y alone (``TargetSide``); with both
+        sets, whether either is flat (``metrics.flatness``)."""
         self._cached = {"input": input_neighbours, "target": target_neighbours}
         self._targets = None if targets is None else TargetSide(targets.detach(), self.metric)
+        self._flat = {} if targets is None or inputs is None else {
+            name: neighbour_flatness(t.detach(), name, self.metric) for name, t in (("input", inputs), ("target", targets))}
 
     def compute(self) -> dict[str, float]:
         order = first_of_each(dim_zero_cat(self.index))
@@ -77,9 +81,8 @@ class CrossModalReport(Metric):
         if self.alignment:  # f(X)'s neighbours searched once for the report and the measures
             lists["mapped"] = knn_indices(f, self.k, self.metric, self.include_self, name="mapped")
         targets = self._targets if self._targets is not None and self._targets.fits(y, self.metric) else None
-        report = cross_modal_report(
-            x, y, f, k=self.k, metric=self.metric, include_self=self.include_self, neighbours=lists, targets=targets
-        )
+        report = cross_modal_report(x, y, f, k=self.k, metric=self.metric, include_self=self.include_self,
+                                    neighbours=lists, targets=targets, flat=self._flat if targets is not None else None)
         if self.alignment:
             report.update(self.alignment(x, y, f, lists))
         return report

@@ -103,7 +103,7 @@ class MappingModule(pl.LightningModule):
             }
             if stage == "val":
                 for m, refs in lists.items():
-                    self.val_metrics[m].cache_reference(refs["input"], refs["target"], y)
+                    self.val_metrics[m].cache_reference(refs["input"], refs["target"], y, inputs=x)
             else:
                 self._train_neighbours = lists
 
