@@ -28,14 +28,25 @@ def atomic_target(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
         Path(tmp).unlink(missing_ok=True)
 
 
-def writable_folder_error(folder: str | os.PathLike) -> OSError | None:
-    """Why ``folder`` (created if missing) cannot take a new file, or None: checked by writing one."""
+def writable_folder_error(folder: str | os.PathLike, keep: bool = True) -> OSError | None:
+    """Why ``folder`` (created if missing) cannot take a new file, or None: checked by writing one.
+    With ``keep=False`` the folders it had to create are removed again (a check before any work
+    leaves nothing behind)."""
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
             pass
     except OSError as err:
         return err
+    finally:
+        if not keep:
+            for created in missing:  # deepest first
+                try:
+                    created.rmdir()
+                except OSError:
+                    break
     return None
 
 

@@ -42,7 +42,11 @@ def _map(args) -> int:
     width = next(mapper.parameters()).shape[1]
     if matrix.values.ndim != 2 or matrix.values.shape[1] != width:
         raise BridgeEvalError(f"{args.input}: rows of {matrix.values.shape[-1]} values; the map takes {width}")
-    mapped = mapped_values(mapper, torch.from_numpy(np.asarray(matrix.values, dtype=np.float32))).numpy()
+    with np.errstate(over="ignore"):  # an overflow is caught below, as one line
+        values = np.asarray(matrix.values, dtype=np.float32)
+    _check_finite(values, f"{args.input}", "is outside float32's range (the map computes in float32)")
+    mapped = mapped_values(mapper, torch.from_numpy(values)).numpy()
+    _check_finite(mapped, f"{args.input}", "maps to NaN or infinite values (the map overflows float32 there)")
     if out.suffix.lower() == ".npy":
         with atomic_target(out, ".npy") as tmp:
             np.save(tmp, mapped)
@@ -58,3 +62,14 @@ def _map(args) -> int:
         write_text_atomic(out, buffer.getvalue())
     print(f"wrote {out} ({mapped.shape[0]} x {mapped.shape[1]})")
     return 0
+
+
+def _check_finite(values, name: str, what: str) -> None:
+    """One line naming the first row that is not finite: nothing is written then."""
+    import numpy as np
+
+    from bridgeeval.errors import BridgeEvalError
+
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        raise BridgeEvalError(f"{name}: row {int(np.flatnonzero(bad)[0])} {what}; nothing written")

@@ -39,7 +39,7 @@ def check_writable_target(path, option: str) -> None:
     folder = target if option.endswith(("figures", "dir")) else target.parent
     if target.is_dir() and folder is not target:
         raise BridgeEvalError(f"{option} {target}: is a folder; give a file path")
-    err = writable_folder_error(folder)
+    err = writable_folder_error(folder, keep=False)  # a refused call leaves no empty folder
     if err is not None:
         raise BridgeEvalError(f"{option} {target}: cannot write there ({err.strerror or err})")
 

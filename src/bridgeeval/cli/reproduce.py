@@ -39,17 +39,45 @@ def _reproduce(args) -> int:
     from bridgeeval.cli.options import check_writable_target
     from bridgeeval.reports.reproduce import LOCAL_DATASETS, Reproduction, available, cells_of, find_app
 
-    check_writable_target(Path(args.out) / "table1.md", "--out")
+    from bridgeeval.data.paired import DIRECTIONS
+    from bridgeeval.models.losses import LOSSES
+    from bridgeeval.models.mappers import MAPPERS
+
+    # Every argument checked before a folder is made or a train.py process started.
+    directions = _choices("--directions", args.directions, DIRECTIONS)
+    mappers = _choices("--mappers", args.mappers, MAPPERS)
+    losses = _choices("--losses", args.losses, LOSSES)
+    depths = _depths(args.depths)
     app = find_app(args.app)
-    names = [d for d in (args.datasets or ",".join(LOCAL_DATASETS)).split(",") if d]
+    check_writable_target(Path(args.out) / "table1.md", "--out")
+    names = _choices("--datasets", args.datasets, None) if args.datasets is not None else list(LOCAL_DATASETS)
     datasets = available(names, asked=args.datasets is not None)
     if not datasets:
         raise BridgeEvalError("reproduce: no data set available (bridgeeval data fetch iaprtc wiki)")
-    try:
-        depths = [int(d) for d in args.depths.split(",") if d]
-    except ValueError:
-        raise BridgeEvalError(f"--depths={args.depths!r}: comma-separated whole numbers, e.g. 1,3,5") from None
-    split = lambda text: [x for x in text.split(",") if x]  # noqa: E731
-    cells = cells_of(datasets, split(args.directions), split(args.mappers), depths, split(args.losses))
+    cells = cells_of(datasets, directions, mappers, depths, losses)
+    if not cells:
+        raise BridgeEvalError(f"--mappers lin with --depths {args.depths}: a linear map has no hidden layers; "
+                              "add 1 to --depths or nn to --mappers")
     Reproduction(Path(args.out), app, quick=args.quick, seeds=args.seeds, extra=args.overrides).run(cells)
     return 0
+
+
+def _choices(option: str, text: str, allowed) -> list[str]:
+    """A comma-separated list: at least one name, each one of ``allowed`` (any, where None)."""
+    names = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    if not names:
+        raise BridgeEvalError(f"{option}={text!r}: name at least one" + (f" of {', '.join(allowed)}" if allowed else ""))
+    unknown = [n for n in names if allowed is not None and n not in allowed]
+    if unknown:
+        raise BridgeEvalError(f"{option}: unknown {unknown[0]!r}; choose from {', '.join(allowed)}")
+    return names
+
+
+def _depths(text: str) -> list[int]:
+    try:
+        depths = [int(d) for d in _choices("--depths", text, None)]
+    except ValueError:
+        depths = []
+    if not depths or min(depths) < 1:
+        raise BridgeEvalError(f"--depths={text!r}: comma-separated whole numbers of hidden layers, 1 or more, e.g. 1,3,5")
+    return depths
