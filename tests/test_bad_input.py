@@ -456,3 +456,29 @@ def test_untrained_names_what_to_do_for_benchmarks_without_a_download():
 
     assert "bridgeeval data fetch men" in _how_to_get("men")
     assert "no download known; give the file as benchmarks.semsim=PATH" in _how_to_get("semsim")
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("zeroed", "the mean of fold0.nno_input_mapped is 0, the record says"),
+    ("shortened", "fold0.nno_input_mapped has 5 values for"),
+    ("foreign index", "fold0.index is not a list of distinct items"),
+])
+def test_items_that_disagree_with_the_record_are_refused(tmp_path, capsys, finished_run, tamper, message):
+    """A hand-edited items.npz: the report's means would come from metrics.json and its intervals
+    and p-values from the edited items (or a broadcast traceback): refused, naming the file."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    items = dict(np.load(run / "items.npz"))
+    if tamper == "zeroed":
+        items["fold0.nno_input_mapped"] = np.zeros_like(items["fold0.nno_input_mapped"])
+    elif tamper == "shortened":
+        items["fold0.nno_input_mapped"] = items["fold0.nno_input_mapped"][:5]
+    else:
+        items["fold0.index"] = np.full_like(items["fold0.index"], 10**6)
+    np.savez(run / "items.npz", **items)
+    before = tree(run)
+    code, _, err = cli(capsys, "report", run)
+    one_line_error(code, err, str(run / "items.npz"), "does not match metrics.json", message, "rerun the job")
+    assert tree(run) == before

@@ -137,3 +137,33 @@ def read_items(folder: Path) -> dict[str, np.ndarray] | None:
             f"{path}: corrupt {ITEMS_FILE} ({type(err).__name__}); rerun the job, or delete the file "
             "to report it without the tests over items"
         ) from None
+
+
+def check_items(items: dict[str, np.ndarray], record: JobRecord, path: Path) -> dict[str, np.ndarray]:
+    """``items`` if they are the per-item values of ``record``: each split's arrays as long as its
+    index, the index within the job's items and each item once, and each per-item mean equal to
+    the value ``metrics.json`` recorded (a zeroed or shortened fold would otherwise give a report
+    whose means come from one file and whose tests from another). One line naming the file else."""
+    def refuse(why: str) -> None:
+        raise BridgeEvalError(f"{path}: does not match {METRICS_FILE} ({why}); rerun the job, or delete "
+                              "the file to report it without the tests over items")
+
+    recorded = {f"{f.get('split')}.{key[len('val/m'):]}": f.get(key) for f in record.folds
+                for key in f if key.startswith("val/mnno_")}
+    recorded.update({f"pooled.{key[len('pooled/m'):]}": value for key, value in record.values.items()
+                     if key.startswith("pooled/mnno_")})
+    for name, values in items.items():
+        split, _, key = name.partition(".")
+        if key == "index":
+            if values.ndim != 1 or len(np.unique(values)) != len(values) or (
+                    len(values) and (values.min() < 0 or values.max() >= record.n_items)):
+                refuse(f"{name} is not a list of distinct items of the {record.n_items}")
+            continue
+        index = items.get(f"{split}.index")
+        expected = len(index) if index is not None else record.n_items
+        if values.ndim != 1 or len(values) != expected:
+            refuse(f"{name} has {values.size} values for {expected} items")
+        value = recorded.get(name)  # logged through float32: equal to ~1e-8
+        if isinstance(value, (int, float)) and not np.isclose(float(values.mean()), value, rtol=0, atol=1e-6):
+            refuse(f"the mean of {name} is {float(values.mean()):.6g}, the record says {value:.6g}")
+    return items

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.records import METRICS_FILE, JobRecord, read_items, read_job_record
+from bridgeeval.records import ITEMS_FILE, METRICS_FILE, JobRecord, check_items, read_items, read_job_record
 
 # Config keys that change a job's results; everything else (seed, fold, paths, loggers, progress
 # bars, the sweep's bookkeeping) is a replicate or presentation, and may differ within a cell.
@@ -54,8 +54,10 @@ class Job:
 
     @functools.cached_property
     def _items(self) -> dict[str, np.ndarray] | None:
-        """``items.npz``, read once per job (every measure and pair of a report reads it)."""
-        return read_items(self.path)
+        """``items.npz``, read once per job (every measure and pair of a report reads it) and
+        checked against the job's record before any test uses it."""
+        items = read_items(self.path)
+        return None if items is None else check_items(items, self.record, self.path / ITEMS_FILE)
 
     @property
     def study(self) -> str | None:
