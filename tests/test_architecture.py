@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "bridgeeval"
 LAYERS = [
     {"errors", "jsonout", "reference", "__init__"},  # neutral plumbing, in three steps
     {"files"},
-    {"records", "tables", "jobs", "runfolder"},
+    {"records", "tables", "jobs", "runfolder", "significance"},
     {"metrics", "data"},
     {"models"},
     {"config", "tracking"},

@@ -7,6 +7,7 @@ when they vary among the jobs); one column pair per visual feature. Each cell po
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ import numpy as np
 from scipy.stats import ranksums
 
 from bridgeeval.reports.collect import Job, best_trials_only
+from bridgeeval.significance import bonferroni_log10, p_or_none, ranksum_test, signed_rank_test
 from bridgeeval.tables import Cell, Table
 
 INPUT_MAPPED, TARGET_MAPPED = "val/mnno_input_mapped", "val/mnno_target_mapped"
@@ -48,6 +50,8 @@ class Comparison:
     p_items: float | None = None  # two-sided Wilcoxon rank-sum over items (the paper's test)
     p_items_adjusted: float | None = None
     p_signed_rank: float | None = None  # paired: each item's two values
+    # The item tests' log10 p (exact below float range: significance.py) and rank-sum statistic.
+    items_log10: dict[str, float] = field(default_factory=dict)
     ci95: tuple[tuple[float, float], tuple[float, float]] | None = None  # bootstrap, of each mean
     released_protocol: bool = True  # every job counted self and was evaluated over the whole set
     # Further alignment measures (report --measures): name -> ((X, f(X)) samples, (Y, f(X)) samples).
@@ -73,6 +77,16 @@ class Comparison:
     def std(self, values: list[float]) -> float | None:
         return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
+    def _item_p_values(self) -> dict:
+        """Each item test's p (null below 1e-300), its exact log10 and the rank-sum's z."""
+        out = {}
+        for key in ("p_items_ranksum", "p_items_bonferroni", "p_items_signed_rank"):
+            log10_p = self.items_log10.get(key)
+            out[key] = p_or_none(log10_p)
+            out[f"{key}_log10"] = log10_p
+        out["z_items_ranksum"] = self.items_log10.get("z_items_ranksum")
+        return out
+
     def record(self) -> dict:
         out = {**self.row, "visual_features": self.visual, "n": len(self.x)}
         out.update(
@@ -84,9 +98,7 @@ class Comparison:
                 "p_ranksum": self.p,
                 "p_bonferroni": self.p_adjusted,
                 "n_items": int(sum(len(v) for v in self.x_items)) if self.x_items else None,
-                "p_items_ranksum": self.p_items,
-                "p_items_bonferroni": self.p_items_adjusted,
-                "p_items_signed_rank": self.p_signed_rank,
+                **self._item_p_values(),
                 "ci95_input_mapped": list(self.ci95[0]) if self.ci95 else None,
                 "ci95_target_mapped": list(self.ci95[1]) if self.ci95 else None,
                 "significant": self.significant,
@@ -211,19 +223,13 @@ def _test(comparisons: list[Comparison], alpha: float) -> None:
     with_items = [c for c in comparisons if c.x_items]
     for c in with_items:
         x, y = np.concatenate(c.x_items), np.concatenate(c.y_items)
-        c.p_items = float(ranksums(x, y).pvalue)
-        c.p_items_adjusted = min(1.0, c.p_items * len(with_items))
-        c.significant = c.p_items_adjusted < alpha
-        c.p_signed_rank = _signed_rank(x, y)
+        ranksum, signed = ranksum_test(x, y), signed_rank_test(x, y)  # log10 p: exact past 1e-308
+        adjusted = bonferroni_log10(ranksum.log10_p, len(with_items))
+        c.items_log10 = {"p_items_ranksum": ranksum.log10_p, "p_items_bonferroni": adjusted,
+                         "p_items_signed_rank": signed.log10_p, "z_items_ranksum": ranksum.statistic}
+        c.p_items, c.p_items_adjusted, c.p_signed_rank = ranksum.p, 10.0**adjusted, signed.p
+        c.significant = adjusted < math.log10(alpha)
         c.ci95 = (_bootstrap_ci(x), _bootstrap_ci(y))
-
-
-def _signed_rank(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import wilcoxon
-
-    if np.all(x == y):
-        return 1.0
-    return float(wilcoxon(x, y).pvalue)
 
 
 def _bootstrap_ci(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
