@@ -54,3 +54,23 @@ def test_explicit_choices_win(clean_env, monkeypatch):
     assert decide("auto") == (True, "WANDB_MODE=offline")
     with pytest.raises(BridgeEvalError, match="logger.wandb.mode='sometimes'"):
         decide("sometimes")
+
+
+@pytest.mark.slow
+def test_each_job_of_a_multirun_decides_from_the_users_environment(clean_env, tmp_path):
+    """Lightning's offline WandbLogger sets WANDB_MODE=dryrun in the process: job 1 of a multirun
+    said 'WANDB_MODE=dryrun' although the user set nothing."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(NETRC=str(clean_env / "netrc"), WANDB_BASE_URL="http://127.0.0.1:9", WANDB_SILENT="true")
+    proc = subprocess.run(
+        [sys.executable, "train.py", "-m", "logger=wandb", "debug=fast", "trainer.max_epochs=1", "seed=1,2",
+         f"hydra.sweep.dir={tmp_path / 'multi'}"],
+        cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if "W&B offline" in line]
+    assert len(said) == 2 and all("no W&B credentials for 127.0.0.1" in line for line in said), said

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -70,11 +71,20 @@ def open_wandb_run(cfg: DictConfig, spec, out_dir: Path, job_type: str):
     }
     if not spec.get("settings"):
         extra["settings"] = wandb.Settings(silent=True)
-    logger = hydra.utils.instantiate({k: v for k, v in spec.items() if k not in ("mode", "offline")}, **extra)
-    # Lightning passes `anonymous=None`, which wandb >= 0.19 warns about on every run.
-    if getattr(logger, "_wandb_init", {}).get("anonymous", False) is None:
-        del logger._wandb_init["anonymous"]
-    run = logger.experiment
+    # Lightning's WandbLogger sets WANDB_MODE=dryrun in this process for an offline run: restored
+    # once the run has started, so the next job of a multirun decides from the user's own setting.
+    user_mode = os.environ.get("WANDB_MODE")
+    try:
+        logger = hydra.utils.instantiate({k: v for k, v in spec.items() if k not in ("mode", "offline")}, **extra)
+        # Lightning passes `anonymous=None`, which wandb >= 0.19 warns about on every run.
+        if getattr(logger, "_wandb_init", {}).get("anonymous", False) is None:
+            del logger._wandb_init["anonymous"]
+        run = logger.experiment
+    finally:
+        if user_mode is None:
+            os.environ.pop("WANDB_MODE", None)
+        else:
+            os.environ["WANDB_MODE"] = user_mode
     run.config.update(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), allow_val_change=True)
     run_dir = Path(run.dir).parent
     if offline:
