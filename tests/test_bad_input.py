@@ -482,3 +482,85 @@ def test_items_that_disagree_with_the_record_are_refused(tmp_path, capsys, finis
     code, _, err = cli(capsys, "report", run)
     one_line_error(code, err, str(run / "items.npz"), "does not match metrics.json", message, "rerun the job")
     assert tree(run) == before
+
+
+# ---- round 3: arrays that are ordinary data, and files that are not ----------------------------
+
+
+@pytest.mark.parametrize("name, writer, values", [
+    ("u16.npy", lambda p, a: np.save(p, a.astype(np.uint16)), lambda a: a.astype(np.uint16)),
+    ("u64.npy", lambda p, a: np.save(p, a.astype(np.uint64)), lambda a: a.astype(np.uint64)),
+    ("big_endian.npy", lambda p, a: np.save(p, a.astype(">f8")), lambda a: a),
+    ("sparse.pt", lambda p, a: torch.save(torch.from_numpy(a).to_sparse(), p), lambda a: a),
+    ("csr.pt", lambda p, a: torch.save(torch.from_numpy(a).to_sparse_csr(), p), lambda a: a),
+    ("f8.pt", lambda p, a: torch.save(torch.from_numpy(a).to(torch.float8_e4m3fn), p),
+     lambda a: torch.from_numpy(a).to(torch.float8_e4m3fn).double().numpy()),
+])
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta:UserWarning")  # writing the file
+def test_unusual_arrays_are_read_as_their_numbers(tmp_path, capsys, name, writer, values):
+    counts = np.abs(X * 100).round()  # whole numbers: the integer files hold them exactly
+    writer(tmp_path / name, counts)
+    np.save(tmp_path / "plain.npy", values(counts).astype(np.float64))
+    np.save(tmp_path / "y.npy", Y)
+    assert np.array_equal(read_matrix(tmp_path / name).values, np.load(tmp_path / "plain.npy"))
+    code, out, err = cli(capsys, "score", tmp_path / name, tmp_path / "y.npy", "--json")
+    assert code == 0, err
+    _, plain, _ = cli(capsys, "score", tmp_path / "plain.npy", tmp_path / "y.npy", "--json")
+    assert json.loads(out) == json.loads(plain)
+
+
+@pytest.mark.parametrize("name, writer, message", [
+    ("bool.pt", lambda p: torch.save(torch.from_numpy(X > 0), p), "bool.pt: a tensor of dtype torch.bool is not numeric"),
+    ("ragged.parquet", lambda p: pd.DataFrame({"v": [[1.0, 2.0], [3.0]] + [[1.0, 2.0]] * 38}).to_parquet(p),
+     "ragged.parquet: column 'v': row 1 has 1 values, row 0 has 2"),
+])
+def test_files_that_are_not_matrices_are_one_line(tmp_path, capsys, name, writer, message):
+    writer(tmp_path / name)
+    np.save(tmp_path / "y.npy", Y)
+    code, _, err = cli(capsys, "score", tmp_path / name, tmp_path / "y.npy")
+    one_line_error(code, err, message)
+
+
+@pytest.mark.parametrize("device, message", [
+    ("banana", "'banana' is not a torch device"),
+    ("meta", "meta tensors hold no values"),
+    pytest.param("cuda", "cuda is not available here",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+])
+def test_a_device_that_is_not_here_is_one_line(tmp_path, capsys, device, message):
+    np.save(tmp_path / "x.npy", X)
+    with pytest.raises(SystemExit) as exit_:
+        cli(capsys, "score", tmp_path / "x.npy", tmp_path / "x.npy", "--device", device)
+    one_line_error(exit_.value.code, capsys.readouterr().err, "argument --device", message)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"data": "x"}, "field 'data' is \"x\", not an object"),
+    ({"folds": "oops"}, "field 'folds' is \"oops\", not a list"),
+    ({"folds": ["oops"]}, "folds[0] is \"oops\", not an object of values"),
+    ({"k": True}, "field 'k' is true, not a whole number"),
+    ({"val/mnno_input_mapped": float("nan")}, "val/mnno_input_mapped is nan, which strict JSON cannot hold"),
+])
+def test_a_hand_edited_record_is_named_not_a_traceback(tmp_path, capsys, finished_run, edit, message):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    record = json.loads((run / "metrics.json").read_text())
+    record.update(edit)
+    (run / "metrics.json").write_text(json.dumps(record))
+    code, _, err = cli(capsys, "report", run)
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err and len(lines) == 2, err
+    assert f"{run}/metrics.json: " in lines[0] and message in lines[0] and lines[0].endswith(", skipped")
+    assert lines[1] == f"bridgeeval: error: no finished job (metrics.json) under {run}"
+
+
+@pytest.mark.parametrize("text", ["a: 1\n", "- 5\n- mapper=nn\n", "\xff\xfe"])
+def test_overrides_that_are_not_a_list_of_strings_are_ignored(tmp_path, finished_run, text):
+    from bridgeeval.reports.collect import job_overrides
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / ".hydra" / "overrides.yaml").write_bytes(text.encode("latin-1"))
+    assert job_overrides(run) is None
+    code = main(["plot", str(run), "--out", str(tmp_path / "fig.png")])
+    assert code == 0 and (tmp_path / "fig.png").is_file()

@@ -86,11 +86,38 @@ class JobRecord:
         missing = sorted(n for n in names if n not in raw and n not in _OPTIONAL)
         if missing:
             raise BridgeEvalError(f"{source}: not a training job's record (no {', '.join(missing)})")
+        _check_types(raw, source)
         values = {k: v for k, v in raw.items() if k not in names and k != "undefined_keys" and _is_number(v)}
         return cls(**{n: raw[n] for n in names if n in raw}, values=values)
 
 
 _OPTIONAL = {"schema", "evaluate", "data", "seconds", "folds", "status"}
+# The type each field must have (a hand-edited "folds": "oops" would otherwise be a traceback later).
+_TYPES = {"dataset": str, "n_items": int, "direction": str, "mapper": str, "depth": int, "loss": str, "seed": int,
+          "k": int, "neighbor_metric": str, "include_self": bool, "protocol": str, "evaluate": str, "data": dict,
+          "folds": list, "seconds": (int, float), "status": str}
+
+
+def _check_types(raw: dict, source: str) -> None:
+    """Each field of its type, each split a mapping, and no number that strict JSON cannot hold
+    (bridgeeval writes an undefined value as null; a NaN is a hand-made file's)."""
+    for name, kind in _TYPES.items():
+        value = raw.get(name)
+        if name in raw and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise BridgeEvalError(f"{source}: field {name!r} is {json.dumps(value)[:40]}, not {_type_name(kind)}")
+    for i, split in enumerate(raw.get("folds", [])):
+        if not isinstance(split, dict):
+            raise BridgeEvalError(f"{source}: folds[{i}] is {json.dumps(split)[:40]}, not an object of values")
+    for where, mapping in [("", raw)] + [(f"folds[{i}].", f) for i, f in enumerate(raw.get("folds", []))]:
+        for key, value in mapping.items():
+            if isinstance(value, float) and not np.isfinite(value):
+                raise BridgeEvalError(f"{source}: {where}{key} is {value}, which strict JSON cannot hold; "
+                                      "write null for an undefined value")
+
+
+def _type_name(kind) -> str:
+    names = {str: "a string", int: "a whole number", bool: "true or false", dict: "an object", list: "a list"}
+    return names.get(kind, "a number")
 
 
 def _is_number(value: Any) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridgeeval.cli.options import positive_int
+from bridgeeval.cli.options import positive_int, torch_device
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.jsonout import dumps
 
@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
         default="faiss,sklearn",
         help="comparisons to run: faiss, sklearn, torch (plain float32 products + topk, not exact)",
     )
-    p.add_argument("--device", default="cpu", help="torch device for ours, e.g. cuda (default cpu)")
+    p.add_argument("--device", default="cpu", type=torch_device, help="torch device for ours, e.g. cuda (default cpu)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument(
         "--hook",

@@ -27,6 +27,24 @@ def probability(text: str) -> float:
     return value
 
 
+def torch_device(text: str) -> str:
+    """The name of a torch device that exists here and holds values (``cpu``, ``cuda``, ``cuda:1``)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
+    if device.type == "meta":
+        raise argparse.ArgumentTypeError("meta tensors hold no values; use cpu or a GPU")
+    try:
+        torch.zeros(1, device=device)
+    except (RuntimeError, AssertionError, AttributeError) as err:  # no such device on this machine
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise argparse.ArgumentTypeError(f"{text} is not available here ({reason})") from None
+    return text
+
+
 def check_writable_target(path, option: str) -> None:
     """Fails now, with one line, when ``path`` (a file or folder to write later) cannot be written:
     before any work is done and before any other output is written."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 
-from bridgeeval.cli.options import add_id_column_options, positive_int
+from bridgeeval.cli.options import add_id_column_options, positive_int, torch_device
 from bridgeeval.jsonout import dumps
 
 
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--rbf-sigma", type=float, default=None, help="RBF kernel width of cka_rbf (default: each set's RMS distance)")
     p.add_argument("--cca-dim", type=positive_int, default=10, help="directions kept by svcca (default 10)")
     add_id_column_options(p)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--device", default="cpu", type=torch_device, help="torch device, e.g. cuda")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_score)
 

@@ -55,6 +55,7 @@ def read_matrix(path: str | os.PathLike, id_column: bool | None = None) -> Matri
     if suffix not in readers:
         raise BridgeEvalError(f"{path}: unknown format {suffix or '(no extension)'}; use one of {', '.join(FORMATS)}")
     matrix = readers[suffix](path)
+    matrix.values = _as_features(path, matrix.values)
     if matrix.values.ndim != 2 or matrix.values.shape[0] == 0 or matrix.values.shape[1] == 0:
         raise BridgeEvalError(f"{path}: expected a non-empty 2-D matrix, got shape {matrix.values.shape}")
     return matrix
@@ -65,6 +66,18 @@ def _check_dtype(path: Path, dtype) -> None:
         raise BridgeEvalError(f"{path}: complex values (dtype {dtype}); give real-valued features")
     if not np.issubdtype(dtype, np.number):
         raise BridgeEvalError(f"{path}: array of dtype {dtype} is not numeric")
+
+
+def _as_features(path: Path, values: np.ndarray) -> np.ndarray:
+    """Numbers in the machine's byte order: integers of any width as float64 (uint16 and uint64
+    counts are ordinary data), big-endian arrays swapped; non-numeric arrays refused in one line."""
+    values = np.asarray(values)
+    _check_dtype(path, values.dtype)
+    if not values.dtype.isnative:
+        values = values.astype(values.dtype.newbyteorder("="))
+    if np.issubdtype(values.dtype, np.integer):
+        values = values.astype(np.float64)
+    return values
 
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -101,7 +114,14 @@ def _read_pt(path: Path) -> Matrix:
         raise BridgeEvalError(f"{path}: holds a {type(obj).__name__}, not a tensor")
     if obj.is_complex():
         raise BridgeEvalError(f"{path}: complex values (dtype {obj.dtype}); give real-valued features")
-    return Matrix(obj.detach().double().numpy() if obj.dtype == torch.bfloat16 else obj.detach().numpy())
+    obj = obj.detach()
+    if obj.layout != torch.strided:  # a sparse matrix of features is ordinary data
+        obj = obj.to_dense()
+    if obj.dtype == torch.bool:
+        raise BridgeEvalError(f"{path}: a tensor of dtype {obj.dtype} is not numeric")
+    if obj.is_floating_point() and obj.dtype not in (torch.float16, torch.float32, torch.float64):
+        obj = obj.double()  # bfloat16 and the float8 types have no NumPy dtype: exact in float64
+    return Matrix(obj.numpy())
 
 
 def _read_parquet(path: Path, id_column: bool | None = None) -> Matrix:
@@ -123,8 +143,7 @@ def _read_parquet(path: Path, id_column: bool | None = None) -> Matrix:
         frame = frame.drop(columns=[id_col])
     text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if len(text) == 1 and frame[text[0]].map(lambda v: isinstance(v, (list, np.ndarray))).all():
-        values = np.stack(frame[text[0]].to_numpy()).astype(np.float64)
-        return Matrix(values)
+        return Matrix(_list_column(path, frame[text[0]]), names)
     if len(text) > 1:
         raise BridgeEvalError(f"{path}: more than one non-numeric column ({', '.join(map(str, text))})")
     if text and names is None:
@@ -133,6 +152,19 @@ def _read_parquet(path: Path, id_column: bool | None = None) -> Matrix:
     elif text:
         raise BridgeEvalError(f"{path}: non-numeric column {text[0]!r} besides the id column {id_col!r}")
     return Matrix(frame.to_numpy(dtype=np.float64), names)
+
+
+def _list_column(path: Path, column) -> np.ndarray:
+    """A column of vectors (one list per row) as a matrix; rows of unequal length named."""
+    lengths = column.map(len).to_numpy()
+    if len(lengths) and (lengths != lengths[0]).any():
+        row = int(np.flatnonzero(lengths != lengths[0])[0])
+        raise BridgeEvalError(f"{path}: column {column.name!r}: row {row} has {lengths[row]} values, row 0 has "
+                              f"{lengths[0]}; every row needs the same number")
+    try:
+        return np.stack(column.to_numpy()).astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise BridgeEvalError(f"{path}: column {column.name!r} holds non-numeric vectors ({err})") from None
 
 
 def read_delimited(path: Path, sep: str | None, has_names: bool | None = None) -> Matrix:

@@ -220,11 +220,13 @@ PLUMBING = ("hydra", "paths.", "sweep_trial.", "trainer.enable_progress")
 
 def job_overrides(job_dir: Path) -> list[str] | None:
     """A job's own command-line overrides (from ``.hydra/overrides.yaml``) without the plumbing;
-    None where the file is missing or unreadable."""
+    None where the file is missing, unreadable or not a list of strings (hand-edited)."""
     import yaml
 
     try:
         overrides = yaml.safe_load((Path(job_dir) / ".hydra" / "overrides.yaml").read_text()) or []
-    except (OSError, yaml.YAMLError):
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         return None
     return [o for o in overrides if not o.startswith(PLUMBING)]
