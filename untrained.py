@@ -5,11 +5,11 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from bridgeeval.config.resolvers import register_resolvers
+from bridgeeval.config.entry import prepare_entry_point
 from bridgeeval.jobs import run_task
 from bridgeeval.untrained.run import run_untrained
 
-register_resolvers()  # before Hydra composes: the run folders use ${job_tag:}
+prepare_entry_point()  # before Hydra composes: the resolvers, its errors as one line
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="untrained")

@@ -112,7 +112,24 @@ def run_entry(script, *args, cwd):
         ("train.py", ["optimizer.lr=-1"], "optimizer.lr=-1.0: must be a positive, finite number"),
         ("train.py", ["metrics.include_self=maybe"], "expected a boolean"),
         ("untrained.py", ["draws=0"], "draws=0: must be 1 or more"),
+        # Groups removed, and Hydra's own errors (were several lines and exit 1)
+        ("train.py", ["~optimizer"], "optimizer: missing from the config (removed with ~optimizer?)"),
+        ("train.py", ["~callbacks"], "callbacks: missing from the config"),
+        ("train.py", ["trainer.max_epochs=1", "~trainer"], "Could not override 'trainer.max_epochs'"),
+        ("train.py", ["mäpper=nn"], "cannot read the override 'mäpper=nn'"),
+        ("train.py", ["mapper=nn)"], "cannot read the override 'mapper=nn)': extraneous input ')'"),
+        ("train.py", ["seed=" + "1" * 5000], "value has 5000 digits"),
+        ("train.py", ["mapper=cnn"], "mapper=cnn: no such config; choose one of lin, nn"),
+        ("untrained.py", ["mapz=1"], "Could not override 'mapz'"),
+        # Sweeps refused before a trial or a folder
+        ("train.py", ["-m", "hparams_search=tpe", "hydra.sweeper.direction=[minimize,maximize]"],
+         "hydra.sweeper.direction gives 2 objectives, but each job returns one value"),
+        ("train.py", ["-m", "hparams_search=tpe", 'hydra.sweeper.params={optimizer.lr:"interval(1,0)"}'],
+         "sweep params: optimizer.lr: interval(1,0): low <= high must hold"),
+        ("train.py", ["-m", "hparams_search=tpe", 'hydra.sweeper.params={optimizer.lr:"tag(log, interval(0,1))"}'],
+         "low > 0 must hold for log=True"),
     ],
+    ids=lambda v: " ".join(v)[:60] if isinstance(v, list) else None,
 )
 def test_entry_points_exit_2_with_one_line_and_no_job_folder(tmp_path, script, overrides, message):
     proc = run_entry(script, *overrides, f"hydra.run.dir={tmp_path}/job", cwd=tmp_path)
@@ -120,6 +137,16 @@ def test_entry_points_exit_2_with_one_line_and_no_job_folder(tmp_path, script, o
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("bridgeeval: error: ") and message in lines[0]
     assert list(tmp_path.iterdir()) == []  # no job folder, no outputs/
+
+
+def test_an_output_folder_that_cannot_be_written_is_named_before_any_work(tmp_path):
+    (tmp_path / "file").write_text("")
+    proc = run_entry("train.py", "debug=fast", "logger=none", f"paths.output_dir={tmp_path}/file/out",
+                     f"hydra.run.dir={tmp_path}/job", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"bridgeeval: error: run folder {tmp_path}/file/out: cannot write there (Not a directory); "
+        "choose another with paths.output_dir=..."]
+    assert not (tmp_path / "job" / "metrics.json").exists() and not (tmp_path / "job" / ".hydra").exists()
 
 
 def test_a_failed_multirun_job_keeps_its_reason_and_no_metrics(tmp_path):

@@ -40,13 +40,14 @@ class RunFolderClaim:
             self._handle = -1
 
 
-def claim_run_folder(folder: str | os.PathLike, overwrite: bool = False) -> RunFolderClaim:
-    """The folder's claim for this process, or one line saying whose it is and the way out."""
+def claim_run_folder(folder: str | os.PathLike, overwrite: bool = False, key: str = "hydra.run.dir") -> RunFolderClaim:
+    """The folder's claim for this process, or one line saying whose it is and the way out
+    (``key``: the setting that chose the folder)."""
     folder = Path(folder)
     err = writable_folder_error(folder)
     if err is not None:
         raise BridgeEvalError(f"run folder {folder}: cannot write there ({err.strerror or err}); "
-                              "choose another with hydra.run.dir=... (or hydra.sweep.dir=...)")
+                              f"choose another with {key}=...")
     handle = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -54,12 +55,12 @@ def claim_run_folder(folder: str | os.PathLike, overwrite: bool = False) -> RunF
         holder = _read_holder(handle)
         os.close(handle)
         raise BridgeEvalError(f"run folder {folder} is being written by another run ({holder}); "
-                              "wait for it, or write this run elsewhere (a new hydra.run.dir)") from None
+                              f"wait for it, or write this run elsewhere (a new {key})") from None
     finished = [name for name in FINISHED_MARKERS if (folder / name).exists()]
     if finished and not overwrite:
         os.close(handle)
         raise BridgeEvalError(f"run folder {folder} holds a finished run ({finished[0]}); write this run "
-                              "elsewhere (a new hydra.run.dir), or replace that run with overwrite=true")
+                              f"elsewhere (a new {key}), or replace that run with overwrite=true")
     if finished or (folder / "error.json").exists():
         _remove_records(folder)  # replaced (overwrite=true), or a failed run's reason gone stale
     _write_holder(handle)

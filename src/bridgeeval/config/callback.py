@@ -36,7 +36,7 @@ class CheckConfig(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check_or_exit(config)
-        _fail(_folder_error(config.hydra.run.dir), raise_it=False)
+        _fail(_folder_error(config.hydra.run.dir), raise_it=False)  # leaves no folder: Hydra makes it
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check_or_exit(config)
@@ -44,13 +44,17 @@ class CheckConfig(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
         from bridgeeval.jobs import raise_to_sweeper
         from bridgeeval.runfolder import claim_run_folder
 
         records = Path(str(config.paths.output_dir))
+        key = "hydra.sweep.dir" if HydraConfig.get().mode == RunMode.MULTIRUN else "hydra.run.dir"
+        if records.resolve() != Path(str(config.hydra.runtime.output_dir)).resolve():
+            key = "paths.output_dir"
         try:
-            claim = claim_run_folder(records, overwrite=bool(config.get("overwrite", False)))
+            claim = claim_run_folder(records, overwrite=bool(config.get("overwrite", False)), key=key)
         except BridgeEvalError as err:
             _fail(err, raise_it=raise_to_sweeper())
             return
@@ -78,7 +82,7 @@ def _folder_error(folder) -> BridgeEvalError | None:
     """The one line for a run or sweep folder that cannot be created or written, before Hydra tries."""
     from bridgeeval.files import writable_folder_error
 
-    err = writable_folder_error(str(folder))
+    err = writable_folder_error(str(folder), keep=False)  # a refused run leaves no empty folder
     if err is None:
         return None
     return BridgeEvalError(f"output folder {folder}: cannot write there ({err.strerror or err}); "

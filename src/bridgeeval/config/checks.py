@@ -29,6 +29,7 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
     from bridgeeval.models.losses import LOSSES
     from bridgeeval.models.mappers import ACTIVATIONS, MAPPERS
 
+    _groups_present(cfg)
     t = typed(cfg, TRAIN_SCHEMAS)
     _in_range("seed", t.seed, 0, SEED_MAX)
     _in_range("depth", t.depth, 1)
@@ -71,6 +72,21 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
     _in_range("cv.seed", t.cv.seed, 0, SEED_MAX)
     _in_range("data.batch_size", t.data.batch_size, 1)
     return t
+
+
+# The parts a training job builds from: each present, and a ``_target_`` where one is built
+# (``~optimizer`` would leave the schema's bare defaults, "'DictConfig' object is not callable").
+_BUILT = {"mapper": "mapper=nn or mapper=lin", "loss": "loss=mse, cosine or max_margin",
+          "optimizer": "optimizer=rmsprop or adam", "trainer": "trainer=default, cpu, gpu or ddp",
+          "data": "the data: node of conf/train.yaml"}
+_PRESENT = {"paths": "paths=default", "callbacks": "callbacks=default or callbacks=none"}
+
+
+def _groups_present(cfg: DictConfig) -> None:
+    for key, how in {**_BUILT, **_PRESENT}.items():
+        node = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if not isinstance(node, DictConfig) or (key in _BUILT and "_target_" not in node):
+            raise BridgeEvalError(f"{key}: missing from the config (removed with ~{key}?); choose one: {how}")
 
 
 def complete_train_config(cfg: DictConfig) -> DictConfig:

@@ -61,6 +61,18 @@ def parse_space(params: Mapping[str, Any] | None, arguments: list[str] = ()) -> 
 
 
 def param_from_override(override: Override) -> Param:
+    """The override's Optuna distribution; bounds Optuna refuses (``interval(1,0)``, a log scale
+    from 0) are one line naming the param."""
+    try:
+        return _param(override)
+    except ValueError as err:
+        if isinstance(err, BridgeEvalError):
+            raise
+        raise BridgeEvalError(f"sweep params: {override.get_key_element()}: {override.input_line.split('=', 1)[-1]}: "
+                              f"{err}".replace("`", "")) from None
+
+
+def _param(override: Override) -> Param:
     name = override.get_key_element()
     value = override.value()
     if isinstance(value, ChoiceSweep) or override.is_discrete_sweep() and not isinstance(value, RangeSweep):

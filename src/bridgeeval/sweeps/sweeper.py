@@ -59,6 +59,10 @@ class OptunaSweep:
             raise BridgeEvalError(f"failure_rate_over={settings.failure_rate_over!r}: choose batch or sweep")
         self.sampler = sampler_spec(settings.sampler)
         self.directions = _directions(settings.direction)
+        single = config.get("optimized_metric") if config is not None else None
+        if len(self.directions) > 1 and isinstance(single, str):  # refused before any trial runs
+            raise BridgeEvalError(f"hydra.sweeper.direction gives {len(self.directions)} objectives, but each job "
+                                  f"returns one value (optimized_metric={single}); give one direction")
         self.space, self.fixed = parse_space(settings.params, arguments)
         self.extend = _custom_search_space(settings.custom_search_space)
         self.grid = grid_points(self.space) if is_grid(self.sampler) else None
