@@ -128,6 +128,11 @@ def run_entry(script, *args, cwd):
          "sweep params: optimizer.lr: interval(1,0): low <= high must hold"),
         ("train.py", ["-m", "hparams_search=tpe", 'hydra.sweeper.params={optimizer.lr:"tag(log, interval(0,1))"}'],
          "low > 0 must hold for log=True"),
+        # A storage folder that takes no file (sysfs: read-only even for root)
+        ("train.py", ["-m", "hparams_search=tpe", "hydra.sweeper.storage=journal:///sys/study.log"],
+         "storage: cannot write in /sys (Permission denied)"),
+        ("train.py", ["-m", "hparams_search=tpe", "hydra.sweeper.storage=sqlite:////sys/study.db"],
+         "storage: cannot write in /sys (Permission denied)"),
     ],
     ids=lambda v: " ".join(v)[:60] if isinstance(v, list) else None,
 )

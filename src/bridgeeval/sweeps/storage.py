@@ -93,11 +93,7 @@ def absolute_url(text: str, base: Path | None = None) -> str:
 def open_storage(text: str) -> optuna.storages.BaseStorage:
     """The Optuna storage a string names; parent folders of file storages are created."""
     where = parse_url(text)
-    if where.path is not None:
-        try:
-            where.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise BridgeEvalError(f"storage: cannot create folder {where.path.parent} ({err.strerror})") from None
+    check_file_storage(where)
     if where.backend == "journal":
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
@@ -107,7 +103,27 @@ def open_storage(text: str) -> optuna.storages.BaseStorage:
             return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
         except ValueError as err:  # a line that is not JSON (Optuna tolerates only a torn last line)
             raise BridgeEvalError(f"{path}, line {_bad_journal_line(path)}: {_journal_problem(err)}") from None
+        except OSError as err:  # a folder that exists but takes no new file (read-only, /proc)
+            raise BridgeEvalError(f"storage: cannot write {path} ({err.strerror or err}); choose a writable "
+                                  "folder, e.g. hydra.sweeper.storage=journal://$HOME/sweeps/study.log") from None
     return _open_rdb(_with_postgres_driver(where.url))
+
+
+def check_file_storage(where: StorageURL) -> None:
+    """A file storage's folder, created if missing, takes new files (the study, its lock); one line
+    naming it otherwise."""
+    if where.path is None:
+        return
+    from bridgeeval.files import writable_folder_error
+
+    try:
+        where.path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BridgeEvalError(f"storage: cannot create folder {where.path.parent} ({err.strerror})") from None
+    err = writable_folder_error(where.path.parent)
+    if err is not None:
+        raise BridgeEvalError(f"storage: cannot write in {where.path.parent} ({err.strerror or err}); choose a "
+                              "writable folder, e.g. hydra.sweeper.storage=journal://$HOME/sweeps/study.log")
 
 
 def _bad_journal_line(path: str) -> int | str:

@@ -34,7 +34,7 @@ from bridgeeval.sweeps.samplers import build_sampler, is_grid, sampler_spec
 from bridgeeval.sweeps.settings import SweepSettings
 from bridgeeval.sweeps.slurm import failed_return
 from bridgeeval.sweeps.space import as_override, grid_points, parse_space
-from bridgeeval.sweeps.storage import StorageURL, open_storage, parse_url, redact
+from bridgeeval.sweeps.storage import StorageURL, check_file_storage, open_storage, parse_url, redact
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ class OptunaSweep:
     # -- study -------------------------------------------------------------------------------
     def open_study(self) -> optuna.Study:
         self._warn_relative()
+        if self.where is not None:
+            check_file_storage(self.where)  # before its lock file is made
         self._lock_sqlite()
         storage = open_storage(self.url) if self.url else optuna.storages.InMemoryStorage()
         try:
