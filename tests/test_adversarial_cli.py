@@ -72,3 +72,18 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout == "{"
     assert "Broken pipe" not in proc.stderr and "Traceback" not in proc.stderr and "Exception" not in proc.stderr
+
+
+def test_an_output_never_replaces_an_input_or_a_record(tmp_path, capsys, tiny_checkpoint):
+    np.save(tmp_path / "x.npy", np.ones((3, 4)))
+    before = (tmp_path / "x.npy").read_bytes()
+    code, _, err = _run(capsys, "map", tiny_checkpoint, tmp_path / "x.npy", "-o", tmp_path / "x.npy")
+    assert code == 2 and "--out" in err and "is an input of this command" in err
+    assert (tmp_path / "x.npy").read_bytes() == before
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text("{}")
+    for command in (["report", run, "--out", run / "metrics.json"], ["plot", run, "--out", run / "history.csv"]):
+        code, _, err = _run(capsys, *command)
+        assert code == 2 and "a job's record has that name; write elsewhere" in err, err
+    assert (run / "metrics.json").read_text() == "{}" and not (run / "history.csv").exists()

@@ -44,9 +44,14 @@ def test_a_live_claim_refuses_a_second_and_a_dead_ones_folder_is_taken_over(tmp_
         holder.kill()  # SIGKILL: no cleanup ran, the lock file stays
         holder.wait()
     (tmp_path / "error.json").write_text("{}")  # what a failed run leaves
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "fold0.ckpt").write_text("a killed run's fold")
+    (tmp_path / "notes.txt").write_text("the user's own file")
     claim = claim_run_folder(tmp_path)  # the kernel dropped the dead process's lock
     assert (tmp_path / LOCK_NAME).read_text().startswith(f"pid {os.getpid()} ")
-    assert not (tmp_path / "error.json").exists()  # a stale reason never stands beside a new record
+    # A stale reason or checkpoint never stands beside a new record; the user's file stays.
+    assert not (tmp_path / "error.json").exists() and not (tmp_path / "checkpoints").exists()
+    assert (tmp_path / "notes.txt").read_text() == "the user's own file"
     claim.release()
 
 

@@ -22,8 +22,8 @@ from bridgeeval.files import writable_folder_error
 LOCK_NAME = ".bridgeeval.lock"
 # A finished run's record, written last by each task (train.py, untrained.py).
 FINISHED_MARKERS = ("metrics.json", "untrained.json")
-# What a run leaves that a reader pairs with its record; overwrite=true removes these first, so that
-# the new run's files never stand beside the old run's (e.g. fold checkpoints of another cv.fold).
+# What a run leaves that a reader pairs with its record; a claim removes a previous (replaced or dead)
+# run's, so that the new run's files never stand beside them (e.g. fold checkpoints of another cv.fold).
 RUN_RECORDS = ("metrics.json", "untrained.json", "items.npz", "history.csv", "error.json", "checkpoints",
                "table2.md", "table2.csv", "table2.tex", "structure.md", "structure.csv")
 
@@ -61,8 +61,9 @@ def claim_run_folder(folder: str | os.PathLike, overwrite: bool = False, key: st
         os.close(handle)
         raise BridgeEvalError(f"run folder {folder} holds a finished run ({finished[0]}); write this run "
                               f"elsewhere (a new {key}), or replace that run with overwrite=true")
-    if finished or (folder / "error.json").exists():
-        _remove_records(folder)  # replaced (overwrite=true), or a failed run's reason gone stale
+    # What is left is a replaced run's (overwrite=true) or a dead one's (failed, killed): its records
+    # and checkpoints never stand beside this run's (a killed 5-fold run's fold0.ckpt next to cv.fold=1's).
+    _remove_records(folder)
     _write_holder(handle)
     return RunFolderClaim(folder, handle)
 

@@ -26,7 +26,7 @@ def _map(args) -> int:
     import numpy as np
     import torch
 
-    from bridgeeval.cli.options import check_writable_target
+    from bridgeeval.cli.options import check_not_an_input, check_writable_target
     from bridgeeval.data.formats import read_matrix
     from bridgeeval.errors import BridgeEvalError
     from bridgeeval.files import atomic_target, write_text_atomic
@@ -36,6 +36,7 @@ def _map(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".npy", ".csv"):
         raise BridgeEvalError(f"--out {out}: write .npy or .csv")
+    check_not_an_input(out, "--out", (args.input, args.checkpoint))
     check_writable_target(out, "--out")
     mapper = load_map(args.checkpoint)
     matrix = read_matrix(args.input, args.id_column)

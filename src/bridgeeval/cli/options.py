@@ -70,3 +70,22 @@ def add_id_column_options(parser, files: str = "CSV/text/parquet files") -> None
         help=f"the first column of {files} holds row ids or names (default: the README's rule)",
     )
     ids.add_argument("--no-id-column", dest="id_column", action="store_false", help="every column is a feature")
+
+
+# The files a job folder's readers rely on: never a command's output.
+RECORD_NAMES = ("metrics.json", "items.npz", "history.csv", "error.json", "untrained.json")
+
+
+def check_not_an_input(out, option: str, inputs=()) -> None:
+    """One line where ``out`` would replace one of the command's own inputs, or a job's record
+    (``report RUN --out RUN/metrics.json`` would destroy what it reports)."""
+    from pathlib import Path
+
+    from bridgeeval.errors import BridgeEvalError
+
+    target = Path(out).resolve()
+    for given in inputs:
+        if given is not None and Path(given).resolve() == target:
+            raise BridgeEvalError(f"{option} {out}: is an input of this command; write elsewhere")
+    if target.name in RECORD_NAMES or ".hydra" in target.parts:
+        raise BridgeEvalError(f"{option} {out}: a job's record has that name; write elsewhere")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bridgeeval.cli.options import check_writable_target, probability
+from bridgeeval.cli.options import check_not_an_input, check_writable_target, probability
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.jsonout import dumps
 
@@ -66,6 +66,7 @@ def _report(args) -> int:
     if not any(Path(p).exists() for p in paths):
         raise BridgeEvalError(f"{', '.join(map(str, paths))}: no such file or folder")
     if args.out:
+        check_not_an_input(args.out, "--out")
         check_writable_target(args.out, "--out")
     if args.figures:
         check_writable_target(args.figures, "--figures")
@@ -179,6 +180,7 @@ def _plot(args) -> int:
 
     from bridgeeval.reports import figures
 
+    check_not_an_input(args.out, "--out")
     check_writable_target(args.out, "--out")
     if args.study:
         from bridgeeval.sweeps.best import load
