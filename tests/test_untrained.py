@@ -156,3 +156,19 @@ def test_untrained_task_end_to_end(tmp_path):
     assert men_cos["spearman_mean"] == pytest.approx(0.65, abs=0.01) and men_cos["n_pairs"] == 3000
     for suffix in ("md", "csv", "tex"):
         assert (tmp_path / f"table2.{suffix}").stat().st_size > 100
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty embedding file (no word vectors)"),
+    ("  \n\n", "empty embedding file (no word vectors)"),
+    ("3 4\n", "not a word2vec/GloVe vector file"),
+    ("cat 1 2 x\n", "not a word2vec/GloVe vector file"),
+])
+def test_an_embedding_file_without_vectors_is_one_line(tmp_path, text, message):
+    from bridgeeval.errors import BridgeEvalError
+    from bridgeeval.untrained.run import load_embedding
+
+    (tmp_path / "vectors.txt").write_text(text)
+    with pytest.raises(BridgeEvalError) as err:
+        load_embedding("mine", str(tmp_path / "vectors.txt"))
+    assert str(err.value).startswith(f"{tmp_path / 'vectors.txt'}: {message}")

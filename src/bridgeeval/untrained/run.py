@@ -41,11 +41,18 @@ def _keyed_vectors(path: Path) -> tuple[np.ndarray, dict[str, int]]:
     if not path.is_file():
         raise BridgeEvalError(f"{path}: no such embedding file")
     binary = path.suffix == ".bin"
+    if path.stat().st_size == 0 or not binary and _is_blank(path):
+        raise BridgeEvalError(f"{path}: empty embedding file (no word vectors)")
     try:
         kv = KeyedVectors.load_word2vec_format(str(path), binary=binary, no_header=_no_header(path, binary))
-    except (ValueError, UnicodeDecodeError, EOFError) as err:
+    except (ValueError, UnicodeDecodeError, EOFError, TypeError) as err:  # gensim's TypeError: no rows
         raise BridgeEvalError(f"{path}: not a word2vec/GloVe vector file ({err})") from None
     return kv.vectors, {w.lower(): i for i, w in reversed(list(enumerate(kv.index_to_key)))}
+
+
+def _is_blank(path: Path) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return not any(line.strip() for line in handle)
 
 
 def _no_header(path: Path, binary: bool) -> bool:
