@@ -128,7 +128,6 @@ def run_untrained(cfg: DictConfig) -> list[dict]:
     write_text_atomic(out_dir / "table2.md", table.markdown())
     write_text_atomic(out_dir / "table2.csv", table.csv())
     write_text_atomic(out_dir / "table2.tex", table.latex())
-    write_json_atomic(out_dir / "untrained.json", records)
     log.info("Experiment 2: %d cells in %.1f s\n%s", len(records), time.time() - started, table.markdown())
     written = "table2.md, table2.csv, table2.tex, untrained.json"
     if structure:
@@ -138,6 +137,7 @@ def run_untrained(cfg: DictConfig) -> list[dict]:
         write_json_atomic(out_dir / "structure.json", structure)
         log.info("Structure of X kept by the untrained maps:\n%s", kept.markdown())
         written += ", structure.md, structure.csv, structure.json"
+    write_json_atomic(out_dir / "untrained.json", records)  # written last: marks a finished run
     log.info("results: %s (%s)", out_dir, written)
     _log_to_loggers(cfg, records, table, out_dir)
     return records
