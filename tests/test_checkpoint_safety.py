@@ -82,3 +82,19 @@ def test_a_legacy_spec_and_bad_weights_are_one_line(tmp_path):
     with pytest.raises(BridgeEvalError, match="extra.ckpt: the saved spec of .*build_mapper does not fit it"):
         load_map(_checkpoint(tmp_path / "extra.ckpt", _map_spec(colour="red")))
     assert "MARK" not in os.listdir(tmp_path)
+
+
+def test_a_spec_far_larger_than_its_weights_allocates_nothing(tmp_path):
+    """A spec of 10^9 x 10^9 (4 EB of float32) beside 6 saved values: refused from the shapes,
+    never built (the mapper is made on the meta device and takes the file's own tensors)."""
+    import resource
+
+    huge = _checkpoint(tmp_path / "huge.ckpt", _map_spec(in_dim=10**9, out_dim=10**9))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BridgeEvalError, match=r"huge.ckpt: the saved weights do not fit the saved mapper \(size mismatch"):
+        load_map(huge)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: no large allocation
+    with pytest.raises(BridgeEvalError, match="neg.ckpt: the saved spec of .* does not fit it .*negative dimension"):
+        load_map(_checkpoint(tmp_path / "neg.ckpt", _map_spec(in_dim=-3)))
+    mapper = load_map(_checkpoint(tmp_path / "ok.ckpt", _map_spec()))
+    assert all(p.device.type == "cpu" for p in mapper.parameters())  # real tensors, not meta

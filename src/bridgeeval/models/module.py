@@ -215,8 +215,8 @@ def build_saved(spec: Mapping, source: str) -> nn.Module:
                                   "(only plain values are read from a file)")
     try:
         return builder(**args)
-    except TypeError as err:
-        raise BridgeEvalError(f"{source}: the saved spec of {target} does not fit it ({err})") from None
+    except (TypeError, RuntimeError) as err:  # a missing argument, a negative width
+        raise BridgeEvalError(f"{source}: the saved spec of {target} does not fit it ({str(err).splitlines()[0]})") from None
 
 
 def load_map(path) -> nn.Module:
@@ -241,14 +241,17 @@ def load_map(path) -> nn.Module:
     if not isinstance(spec, Mapping):
         raise BridgeEvalError(f"{path}: not a bridgeeval map checkpoint (no mapper hyperparameters; "
                               "train with checkpoint=true)")
-    mapper = build_saved(spec, str(path))
+    with torch.device("meta"):  # shapes only: a spec of 10^9 x 10^9 allocates nothing
+        mapper = build_saved(spec, str(path))
     state = saved.get("state_dict")
     weights = {k.removeprefix("mapper."): v for k, v in (state if isinstance(state, Mapping) else {}).items()
                if isinstance(k, str) and k.startswith("mapper.")}
-    try:
-        mapper.load_state_dict(weights)
+    try:  # strict: every parameter of the spec's shape, taken from the file's own tensors
+        mapper.load_state_dict(weights, assign=True)
     except (RuntimeError, TypeError) as err:
-        raise BridgeEvalError(f"{path}: the saved weights do not fit the saved mapper ({str(err).splitlines()[0]})") from None
+        lines = [line.strip().rstrip(".") for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if line.startswith(("size mismatch", "Missing", "Unexpected"))), lines[0])
+        raise BridgeEvalError(f"{path}: the saved weights do not fit the saved mapper ({detail})") from None
     return mapper.eval()
 
 
