@@ -187,6 +187,17 @@ def test_a_request_no_node_can_satisfy_stops_the_driver_with_one_line(tmp_path, 
     assert (
         "Slurm refused the jobs" in line and "Memory specification can not be satisfied" in line and "--mem=16G" in line
     )
+    proc = driver(tmp_path, cluster, *base, "hydra.launcher.partition=cpu")  # no such partition
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "Slurm refused the jobs" in one_error_line(err)
+    # Three stops of the driver, none the trial's own failure: the point is still to run (it was
+    # given up for good after max_retries=2 such stops), and the right command runs it.
+    study = study_of(url)
+    assert all(t.system_attrs.get(co.UNCOUNTED) for t in study.get_trials(states=(TrialState.FAIL,)))
+    proc = driver(tmp_path, cluster, *base)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert len(completed_points(study_of(url))) == 1
 
 
 def test_a_plain_multirun_on_slurm_says_the_same_in_one_line(tmp_path, cluster):

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from sweep_helpers import REPO, completed_points, grid_params, run_sweep, study_of, sweep_cmd
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.sweeps import coordination as co
 from bridgeeval.sweeps.space import grid_points, parse_space
 
 
@@ -229,8 +230,11 @@ def _training_trials(url: str) -> list:
 
 @pytest.mark.slow
 def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_finishes(tmp_path):
+    """With no retries allowed, the interrupted point still runs again: a driver stop is not the
+    trial's failure and uses up none of its attempts (it was dropped for good before)."""
     url = f"sqlite:///{tmp_path}/study.db"
-    args = [grid_params(hidden="64,128"), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s"]
+    args = [grid_params(hidden="64,128"), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s",
+            "hydra.sweeper.max_retries=0"]
     proc = subprocess.Popen(sweep_cmd(tmp_path, *args, "trainer.max_epochs=30"), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
@@ -243,9 +247,13 @@ def test_ctrl_c_leaves_the_study_consistent_and_a_rerun_finishes(tmp_path):
     assert not study.get_trials(states=(TrialState.RUNNING,))  # nothing left looking alive
     interrupted = study.get_trials(states=(TrialState.FAIL,))
     assert interrupted and all(t.user_attrs.get("error") == "interrupted" for t in interrupted)
+    assert all(t.system_attrs.get(co.UNCOUNTED) for t in interrupted)
     run_sweep(tmp_path, *args)  # rerun (1 epoch now): the interrupted point runs again
-    points = completed_points(study_of(url))
+    study = study_of(url)
+    points = completed_points(study)
     assert len(points) == 4 and len(set(points)) == 4
+    retries = [t for t in study.trials if co.RETRY_OF in t.user_attrs]
+    assert retries and all(co.attempt_of(t) == 1 for t in retries)  # the same attempt, not a second
 
 
 def test_trials_of_a_study_share_one_wandb_group():

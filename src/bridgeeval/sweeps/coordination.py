@@ -37,6 +37,9 @@ OWNER = "bridgeeval:owner"  # system attr: host:pid of the process running the t
 OWNER_JOB = "bridgeeval:owner_slurm_job"  # system attr: that process's own Slurm job, if any
 LOST = "bridgeeval:lost"  # system attr of a failed trial that ended without a result
 VOID = "bridgeeval:void"  # system attr of a failed trial that never ran
+# System attr of a lost trial whose loss was not its own doing (the driver stopped: Ctrl-C, SIGTERM,
+# sbatch refusing the batch, a job that would never start): requeued without using up an attempt.
+UNCOUNTED = "bridgeeval:uncounted"
 RETRY_OF = "bridgeeval:retry_of"  # user attr of a retry: the number of the trial it reruns
 ATTEMPT = "bridgeeval:attempt"  # user attr of a retry: 2 for the first retry, ...
 PRUNER_ATTR = "bridgeeval:pruner"  # study user attr: the sweep's pruner spec, read by each job
@@ -94,7 +97,8 @@ def kind_of(trial: FrozenTrial, retried: set[int], max_retries: int) -> str:
         return "void"
     if trial.number in retried:
         return "superseded"
-    if trial.system_attrs.get(LOST) and attempt_of(trial) <= max_retries and point_of(trial):
+    if trial.system_attrs.get(LOST) and point_of(trial) and (
+            trial.system_attrs.get(UNCOUNTED) or attempt_of(trial) <= max_retries):
         return "lost"
     return "failed"
 
@@ -146,13 +150,16 @@ def mark_owned(study: optuna.Study, tid: int) -> None:
         storage.set_trial_system_attr(tid, OWNER_JOB, job)
 
 
-def end_trial(study: optuna.Study, number: int, reason: str, flag: str) -> bool:
-    """Fails a RUNNING trial with ``reason``, flagged LOST (to be rerun) or VOID (never ran).
+def end_trial(study: optuna.Study, number: int, reason: str, flag: str, counted: bool = True) -> bool:
+    """Fails a RUNNING trial with ``reason``, flagged LOST (to be rerun) or VOID (never ran); a
+    loss not ``counted`` (the driver's stop, not the trial's failure) uses up no attempt.
     False when another process finished it first (only one process makes the transition)."""
     storage, tid = study._storage, trial_id(study, number)
     try:
         storage.set_trial_user_attr(tid, "error", reason[:2000])
         storage.set_trial_system_attr(tid, flag, reason[:200])
+        if not counted:
+            storage.set_trial_system_attr(tid, UNCOUNTED, True)
         storage.set_trial_state_values(tid, state=TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False
@@ -394,7 +401,7 @@ def repair(
         for t in trials:
             kind = kind_of(t, retried, max_retries)
             if kind == "lost" or (retry_failed and kind == "failed" and point_of(t)):
-                attempt = attempt_of(t) + 1
+                attempt = attempt_of(t) + (0 if t.system_attrs.get(UNCOUNTED) else 1)
                 study.enqueue_trial(point_of(t), user_attrs={RETRY_OF: t.number, ATTEMPT: attempt})
                 done.append(f"trial {t.number} requeued (attempt {attempt})")
         if grid:

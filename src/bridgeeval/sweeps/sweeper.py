@@ -338,7 +338,9 @@ class OptunaSweep:
         log.warning("trial %d failed: %s", trial.number, error.splitlines()[0] if error else "")
 
     def _abandon(self, study: optuna.Study, batch: list[optuna.Trial], err: BaseException) -> None:
-        """Stopped or crashed mid-batch: trials still in flight are failed as lost and requeued."""
+        """Stopped or crashed mid-batch: trials still in flight are failed as lost and requeued. The
+        driver's stop (a signal, sbatch refusing the batch, a job that would never start) is not the
+        trials' failure: it uses up none of their attempts, so no point is ever given up that way."""
         # Lightning turns Ctrl-C into SystemExit(1): the signal, not the exception, tells.
         signalled = isinstance(err, (KeyboardInterrupt, SweepInterrupted)) or (self._stop and self._stop.received)
         reason = (
@@ -348,7 +350,7 @@ class OptunaSweep:
         )
         for trial in batch:
             try:
-                co.end_trial(study, trial.number, reason, co.LOST)
+                co.end_trial(study, trial.number, reason, co.LOST, counted=False)
             except Exception as exc:  # noqa: BLE001 - best effort while stopping
                 log.warning("could not mark trial %d failed: %s", trial.number, exc)
         try:
