@@ -281,3 +281,31 @@ def test_slurm_launcher_config_composes_with_documented_defaults(monkeypatch):
     assert resources == (2, 4, 60, 0)
     # submitit's logs live inside the sweep's own (never colliding) folder
     assert OmegaConf.to_container(launcher)["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"
+
+
+def test_a_multi_objective_study_is_readable(tmp_path, capsys):
+    """The stock example's two objectives: best and status list the Pareto front (was
+    'RuntimeError: A single direction cannot be retrieved'); report --study says where to look."""
+    from bridgeeval.cli import main
+
+    from bridgeeval.sweeps.storage import open_storage
+
+    url = f"journal:///{tmp_path}/mo.log"
+    study = optuna.create_study(study_name="mo", storage=open_storage(url), directions=["minimize", "maximize"])
+    for x in (0.0, 1.0, 2.0, 3.0):
+        trial = study.ask()
+        value = trial.suggest_float("x", x, x)
+        trial.set_user_attr("overrides", [f"x={value}"])
+        study.tell(trial, [value**2, value])  # a smaller square against a larger x: each trial trades
+    front = sorted(t.number for t in study.best_trials)
+    assert main(["sweep", "best", "mo", "--storage", url, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["direction"] == "minimize, maximize" and sorted(t["number"] for t in info["pareto"]) == front
+    assert all(t["command"].startswith("python train.py x=") for t in info["pareto"])
+    assert main(["sweep", "best", "mo", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert f"Pareto front: {len(front)} trial(s)" in out and "objectives 9, 3" in out
+    assert main(["sweep", "status", "mo", "--storage", url]) == 0
+    assert "Pareto front so far: trial" in capsys.readouterr().out
+    assert main(["report", "--study", "mo", "--storage", url]) == 2
+    assert "has 2 objectives and no single best trial" in capsys.readouterr().err

@@ -149,6 +149,9 @@ def _best_trial_dir(name: str, storage: str | None) -> str:
     from bridgeeval.sweeps.best import load
 
     study = load(name, storage)
+    if len(study.directions) > 1:
+        raise BridgeEvalError(f"study {name!r} has {len(study.directions)} objectives and no single best trial; "
+                              f"`bridgeeval sweep best {name}` lists its Pareto front, whose job folders report takes")
     try:
         best = study.best_trial
     except ValueError:

@@ -42,26 +42,36 @@ def _counts(trials: list[FrozenTrial]) -> dict[str, int]:
     return {k: v for k, v in vars(tally).items() if v}
 
 
+def direction_of(study: optuna.Study) -> str:
+    """``minimize``, or one direction per objective (``minimize, maximize``)."""
+    return ", ".join(d.name.lower() for d in study.directions)
+
+
 def summary(study: optuna.Study) -> dict:
-    """The best trial: value, params, cross-validated metrics, job folder and a retrain command."""
+    """The best trial: value, params, cross-validated metrics, job folder and a retrain command; for
+    several objectives, every trial of the Pareto front (``pareto``) the same way."""
     trials = study.get_trials(deepcopy=False)
-    out = {"study": study.study_name, "direction": study.direction.name.lower(), "trials": _counts(trials)}
+    out = {"study": study.study_name, "direction": direction_of(study), "trials": _counts(trials)}
     done = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not done:
-        out["best"] = None
+    if len(study.directions) > 1:
+        out["pareto"] = [_described(t) for t in study.best_trials] if done else []
         return out
-    best = study.best_trial
-    metrics = best.user_attrs.get("metrics", {})
-    overrides = best.user_attrs.get("overrides") or [f"{k}={v}" for k, v in best.params.items()]
-    out["best"] = {
-        "number": best.number,
-        "value": best.value,
-        "params": best.params,
+    out["best"] = _described(study.best_trial) if done else None
+    return out
+
+
+def _described(trial: FrozenTrial) -> dict:
+    metrics = trial.user_attrs.get("metrics", {})
+    overrides = trial.user_attrs.get("overrides") or [f"{k}={v}" for k, v in trial.params.items()]
+    return {
+        "number": trial.number,
+        "value": trial.value if len(trial.values or []) == 1 else None,
+        "values": list(trial.values or []),
+        "params": trial.params,
         "metrics": {k: v for k, v in sorted(metrics.items()) if k.startswith(("val/", "train/"))},
-        "output_dir": best.user_attrs.get("output_dir"),
+        "output_dir": trial.user_attrs.get("output_dir"),
         "command": retrain_command(list(overrides)),
     }
-    return out
 
 
 def status(study: optuna.Study, now: float | None = None) -> dict:
@@ -73,7 +83,7 @@ def status(study: optuna.Study, now: float | None = None) -> dict:
     target = study.user_attrs.get(TARGET_ATTR)
     out: dict = {
         "study": study.study_name,
-        "direction": study.direction.name.lower(),
+        "direction": direction_of(study),
         "trials": _counts(trials),
         "target": target,
         "done": counts.done,
@@ -98,6 +108,9 @@ def status(study: optuna.Study, now: float | None = None) -> dict:
         for t in failed[-10:]
     ]
     out["eta_s"] = _eta(trials, counts, target)
+    if len(study.directions) > 1:
+        out["pareto"] = [{"number": t.number, "values": list(t.values)} for t in study.best_trials]
+        return out
     try:
         out["best"] = {"number": study.best_trial.number, "value": study.best_value}
     except ValueError:
@@ -119,11 +132,27 @@ def _eta(trials: list[FrozenTrial], counts: co.Tally, target) -> float | None:
 
 def format_summary(info: dict) -> str:
     lines = [f"study {info['study']} ({info['direction']}): {_counts_text(info['trials'])}"]
+    if "pareto" in info:
+        if not info["pareto"]:
+            return "\n".join([*lines, "no completed trial yet"])
+        lines.append(f"Pareto front: {len(info['pareto'])} trial(s)")
+        for trial in info["pareto"]:
+            lines += _trial_lines(trial, f"trial {trial['number']}, objectives {_values_text(trial['values'])}")
+        return "\n".join(lines)
     best = info.get("best")
     if not best:
         lines.append("no completed trial yet")
         return "\n".join(lines)
-    lines.append(f"best: trial {best['number']}, objective {best['value']:.6g}")
+    lines += _trial_lines(best, f"best: trial {best['number']}, objective {best['value']:.6g}")
+    return "\n".join(lines)
+
+
+def _values_text(values: list[float]) -> str:
+    return ", ".join(f"{v:.6g}" for v in values)
+
+
+def _trial_lines(best: dict, head: str) -> list[str]:
+    lines = [head]
     lines += [f"  {k} = {v}" for k, v in best["params"].items()]
     metrics = best["metrics"]
     if metrics:
@@ -134,7 +163,7 @@ def format_summary(info: dict) -> str:
     if best.get("output_dir"):
         lines.append(f"job folder: {best['output_dir']}")
     lines.append(f"retrain it once: {best['command']}")
-    return "\n".join(lines)
+    return lines
 
 
 def format_status(info: dict) -> str:
@@ -145,6 +174,9 @@ def format_status(info: dict) -> str:
         lines.append(f"time left at the finished trials' pace: {_duration(info['eta_s'])}")
     if info.get("best"):
         lines.append(f"best so far: trial {info['best']['number']}, objective {info['best']['value']:.6g}")
+    if info.get("pareto"):
+        front = "; ".join(f"trial {t['number']} ({_values_text(t['values'])})" for t in info["pareto"])
+        lines.append(f"Pareto front so far: {front}")
     for r in info["running"]:
         beat = f"heartbeat {r['heartbeat_age_s']:.0f} s ago" if r["heartbeat_age_s"] is not None else "no heartbeat"
         job = f", Slurm job {r['slurm_job']}" if r.get("slurm_job") else ""
