@@ -309,3 +309,23 @@ def test_a_multi_objective_study_is_readable(tmp_path, capsys):
     assert "Pareto front so far: trial" in capsys.readouterr().out
     assert main(["report", "--study", "mo", "--storage", url]) == 2
     assert "has 2 objectives and no single best trial" in capsys.readouterr().err
+
+
+def test_status_counts_what_the_sweeper_counts(tmp_path, capsys):
+    """A lost trial past max_retries is failed for the sweeper; status said 'lost (requeued)'."""
+    from bridgeeval.cli import main
+    from bridgeeval.sweeps.best import RETRIES_ATTR
+    from bridgeeval.sweeps.storage import open_storage
+
+    url = f"journal:///{tmp_path}/st.log"
+    study = optuna.create_study(study_name="st", storage=open_storage(url))
+    for retries, expected in ((0, "1 failed"), (2, "1 lost")):
+        study.set_user_attr(RETRIES_ATTR, retries)
+        if not study.trials:
+            trial = study.ask()
+            trial.suggest_float("x", 1.0, 1.0)
+            assert co.end_trial(study, trial.number, "lost: Slurm job 7 FAILED", co.LOST)
+        assert main(["sweep", "status", "st", "--storage", url, "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["trials"] == {expected.split()[1]: 1}
+        assert info["failures"][0]["requeued"] is (retries > 0)

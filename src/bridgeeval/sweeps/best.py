@@ -14,6 +14,7 @@ from bridgeeval.sweeps.settings import default_storage
 from bridgeeval.sweeps.storage import open_storage, parse_url, redact
 
 TARGET_ATTR = "bridgeeval:target"  # study user attr: the trials the sweep was asked to finish
+RETRIES_ATTR = "bridgeeval:max_retries"  # study user attr: the sweeper's max_retries, for status's tally
 
 
 def load(study_name: str, storage: str | None) -> optuna.Study:
@@ -37,8 +38,15 @@ def retrain_command(overrides: list[str]) -> str:
     return "python train.py " + " ".join(shlex.quote(o) for o in [*kept, "hydra.mode=RUN"])
 
 
-def _counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    tally = co.tally(trials, max_retries=10**6)  # every lost trial not yet retried shows as lost
+def max_retries_of(study: optuna.Study) -> int:
+    """The sweeper's ``max_retries`` as it stored it, so status counts what the sweeper counts
+    (a study from before it was stored: every lost trial shows as lost)."""
+    value = study.user_attrs.get(RETRIES_ATTR)
+    return int(value) if isinstance(value, int) else 10**6
+
+
+def _counts(trials: list[FrozenTrial], max_retries: int) -> dict[str, int]:
+    tally = co.tally(trials, max_retries=max_retries)
     return {k: v for k, v in vars(tally).items() if v}
 
 
@@ -51,7 +59,8 @@ def summary(study: optuna.Study) -> dict:
     """The best trial: value, params, cross-validated metrics, job folder and a retrain command; for
     several objectives, every trial of the Pareto front (``pareto``) the same way."""
     trials = study.get_trials(deepcopy=False)
-    out = {"study": study.study_name, "direction": direction_of(study), "trials": _counts(trials)}
+    out = {"study": study.study_name, "direction": direction_of(study),
+           "trials": _counts(trials, max_retries_of(study))}
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     if len(study.directions) > 1:
         out["pareto"] = [_described(t) for t in study.best_trials] if done else []
@@ -79,12 +88,13 @@ def status(study: optuna.Study, now: float | None = None) -> dict:
     failures with their reasons, and the time left at the pace of the finished trials."""
     now = time.time() if now is None else now
     trials = study.get_trials(deepcopy=False)
-    counts = co.tally(trials, max_retries=10**6)
+    retries = max_retries_of(study)
+    counts = co.tally(trials, max_retries=retries)
     target = study.user_attrs.get(TARGET_ATTR)
     out: dict = {
         "study": study.study_name,
         "direction": direction_of(study),
-        "trials": _counts(trials),
+        "trials": _counts(trials, retries),
         "target": target,
         "done": counts.done,
     }
@@ -103,8 +113,10 @@ def status(study: optuna.Study, now: float | None = None) -> dict:
         if t.state == TrialState.RUNNING
     ]
     failed = [t for t in trials if t.state == TrialState.FAIL and not t.system_attrs.get(co.VOID)]
+    retried = co.retried_numbers(trials)
     out["failures"] = [
-        {"number": t.number, "requeued": bool(t.system_attrs.get(co.LOST)), "error": str(t.user_attrs.get("error", ""))}
+        {"number": t.number, "requeued": co.kind_of(t, retried, retries) in ("lost", "superseded"),
+         "error": str(t.user_attrs.get("error", ""))}
         for t in failed[-10:]
     ]
     out["eta_s"] = _eta(trials, counts, target)

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.records import try_read_job_record
 from bridgeeval.sweeps import coordination as co
-from bridgeeval.sweeps.best import TARGET_ATTR
+from bridgeeval.sweeps.best import RETRIES_ATTR, TARGET_ATTR
 from bridgeeval.sweeps.samplers import build_sampler, is_grid, sampler_spec
 from bridgeeval.sweeps.settings import SweepSettings
 from bridgeeval.sweeps.slurm import failed_return
@@ -159,6 +159,7 @@ class OptunaSweep:
         # Stock semantics count this run's trials; with resume, the study's finished ones.
         target = self.target() if self.s.resume else counts.done + self.target()
         study.set_user_attr(TARGET_ATTR, target)
+        study.set_user_attr(RETRIES_ATTR, self.s.max_retries)  # sweep status counts as this run does
         where = redact(self.url) if self.url else "memory"
         log.info("study %s on %s: %d/%d trials done", self.study_name, where, counts.done, target)
         waiting_logged = False
@@ -272,7 +273,11 @@ class OptunaSweep:
                 trial = batch[outcome.index]
                 if outcome.lost:
                     if co.end_trial(study, trial.number, f"lost: {outcome.lost}", co.LOST):
-                        log.warning("trial %d lost: %s; it will run again", trial.number, outcome.lost)
+                        again = co.attempt_of(trial) < self.s.max_retries + 1
+                        log.warning("trial %d lost: %s; %s", trial.number, outcome.lost,
+                                    "it will run again" if again else
+                                    f"given up after {co.attempt_of(trial)} attempt(s) (max_retries="
+                                    f"{self.s.max_retries}; hydra.sweeper.retry_failed=true reruns it)")
                 else:
                     self._tell(
                         study, trial, outcome.result if outcome.error is None else failed_return([], outcome.error)
