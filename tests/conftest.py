@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reaper import start_reaper
 
 from bridgeeval.config.resolvers import register_resolvers
 
@@ -68,6 +69,8 @@ def postgres():
     opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
     subprocess.run([*as_user, bindir / "pg_ctl", "-D", data / "db", "-o", opts, "-l", data / "log", "-w", "start"],
                    check=True, capture_output=True)
+    # However the test run ends, the server goes with it (pg_ctl's postmaster is not our child).
+    start_reaper(pidfiles=[data / "db" / "postmaster.pid"], remove=[data])
     try:
         subprocess.run([bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "optuna"],
                        check=True, capture_output=True)

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from reaper import start_reaper
+
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
 CPUS = 2
 MEMORY_MB = 4000
@@ -74,6 +76,8 @@ class SlurmCluster:
         self._spawn("slurmctld", [_which("slurmctld"), "-D", "-i", "-f", str(self.conf)])
         self._wait_port(self.ports["ctld"], "slurmctld", timeout)
         self._spawn("slurmd", [_which("slurmd"), "-D", "-f", str(self.conf), "-N", self.host])
+        # However the test run ends (killed by `timeout`, a worker killed), the daemons go with it.
+        self.reaper = start_reaper(groups=[p.pid for p in self.procs.values()], remove=[self.root])
         self._wait_node_idle(started + timeout)
 
     def stop(self) -> None:
