@@ -329,3 +329,18 @@ def test_status_counts_what_the_sweeper_counts(tmp_path, capsys):
         info = json.loads(capsys.readouterr().out)
         assert info["trials"] == {expected.split()[1]: 1}
         assert info["failures"][0]["requeued"] is (retries > 0)
+
+
+def test_a_second_grid_on_one_study_name_is_refused_before_it_adds_anything(tmp_path):
+    url = f"journal:///{tmp_path}/grid.log"
+    base = [f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s"]
+    run_sweep(tmp_path, grid_params(lr="0.001", hidden="64"), *base)
+    before = len(study_of(url).trials)
+    proc = run_sweep(tmp_path, grid_params(lr="0.001", hidden="64,128"), *base, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("bridgeeval: error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr
+    assert "study 's' searches " in errors[0] and "mapper.hidden_units: choice(64)" in errors[0]
+    assert "this sweep searches " in errors[0] and "mapper.hidden_units: choice(64, 128)" in errors[0]
+    assert len(study_of(url).trials) == before  # no foreign waiting points left in the study
+    run_sweep(tmp_path, grid_params(lr="0.001", hidden="64"), *base)  # the same grid resumes as before

@@ -40,6 +40,7 @@ VOID = "bridgeeval:void"  # system attr of a failed trial that never ran
 # System attr of a lost trial whose loss was not its own doing (the driver stopped: Ctrl-C, SIGTERM,
 # sbatch refusing the batch, a job that would never start): requeued without using up an attempt.
 UNCOUNTED = "bridgeeval:uncounted"
+SPACE_ATTR = "bridgeeval:space"  # study user attr: the search space it was created with
 RETRY_OF = "bridgeeval:retry_of"  # user attr of a retry: the number of the trial it reruns
 ATTEMPT = "bridgeeval:attempt"  # user attr of a retry: 2 for the first retry, ...
 PRUNER_ATTR = "bridgeeval:pruner"  # study user attr: the sweep's pruner spec, read by each job

@@ -124,3 +124,26 @@ def as_override(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return f"{name}={str(value).lower()}"
     return f"{name}={value}"
+
+
+def space_signature(space: Mapping[str, Param]) -> dict[str, str]:
+    """The space as JSON-ready text, one Optuna distribution per param (what a study stores)."""
+    from optuna.distributions import distribution_to_json
+
+    return {name: distribution_to_json(param.distribution) for name, param in sorted(space.items())}
+
+
+def describe_space(signature: Mapping[str, str]) -> str:
+    """``optimizer.lr: choice(0.01, 0.001), mapper.dropout: interval(0.0, 0.5)`` from a signature."""
+    from optuna.distributions import json_to_distribution
+
+    parts = []
+    for name, text in signature.items():
+        d = json_to_distribution(text)
+        if isinstance(d, CategoricalDistribution):
+            parts.append(f"{name}: choice({', '.join(map(str, d.choices))})")
+        else:
+            kind = "int " if isinstance(d, IntDistribution) else ""
+            extra = " log" if d.log else (f" step {d.step}" if d.step else "")
+            parts.append(f"{name}: {kind}interval({d.low}, {d.high}){extra}")
+    return ", ".join(parts) or "no params"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.distributions import distribution_to_json
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
@@ -33,7 +34,7 @@ from bridgeeval.sweeps.best import RETRIES_ATTR, TARGET_ATTR
 from bridgeeval.sweeps.samplers import build_sampler, is_grid, sampler_spec
 from bridgeeval.sweeps.settings import SweepSettings
 from bridgeeval.sweeps.slurm import failed_return
-from bridgeeval.sweeps.space import as_override, grid_points, parse_space
+from bridgeeval.sweeps.space import as_override, describe_space, grid_points, parse_space, space_signature
 from bridgeeval.sweeps.storage import StorageURL, check_file_storage, open_storage, parse_url, redact
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,29 @@ class OptunaSweep:
             have = ", ".join(d.name.lower() for d in study.directions)
             want = ", ".join(d.name.lower() for d in self.directions)
             raise BridgeEvalError(f"study {self.study_name!r} exists with direction {have}, not {want}")
+        self._check_space(study)
         study.set_user_attr(co.PRUNER_ATTR, self.s.pruner)
         return study
+
+    def _check_space(self, study: optuna.Study) -> None:
+        """A study's search space is the one it was created with: a sweep of another grid or space
+        under the same name is refused before it adds anything (its points would be counted, and
+        Optuna would refuse the mixed distributions mid-sweep)."""
+        mine = space_signature(self.space)
+        stored = study.user_attrs.get(co.SPACE_ATTR)
+        if stored is None:  # a new study, or one made before spaces were stored: its trials say
+            seen: dict[str, str] = {}
+            for trial in study.get_trials(deepcopy=False):
+                for name, distribution in trial.distributions.items():
+                    seen.setdefault(name, distribution_to_json(distribution))
+            if all(_same_distribution(seen[k], mine[k]) for k in seen if k in mine):
+                study.set_user_attr(co.SPACE_ATTR, mine)
+                return
+            stored = {k: seen[k] for k in sorted(seen)}
+        if stored.keys() != mine.keys() or not all(_same_distribution(stored[k], mine[k]) for k in mine):
+            raise BridgeEvalError(
+                f"study {self.study_name!r} searches {describe_space(stored)}; this sweep searches "
+                f"{describe_space(mine)}: give it another name (hydra.sweeper.study_name=...)")
 
     def _warn_relative(self) -> None:
         if self.where is None:
@@ -500,6 +522,12 @@ def _as_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def _same_distribution(a: str, b: str) -> bool:
+    from optuna.distributions import json_to_distribution
+
+    return json_to_distribution(a) == json_to_distribution(b)
 
 
 def _first_free_job_number(config) -> int:
