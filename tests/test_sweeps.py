@@ -344,3 +344,39 @@ def test_a_second_grid_on_one_study_name_is_refused_before_it_adds_anything(tmp_
     assert "this sweep searches " in errors[0] and "mapper.hidden_units: choice(64, 128)" in errors[0]
     assert len(study_of(url).trials) == before  # no foreign waiting points left in the study
     run_sweep(tmp_path, grid_params(lr="0.001", hidden="64"), *base)  # the same grid resumes as before
+
+
+def _chattr_works(tmp_path) -> bool:
+    probe = tmp_path / "probe"
+    probe.write_text("")
+    ok = subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode == 0
+    subprocess.run(["chattr", "-i", str(probe)], capture_output=True)
+    return ok
+
+
+def test_a_storage_that_becomes_read_only_mid_sweep_is_one_line_and_resumes(tmp_path):
+    """The journal made immutable (chattr +i: unwritable even for root) after the first trial:
+    one line and exit 2, where it was a 42-line traceback; writable again, the rerun finishes."""
+    if not _chattr_works(tmp_path):
+        pytest.skip("chattr +i is not supported on this file system")
+    journal = tmp_path / "j.log"
+    args = [grid_params(hidden="64,128", lr="0.001,0.0001"), f"hydra.sweeper.storage=journal:///{journal}",
+            "hydra.sweeper.study_name=s"]
+    # Trials of 8 epochs: three are still to run when the first completes and the journal is locked.
+    proc = subprocess.Popen(sweep_cmd(tmp_path, *args, "trainer.max_epochs=8"), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if journal.exists() and study_of(f"journal:///{journal}").get_trials(states=(TrialState.COMPLETE,)):
+                break
+            time.sleep(0.2)
+        subprocess.run(["chattr", "+i", str(journal)], check=True)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        subprocess.run(["chattr", "-i", str(journal)], capture_output=True)
+    errors = [line for line in err.splitlines() if line.startswith("bridgeeval:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in err, err[-3000:]
+    assert f"sweep stopped: cannot write {journal}: Operation not permitted" in errors[0]
+    run_sweep(tmp_path, *args)
+    assert len(set(completed_points(study_of(f"journal:///{journal}")))) == 4

@@ -375,6 +375,8 @@ class OptunaSweep:
             if signalled
             else f"sweep stopped: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
         )
+        if isinstance(err, OSError):  # the storage itself cannot be written: a resume repairs them
+            return
         for trial in batch:
             try:
                 co.end_trial(study, trial.number, reason, co.LOST, counted=False)

@@ -173,6 +173,12 @@ class OptunaSweeper(Sweeper):
         except BridgeEvalError as err:  # bad settings or too many failures: one line, no traceback
             print(f"bridgeeval: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+        except OSError as err:  # the driver's own files: the study's storage or the sweep folder
+            where = f"{err.filename}: " if err.filename else ""
+            print(f"bridgeeval: error: sweep stopped: cannot write {where}{err.strerror or err}; its jobs were "
+                  "stopped and the trials in flight run again on resume: rerun the same command once it is "
+                  "writable", file=sys.stderr)
+            raise SystemExit(2) from None
         except (KeyboardInterrupt, SweepInterrupted, SystemExit):
             signum = sweep.interrupted_by() if sweep is not None else None
             if signum is None:
