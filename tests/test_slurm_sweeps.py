@@ -359,3 +359,41 @@ def test_a_time_limit_struck_before_the_task_still_counts_as_lost():
                             "requeued because: timed-out too many times.)") and outcome.error is None
     other = _read(1, failed_job("Traceback (most recent call last):\nValueError: bad input file"))
     assert other.lost is None and other.error == "ValueError: bad input file"
+
+
+def test_a_job_killed_by_sigkill_is_lost_with_its_state_exit_code_and_signal(tmp_path, cluster):
+    """A trial's job killed outright (what the out-of-memory killer does): its reason carries Slurm's
+    state, exit code and signal and names the likely cause, where it said only '(FAILED)'."""
+    url = f"journal:///{tmp_path}/j.log"
+    proc = driver(tmp_path, cluster, grid_params(lr="0.001", hidden="64"), f"hydra.sweeper.storage={url}",
+                  "hydra.sweeper.study_name=s", "trainer.max_epochs=60")
+    try:
+        victim = wait_for(lambda: [t for t in training_trials(url) if "slurm_job" in t.user_attrs], what="a job")[0]
+        killed = _kill_job_task(victim.user_attrs["slurm_job"])  # as the kernel's OOM killer would
+        assert killed, "no task process of the job found"
+        _, err = proc.communicate(timeout=400)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    lost = study_of(url).trials[victim.number]
+    reason = lost.user_attrs["error"]
+    assert lost.system_attrs.get(co.LOST) and "signal 9 (SIGKILL, often the out-of-memory killer" in reason, reason
+    assert "exit code" in reason and "hydra.launcher.mem_gb" in reason
+    assert len(completed_points(study_of(url))) == 1  # rerun, and done
+
+
+def _kill_job_task(job_id: str) -> list[int]:
+    """SIGKILL to the job's task process (the one node is this machine): found by its environment."""
+    killed = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"SLURM_JOB_ID={job_id}".encode() in env and b"submitit.core._submit" in cmdline and b"srun" not in cmdline:
+            os.kill(int(proc.name), signal.SIGKILL)
+            killed.append(int(proc.name))
+    return killed

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -206,9 +207,51 @@ def _follow(jobs: Sequence[Any], poll_interval: float, result_grace: float, quic
                 del pending[index]
                 what = state.name if state is not None else "unknown to squeue and sacct"
                 why = "hit its time limit" if what == "TIMEOUT" else "ended without a result"
+                what = exit_details(str(job.job_id)) or what
                 yield Outcome(index, str(job.job_id), lost=f"Slurm job {job.job_id} {why} ({what})")
         if pending:
             time.sleep(poll_interval)
+
+
+def exit_details(job_id: str) -> str | None:
+    """How a job ended, from accounting (None without it): its state, exit code and signal."""
+    proc = _run(["sacct", "-X", "-n", "-P", "-o", "State,ExitCode,DerivedExitCode", "-j", job_id])
+    line = proc.stdout.strip().splitlines()[0] if proc is not None and proc.returncode == 0 and proc.stdout.strip() else ""
+    parts = line.split("|")
+    return describe_exit(*parts) if len(parts) == 3 else None
+
+
+def describe_exit(state: str, exit_code: str, derived: str) -> str:
+    """sacct's ``State|ExitCode|DerivedExitCode`` in words; an out-of-memory end named as such.
+
+    Example (a step killed by SIGKILL, as Slurm 22.05 records it):
+        >>> describe_exit("FAILED", "9:0", "0:9")
+        'FAILED, exit code 9, a step killed by signal 9 (SIGKILL, often the out-of-memory killer: ask for more memory, hydra.launcher.mem_gb or mem_per_cpu)'
+        >>> describe_exit("OUT_OF_MEMORY", "0:125", "0:0")
+        'OUT_OF_MEMORY, exit code 0, signal 125: out of memory (ask for more: hydra.launcher.mem_gb or mem_per_cpu)'
+    """
+    state = state.split()[0] if state.strip() else "UNKNOWN"  # "CANCELLED by 0"
+    code, _, sig = exit_code.partition(":")
+    _, _, step_sig = derived.partition(":")
+    parts = [state, f"exit code {code}"] if code else [state]
+    if sig not in ("", "0"):
+        parts.append(f"signal {sig}{_signal_name(sig)}")
+    if step_sig not in ("", "0") and step_sig != sig:
+        parts.append(f"a step killed by signal {step_sig}{_signal_name(step_sig)}")
+    text = ", ".join(parts)
+    advice = "hydra.launcher.mem_gb or mem_per_cpu"
+    if state == "OUT_OF_MEMORY":
+        return f"{text}: out of memory (ask for more: {advice})"
+    if "9" in (sig, step_sig):
+        return text.replace("signal 9 (SIGKILL)", f"signal 9 (SIGKILL, often the out-of-memory killer: ask for more memory, {advice})")
+    return text
+
+
+def _signal_name(number: str) -> str:
+    try:
+        return f" ({signal.Signals(int(number)).name})"
+    except ValueError:  # Slurm's own codes beyond the signals (125: out of memory)
+        return ""
 
 
 def _result_ready(job: Any) -> bool:
