@@ -397,3 +397,16 @@ def _kill_job_task(job_id: str) -> list[int]:
             os.kill(int(proc.name), signal.SIGKILL)
             killed.append(int(proc.name))
     return killed
+
+
+def test_memory_below_one_gb_is_asked_for_in_megabytes(tmp_path, cluster):
+    """hydra.launcher.mem_gb=0.5 was Hydra's integer error; Slurm now gets --mem=512M."""
+    url = f"journal:///{tmp_path}/j.log"
+    proc = driver(tmp_path, cluster, grid_params(lr="0.001", hidden="64"), f"hydra.sweeper.storage={url}",
+                  "hydra.sweeper.study_name=s", "hydra.launcher.mem_gb=0.5")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    (trial,) = study_of(url).trials
+    job = trial.user_attrs["slurm_job"]
+    asked = cluster.run("sacct", "-X", "-n", "-P", "-o", "ReqMem", "-j", job).split()
+    assert asked and asked[0] in ("512M", "512Mn"), asked

@@ -197,7 +197,8 @@ def _follow(jobs: Sequence[Any], poll_interval: float, result_grace: float, quic
                 raise NeverStarts(job.job_id, state.reason)
             if state is not None and state.name == "PENDING" and reasons.get(index) != state.reason:
                 reasons[index] = state.reason
-                log.info("Slurm job %s pending (%s)", job.job_id, state.reason)
+                log.info("Slurm job %s pending%s", job.job_id,
+                         f" ({state.reason})" if state.reason not in ("", "None") else "")
             if state is not None and not state.finished:
                 ended_at.pop(index, None)  # requeued by Slurm (preemption): running again
                 continue

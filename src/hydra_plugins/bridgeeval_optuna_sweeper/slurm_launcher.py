@@ -16,7 +16,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
@@ -34,6 +34,8 @@ class BridgeevalSlurmConf(SlurmQueueConf):
     _target_: str = "hydra_plugins.bridgeeval_optuna_sweeper.slurm_launcher.SlurmLauncher"
     poll_interval: float = 10.0  # seconds between squeue calls while jobs run
     result_grace: float = 60.0  # wait this long for the result file of a job Slurm says completed
+    # A float (the stock config's is an int): 0.5 asks for 512 MB (submitit writes --mem=512MB).
+    mem_gb: Optional[float] = None
 
 
 ConfigStore.instance().store(
