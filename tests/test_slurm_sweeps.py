@@ -410,3 +410,46 @@ def test_memory_below_one_gb_is_asked_for_in_megabytes(tmp_path, cluster):
     job = trial.user_attrs["slurm_job"]
     asked = cluster.run("sacct", "-X", "-n", "-P", "-o", "ReqMem", "-j", job).split()
     assert asked and asked[0] in ("512M", "512Mn"), asked
+
+
+def test_a_drained_node_is_waited_out_up_to_the_pending_limit(tmp_path, cluster):
+    """ReqNodeNotAvail (a drained node) was 'will never start': the batch cancelled and exit 2 at
+    once. It is routine: waited for up to hydra.launcher.pending_limit, then one line; the trial
+    keeps its attempt and runs once the node is back."""
+    url = f"journal:///{tmp_path}/j.log"
+    base = [grid_params(lr="0.001", hidden="64"), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s"]
+    cluster.run("scontrol", "update", f"nodename={cluster.host}", "state=drain", "reason=bridgeeval-test")
+    try:
+        started = time.time()
+        proc = driver(tmp_path, cluster, *base, "hydra.launcher.pending_limit=8")
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2 and time.time() - started >= 8, err[-3000:]
+        line = one_error_line(err)
+        assert "DRAINED" in line and "past hydra.launcher.pending_limit=8 s" in line, line
+        assert "waiting up to hydra.launcher.pending_limit=8 s" in out + err  # said while it waited
+        assert not cluster.jobs()
+    finally:
+        cluster.run("scontrol", "update", f"nodename={cluster.host}", "state=resume")
+    proc = driver(tmp_path, cluster, *base)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert len(completed_points(study_of(url))) == 1
+
+
+def test_a_maintenance_reservation_is_waited_out(tmp_path, cluster):
+    url = f"journal:///{tmp_path}/j.log"
+    cluster.run("scontrol", "create", "reservation", "reservationname=bridgeeval-maint", "starttime=now",
+                "duration=30", f"nodes={cluster.host}", "flags=maint,ignore_jobs", "users=slurm")
+    try:
+        proc = driver(tmp_path, cluster, grid_params(lr="0.001", hidden="64"), f"hydra.sweeper.storage={url}",
+                      "hydra.sweeper.study_name=s")
+        wait_for(lambda: "Reserved for maintenance" in cluster.run("squeue", "-h", "-o", "%r"), 120,
+                 "a job pending on the reservation")
+        time.sleep(3)  # the driver sees it pending, and waits
+        assert proc.poll() is None
+    finally:
+        cluster.run("scontrol", "delete", "reservationname=bridgeeval-maint", check=False)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Reserved for maintenance); waiting up to hydra.launcher.pending_limit=3600 s" in out + err
+    assert len(completed_points(study_of(url))) == 1

@@ -44,7 +44,6 @@ NEVER_STARTS = {
     "PartitionConfig",
     "PartitionNodeLimit",
     "PartitionTimeLimit",
-    "ReqNodeNotAvail",
     "BadConstraints",
     "InvalidAccount",
     "InvalidQOS",
@@ -59,8 +58,14 @@ NEVER_STARTS = {
     "AssocMaxWallDurationPerJobLimit",
     "DependencyNeverSatisfied",
 }
-# Not in that list, though a job waits on them: PartitionDown, PartitionInactive, NodeDown,
-# Resources, Priority (an administrator or time resolves them); follow() logs each reason once.
+# Routine and temporary on a real cluster: drained or down nodes and maintenance reservations
+# (ReqNodeNotAvail, "Reserved for maintenance"), a partition taken down. follow() logs the reason
+# once and waits, up to ``pending_limit`` seconds, then stops with one line. Resources and Priority
+# (the queue itself) are waited for without a limit.
+ROUTINE_WAITS = {"ReqNodeNotAvail", "NodeDown", "PartitionDown", "PartitionInactive", "Reservation",
+                 "ReservationDeleted",
+                 # squeue's words for ReqNodeNotAvail when every node of the partition is drained
+                 "Nodes required for job are DOWN"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,15 @@ class JobState:
 
     @property
     def never_starts(self) -> bool:
-        return self.name == "PENDING" and self.reason.split(",")[0].strip("()") in NEVER_STARTS
+        return self.name == "PENDING" and self._code in NEVER_STARTS
+
+    @property
+    def routine_wait(self) -> bool:
+        return self.name == "PENDING" and self._code in ROUTINE_WAITS
+
+    @property
+    def _code(self) -> str:
+        return self.reason.split(",")[0].strip("()")
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess | None:
@@ -141,8 +154,8 @@ class Outcome:
 
 
 class NeverStarts(Exception):
-    def __init__(self, job_id: str, reason: str):
-        super().__init__(f"Slurm job {job_id} will never start: pending with reason {reason}")
+    def __init__(self, job_id: str, reason: str, message: str | None = None):
+        super().__init__(message or f"Slurm job {job_id} will never start: pending with reason {reason}")
         self.job_id, self.reason = job_id, reason
 
 
@@ -152,6 +165,7 @@ def follow(
     poll_interval: float = 5.0,
     result_grace: float = 60.0,
     quick_grace: float = 5.0,
+    pending_limit: float = 3600.0,
 ) -> Iterator[Outcome]:
     """Yields each job's outcome as it ends (submitit's Slurm jobs); use it closed
     (``contextlib.closing``), so that a caller leaving early (an exception, a signal) cancels the
@@ -160,11 +174,13 @@ def follow(
 
     A job seen ended without a result pickle is waited for ``quick_grace`` seconds when Slurm says
     it was cancelled, timed out or failed, and ``result_grace`` seconds otherwise (shared file
-    systems show a new file late), then reported lost.
+    systems show a new file late), then reported lost. A job pending for a routine reason (drained
+    nodes, a maintenance reservation: ``ROUTINE_WAITS``) is waited for up to ``pending_limit``
+    seconds, then treated as one that will never start.
     """
     settled = False
     try:
-        yield from _follow(jobs, poll_interval, result_grace, quick_grace)
+        yield from _follow(jobs, poll_interval, result_grace, quick_grace, pending_limit)
         settled = True
     except NeverStarts as err:
         cancel(jobs)
@@ -177,10 +193,12 @@ def follow(
                 log.warning("cancelled Slurm jobs %s", ", ".join(cancelled))
 
 
-def _follow(jobs: Sequence[Any], poll_interval: float, result_grace: float, quick_grace: float) -> Iterator[Outcome]:
+def _follow(jobs: Sequence[Any], poll_interval: float, result_grace: float, quick_grace: float,
+            pending_limit: float = 3600.0) -> Iterator[Outcome]:
     pending = dict(enumerate(jobs))
     ended_at: dict[int, float] = {}
     reasons: dict[int, str] = {}
+    waiting_since: dict[int, float] = {}  # since when a job has pended for a routine reason
     while pending:
         states = job_states([j.job_id for j in pending.values()])
         if states is None:  # the controller did not answer: nothing is known, nothing is lost
@@ -195,10 +213,21 @@ def _follow(jobs: Sequence[Any], poll_interval: float, result_grace: float, quic
             state = states.get(str(job.job_id))
             if state is not None and state.never_starts:
                 raise NeverStarts(job.job_id, state.reason)
+            if state is not None and state.routine_wait:
+                since = waiting_since.setdefault(index, time.time())
+                if time.time() - since > pending_limit:
+                    raise NeverStarts(job.job_id, state.reason, (
+                        f"Slurm job {job.job_id} pending for {time.time() - since:.0f} s with reason {state.reason} "
+                        f"(drained or down nodes, or a maintenance reservation), past "
+                        f"hydra.launcher.pending_limit={pending_limit:g} s"))
+            else:
+                waiting_since.pop(index, None)
             if state is not None and state.name == "PENDING" and reasons.get(index) != state.reason:
                 reasons[index] = state.reason
-                log.info("Slurm job %s pending%s", job.job_id,
-                         f" ({state.reason})" if state.reason not in ("", "None") else "")
+                routine = (f"; waiting up to hydra.launcher.pending_limit={pending_limit:g} s"
+                           if state.routine_wait else "")
+                log.info("Slurm job %s pending%s%s", job.job_id,
+                         f" ({state.reason})" if state.reason not in ("", "None") else "", routine)
             if state is not None and not state.finished:
                 ended_at.pop(index, None)  # requeued by Slurm (preemption): running again
                 continue
@@ -338,8 +367,8 @@ def describe_request(params: dict) -> str:
             continue
         if value is None:
             continue
-        if key == "mem_gb":
-            value = f"{value}G"
+        if key == "mem_gb":  # as submitit asks: whole GB, else MB
+            value = f"{value:g}G" if float(value) == int(value) else f"{int(float(value) * 1024)}M"
         if key == "timeout_min":
             value = f"{value}min"
         parts.append(f"--{flag}={value}")

@@ -26,7 +26,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
-OWN_KEYS = ("poll_interval", "result_grace")
+OWN_KEYS = ("poll_interval", "result_grace", "pending_limit")
 
 
 @dataclass
@@ -34,6 +34,7 @@ class BridgeevalSlurmConf(SlurmQueueConf):
     _target_: str = "hydra_plugins.bridgeeval_optuna_sweeper.slurm_launcher.SlurmLauncher"
     poll_interval: float = 10.0  # seconds between squeue calls while jobs run
     result_grace: float = 60.0  # wait this long for the result file of a job Slurm says completed
+    pending_limit: float = 3600.0  # seconds a job may pend on drained nodes or maintenance, then stop
     # A float (the stock config's is an int): 0.5 asks for 512 MB (submitit writes --mem=512MB).
     mem_gb: Optional[float] = None
 
