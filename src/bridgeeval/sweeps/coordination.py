@@ -31,6 +31,8 @@ import optuna
 from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from bridgeeval.sweeps import optuna_private as private
+
 log = logging.getLogger(__name__)
 HEARTBEAT = "bridgeeval:heartbeat"  # system attr: time of the owner's last beat
 OWNER = "bridgeeval:owner"  # system attr: host:pid of the process running the trial
@@ -61,7 +63,7 @@ def own_slurm_job() -> str | None:
 
 
 def trial_id(study: optuna.Study, number: int) -> int:
-    return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    return private.trial_id(study, number)
 
 
 def point_of(trial: FrozenTrial) -> dict:
@@ -130,20 +132,21 @@ def counted_position(trials: list[FrozenTrial], number: int, max_retries: int) -
 # -- claiming and owning ---------------------------------------------------------------------------
 def claim_next(study: optuna.Study) -> optuna.Trial | None:
     """Moves one WAITING trial to RUNNING for this process (retries first); None when none is left."""
-    storage = study._storage
+    storage = private.storage_of(study)
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     for frozen in sorted(waiting, key=lambda t: (RETRY_OF not in t.user_attrs, t.number)):
         try:
-            if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
-                mark_owned(study, frozen._trial_id)
-                return optuna.Trial(study, frozen._trial_id)
+            tid = private.trial_id_of(frozen)
+            if storage.set_trial_state_values(tid, state=TrialState.RUNNING):
+                mark_owned(study, tid)
+                return private.trial_handle(study, tid)
         except UpdateFinishedTrialError:
             continue
     return None
 
 
 def mark_owned(study: optuna.Study, tid: int) -> None:
-    storage = study._storage
+    storage = private.storage_of(study)
     storage.set_trial_system_attr(tid, OWNER, owner_tag())
     storage.set_trial_system_attr(tid, HEARTBEAT, time.time())
     job = own_slurm_job()
@@ -155,7 +158,7 @@ def end_trial(study: optuna.Study, number: int, reason: str, flag: str, counted:
     """Fails a RUNNING trial with ``reason``, flagged LOST (to be rerun) or VOID (never ran); a
     loss not ``counted`` (the driver's stop, not the trial's failure) uses up no attempt.
     False when another process finished it first (only one process makes the transition)."""
-    storage, tid = study._storage, trial_id(study, number)
+    storage, tid = private.storage_of(study), trial_id(study, number)
     try:
         storage.set_trial_user_attr(tid, "error", reason[:2000])
         storage.set_trial_system_attr(tid, flag, reason[:200])
@@ -185,7 +188,7 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        storage = self.study._storage
+        storage = private.storage_of(self.study)
         while not self._stop.wait(self.interval):
             for tid in list(self.trial_ids):
                 try:
@@ -255,7 +258,7 @@ class StudyLock:
     generations are deleted, so the storage keeps one lock study per sweep study."""
 
     def __init__(self, study: optuna.Study, stale_after: float = 60.0, timeout: float = 600.0):
-        self.storage, self.name = study._storage, study.study_name
+        self.storage, self.name = private.storage_of(study), study.study_name
         self.stale_after, self.timeout = stale_after, timeout
         self.prefix = f"{LOCK_PREFIX}{self.name}:"
         self.held: str | None = None

@@ -8,6 +8,7 @@ import optuna
 import pytorch_lightning as pl
 
 from bridgeeval.sweeps.coordination import PRUNER_ATTR, trial_id
+from bridgeeval.sweeps.optuna_private import trial_handle
 from bridgeeval.sweeps.samplers import build_pruner
 from bridgeeval.sweeps.storage import open_storage
 
@@ -38,4 +39,4 @@ def job_trial(sweep_trial) -> optuna.Trial:
     storage = open_storage(sweep_trial["storage"])
     study = optuna.load_study(study_name=sweep_trial["study_name"], storage=storage)
     study.pruner = build_pruner(study.user_attrs.get(PRUNER_ATTR))
-    return optuna.Trial(study, trial_id(study, int(sweep_trial["number"])))
+    return trial_handle(study, trial_id(study, int(sweep_trial["number"])))

@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.distributions import distribution_to_json
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
+from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.records import try_read_job_record
 from bridgeeval.sweeps import coordination as co
+from bridgeeval.sweeps import optuna_private as private
 from bridgeeval.sweeps.best import RETRIES_ATTR, TARGET_ATTR
 from bridgeeval.sweeps.samplers import build_sampler, is_grid, sampler_spec
 from bridgeeval.sweeps.settings import SweepSettings
@@ -242,7 +243,7 @@ class OptunaSweep:
             trial = co.claim_next(study)
             if trial is None and self.grid is None:
                 trial = study.ask()
-                co.mark_owned(study, trial._trial_id)
+                co.mark_owned(study, private.trial_id_of(trial))
             if trial is None:
                 break
             trials = study.get_trials(deepcopy=False)
@@ -254,7 +255,7 @@ class OptunaSweep:
         return batch
 
     def _run_batch(self, study: optuna.Study, batch: list[optuna.Trial], beat: co.Heartbeat, stop) -> None:
-        beat.trial_ids.update(t._trial_id for t in batch)
+        beat.trial_ids.update(private.trial_id_of(t) for t in batch)
         self.batch_errors = []
         try:
             overrides = [self._overrides(trial) for trial in batch]
@@ -269,7 +270,7 @@ class OptunaSweep:
             self._abandon(study, batch, err)
             raise
         finally:
-            beat.trial_ids.difference_update(t._trial_id for t in batch)
+            beat.trial_ids.difference_update(private.trial_id_of(t) for t in batch)
         self._check_failure_rate(len(batch))
 
     def _check_failure_rate(self, batch_size: int) -> None:
