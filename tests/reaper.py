@@ -43,24 +43,23 @@ def _is_pytest(pid: int) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def _exists(probe) -> bool:
+    """Whether signal 0 reaches the process or group (a permission error means it exists)."""
     try:
-        os.kill(pid, 0)
+        probe()
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def _alive(pid: int) -> bool:
+    return _exists(lambda: os.kill(pid, 0))
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _exists(lambda: os.killpg(pgid, 0))
 
 
 def _pidfile_pid(path: str) -> int | None:
