@@ -236,3 +236,13 @@ def test_describe_gives_the_feature_check_of_appendix_b(mirror, cache):
 
     data = load_paired({"name": "wiki"})
     assert f"text wiki_text100: {class_retrieval_map(data.input, data.labels):.3f}" in proc.stdout
+
+
+def test_a_fetch_without_network_says_how_to_do_without(cache, monkeypatch, capsys):
+    from bridgeeval.cli import main
+
+    monkeypatch.setenv("BRIDGEEVAL_MIRROR", "http://127.0.0.1:9")  # nothing answers: as with no network
+    assert main(["data", "fetch", "rg65"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot download http://127.0.0.1:9/wordsim/EN-RG-65.txt" in err[0]
+    assert "bridgeeval data add rg65 --from FOLDER" in err[0] and "--mirror URL" in err[0]

@@ -380,3 +380,21 @@ def test_a_storage_that_becomes_read_only_mid_sweep_is_one_line_and_resumes(tmp_
     assert f"sweep stopped: cannot write {journal}: Operation not permitted" in errors[0]
     run_sweep(tmp_path, *args)
     assert len(set(completed_points(study_of(f"journal:///{journal}")))) == 4
+
+
+def test_status_of_a_met_budget_says_why_points_wait_and_no_time_left(tmp_path, capsys):
+    """It printed '1/1 done; ... 2 waiting' and 'time left ... 0 s'."""
+    from bridgeeval.cli import main
+    from bridgeeval.sweeps.best import TARGET_ATTR
+    from bridgeeval.sweeps.storage import open_storage
+
+    url = f"journal:///{tmp_path}/b.log"
+    study = optuna.create_study(study_name="b", storage=open_storage(url))
+    study.set_user_attr(TARGET_ATTR, 1)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    for x in (0.2, 0.3):
+        study.enqueue_trial({"x": x})
+    assert main(["sweep", "status", "b", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "1/1 done" in out and "the 2 waiting run when the sweep is resumed with a larger" in out
+    assert "time left" not in out

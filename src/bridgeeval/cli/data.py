@@ -46,11 +46,18 @@ def _data_list(args) -> int:
 def _data_fetch(args) -> int:
     from bridgeeval.data import download
     from bridgeeval.data.registry import entry
+    from bridgeeval.errors import BridgeEvalError
 
     for name in args.names:
         entry(name)  # unknown names fail before any download
     for name in args.names:
-        folder = download.fetch(name, mirror=args.mirror)
+        try:
+            folder = download.fetch(name, mirror=args.mirror)
+        except BridgeEvalError as err:
+            if not str(err).startswith("cannot download") or args.mirror:
+                raise
+            raise BridgeEvalError(f"{err}; without a network, copy the files in with `bridgeeval data add {name} "
+                                  "--from FOLDER`, or fetch from a copy with --mirror URL") from None
         print(f"{name}: {folder}")
     return 0
 

@@ -139,6 +139,8 @@ def _eta(trials: list[FrozenTrial], counts: co.Tally, target) -> float | None:
     if not target or not spans:
         return None
     left = max(0, int(target) - counts.done)
+    if not left:  # the sweep's budget is met: nothing is left to time
+        return None
     return left * (sum(spans) / len(spans)) / max(1, counts.running)
 
 
@@ -182,6 +184,9 @@ def format_status(info: dict) -> str:
     target = info.get("target")
     progress = f"{info['done']}/{target} done" if target else f"{info['done']} done"
     lines = [f"study {info['study']} ({info['direction']}): {progress}; {_counts_text(info['trials'])}"]
+    if target and info["done"] >= target and info["trials"].get("waiting"):
+        lines.append(f"the run's {target} trial(s) are done; the {info['trials']['waiting']} waiting run when the "
+                     "sweep is resumed with a larger hydra.sweeper.n_trials")
     if info.get("eta_s") is not None:
         lines.append(f"time left at the finished trials' pace: {_duration(info['eta_s'])}")
     if info.get("best"):
