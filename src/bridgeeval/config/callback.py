@@ -95,7 +95,7 @@ def _fail(err: BridgeEvalError | None, raise_it: bool) -> None:
     if raise_it:  # a sweeper's job: the sweeper records the failure
         raise err
     print(f"bridgeeval: error: {err}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(2) from None
 
 
 def _check_or_exit(config: DictConfig) -> None:
@@ -104,5 +104,4 @@ def _check_or_exit(config: DictConfig) -> None:
     try:
         check_task_config(config)
     except BridgeEvalError as err:
-        print(f"bridgeeval: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _fail(err, raise_it=False)
