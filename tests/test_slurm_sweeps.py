@@ -453,3 +453,39 @@ def test_a_maintenance_reservation_is_waited_out(tmp_path, cluster):
     assert proc.returncode == 0, err[-3000:]
     assert "Reserved for maintenance); waiting up to hydra.launcher.pending_limit=3600 s" in out + err
     assert len(completed_points(study_of(url))) == 1
+
+
+def test_a_free_slot_takes_the_next_trial_while_a_slow_sibling_runs(tmp_path, cluster):
+    """Slots refill: with n_jobs=2 and the first (slow) point taking minutes, the three quick
+    points run one after another in the other slot and all end before the slow one. (When a
+    batch was followed as a whole, they waited for it: the quick slot sat idle.)"""
+    url = f"journal:///{tmp_path}/j.log"
+    command = [arg for arg in sweep_cmd(tmp_path, *LAUNCHER) if not arg.startswith("trainer.max_epochs=")]
+    command += [grid_params(lr="0.001", hidden="64"), '+hydra.sweeper.params={trainer.max_epochs:"choice(400,1,2,3)"}',
+                f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s", "hydra.sweeper.n_jobs=2"]
+    proc = subprocess.Popen(command, cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    trials = {t.params["trainer.max_epochs"]: t for t in study_of(url).trials}
+    assert sorted(trials) == [1, 2, 3, 400] and all(t.state == TrialState.COMPLETE for t in trials.values())
+    spans = {epochs: job_span(cluster, t.user_attrs["slurm_job"]) for epochs, t in trials.items()}
+    slow_end = spans[400][1]
+    assert all(spans[e][1] < slow_end for e in (1, 2, 3)), spans
+    # The quick slot's idle time between one job's end and the next one's start: one poll and an
+    # sbatch (poll_interval=1 here), not the slow job's remaining minutes.
+    gaps = [spans[b][0] - spans[a][1] for a, b in ((1, 2), (2, 3))]
+    print(f"slot refill: quick jobs {spans[1]}, {spans[2]}, {spans[3]}; slow {spans[400]}; idle gaps {gaps} s")
+    assert max(gaps) < 30, gaps
+
+
+def job_span(cluster: SlurmCluster, job: str) -> tuple[float, float]:
+    """A job's start and end, in seconds since the epoch, from accounting (once it has the end)."""
+    import datetime
+
+    def span():
+        line = cluster.run("sacct", "-X", "-n", "-P", "-o", "Start,End", "-j", job).split()
+        return line[0] if line and "Unknown" not in line[0] else None
+
+    start, end = (datetime.datetime.fromisoformat(v).timestamp() for v in wait_for(span, 60, "accounting").split("|"))
+    return start, end

@@ -170,77 +170,131 @@ def follow(
     """Yields each job's outcome as it ends (submitit's Slurm jobs); use it closed
     (``contextlib.closing``), so that a caller leaving early (an exception, a signal) cancels the
     jobs that have no result yet. A job that will never start cancels the batch and raises a
-    one-line :class:`BridgeEvalError` naming Slurm's reason and ``request``.
+    one-line :class:`BridgeEvalError` naming Slurm's reason and ``request``. (:class:`Follower`
+    says how each job is judged.)
+    """
+    follower = Follower(request, poll_interval, result_grace, quick_grace, pending_limit)
+    follower.add(jobs)
+    settled = False
+    try:
+        while follower.in_flight:
+            yield from follower.poll()
+            if follower.in_flight:
+                time.sleep(poll_interval)
+        settled = True
+    except BridgeEvalError:
+        settled = True  # poll cancelled the jobs
+        raise
+    finally:
+        if not settled:
+            follower.cancel()
+
+
+class Follower:
+    """Follows a changing set of jobs: ``add`` them as they are submitted, ``poll`` (one round of
+    squeue, at most every ``poll_interval`` seconds) for those that ended. A sweep keeps its slots
+    busy with it: a slot freed by one job takes the next trial at once, whatever its siblings do.
 
     A job seen ended without a result pickle is waited for ``quick_grace`` seconds when Slurm says
     it was cancelled, timed out or failed, and ``result_grace`` seconds otherwise (shared file
     systems show a new file late), then reported lost. A job pending for a routine reason (drained
     nodes, a maintenance reservation: ``ROUTINE_WAITS``) is waited for up to ``pending_limit``
-    seconds, then treated as one that will never start.
+    seconds, then treated as one that will never start: ``poll`` then cancels every job it follows
+    and raises a one-line :class:`BridgeEvalError` naming Slurm's reason and ``request``.
     """
-    settled = False
-    try:
-        yield from _follow(jobs, poll_interval, result_grace, quick_grace, pending_limit)
-        settled = True
-    except NeverStarts as err:
-        cancel(jobs)
-        settled = True
-        raise BridgeEvalError(f"{err}; request: {request}") from None
-    finally:
-        if not settled:
-            cancelled = cancel(jobs)
-            if cancelled:
-                log.warning("cancelled Slurm jobs %s", ", ".join(cancelled))
 
+    def __init__(self, request: str = "", poll_interval: float = 5.0, result_grace: float = 60.0,
+                 quick_grace: float = 5.0, pending_limit: float = 3600.0):
+        self.request, self.poll_interval = request, poll_interval
+        self.result_grace, self.quick_grace, self.pending_limit = result_grace, quick_grace, pending_limit
+        self.jobs: dict[int, Any] = {}  # by the index add() gave, until their outcome is known
+        self._next = 0
+        self._ended_at: dict[int, float] = {}
+        self._reasons: dict[int, str] = {}
+        self._waiting_since: dict[int, float] = {}  # since when a job has pended for a routine reason
+        self._never: NeverStarts | None = None
 
-def _follow(jobs: Sequence[Any], poll_interval: float, result_grace: float, quick_grace: float,
-            pending_limit: float = 3600.0) -> Iterator[Outcome]:
-    pending = dict(enumerate(jobs))
-    ended_at: dict[int, float] = {}
-    reasons: dict[int, str] = {}
-    waiting_since: dict[int, float] = {}  # since when a job has pended for a routine reason
-    while pending:
-        states = job_states([j.job_id for j in pending.values()])
+    @property
+    def in_flight(self) -> int:
+        return len(self.jobs)
+
+    def add(self, jobs: Sequence[Any]) -> list[int]:
+        """Follows ``jobs`` too; returns their indices (as their outcomes will carry)."""
+        indices = list(range(self._next, self._next + len(jobs)))
+        self._next += len(jobs)
+        self.jobs.update(zip(indices, jobs))
+        return indices
+
+    def poll(self) -> list[Outcome]:
+        """The outcomes of the jobs that ended since the last call (none when squeue gave no answer).
+        A job that will never start is raised at the call after the outcomes of its round."""
+        if self._never is None:
+            outcomes = self._poll()
+            if outcomes or self._never is None:
+                return outcomes
+        err, self._never = self._never, None
+        cancel(list(self.jobs.values()))
+        self.jobs.clear()
+        raise BridgeEvalError(f"{err}; request: {self.request}")
+
+    def cancel(self) -> None:
+        """Cancels the jobs still followed that have no result yet (a caller leaving early)."""
+        cancelled = cancel(list(self.jobs.values()))
+        self.jobs.clear()
+        if cancelled:
+            log.warning("cancelled Slurm jobs %s", ", ".join(cancelled))
+
+    def _poll(self) -> list[Outcome]:
+        states = job_states([j.job_id for j in self.jobs.values()])
         if states is None:  # the controller did not answer: nothing is known, nothing is lost
-            log.warning("squeue gave no answer; asking again in %.0f s", poll_interval)
-            time.sleep(poll_interval)
-            continue
-        for index, job in list(pending.items()):
-            if _result_ready(job):
-                del pending[index]
-                yield _read(index, job)
+            log.warning("squeue gave no answer; asking again later")
+            return []
+        outcomes = []
+        for index, job in list(self.jobs.items()):
+            try:
+                outcome = self._check(index, job, states.get(str(job.job_id)))
+            except NeverStarts as err:
+                self._never = self._never or err
                 continue
-            state = states.get(str(job.job_id))
-            if state is not None and state.never_starts:
-                raise NeverStarts(job.job_id, state.reason)
-            if state is not None and state.routine_wait:
-                since = waiting_since.setdefault(index, time.time())
-                if time.time() - since > pending_limit:
-                    raise NeverStarts(job.job_id, state.reason, (
-                        f"Slurm job {job.job_id} pending for {time.time() - since:.0f} s with reason {state.reason} "
-                        f"(drained or down nodes, or a maintenance reservation), past "
-                        f"hydra.launcher.pending_limit={pending_limit:g} s"))
-            else:
-                waiting_since.pop(index, None)
-            if state is not None and state.name == "PENDING" and reasons.get(index) != state.reason:
-                reasons[index] = state.reason
-                routine = (f"; waiting up to hydra.launcher.pending_limit={pending_limit:g} s"
-                           if state.routine_wait else "")
-                log.info("Slurm job %s pending%s%s", job.job_id,
-                         f" ({state.reason})" if state.reason not in ("", "None") else "", routine)
-            if state is not None and not state.finished:
-                ended_at.pop(index, None)  # requeued by Slurm (preemption): running again
-                continue
-            first = ended_at.setdefault(index, time.time())
-            grace = quick_grace if state is not None and state.name not in ("COMPLETED", "UNKNOWN") else result_grace
-            if time.time() - first >= grace:
-                del pending[index]
-                what = state.name if state is not None else "unknown to squeue and sacct"
-                why = "hit its time limit" if what == "TIMEOUT" else "ended without a result"
-                what = exit_details(str(job.job_id)) or what
-                yield Outcome(index, str(job.job_id), lost=f"Slurm job {job.job_id} {why} ({what})")
-        if pending:
-            time.sleep(poll_interval)
+            if outcome is not None:
+                del self.jobs[index]
+                outcomes.append(outcome)
+        return outcomes
+
+    def _check(self, index: int, job: Any, state: JobState | None) -> Outcome | None:
+        if _result_ready(job):
+            return _read(index, job)
+        if state is not None and state.never_starts:
+            raise NeverStarts(job.job_id, state.reason)
+        self._watch_routine_wait(index, job, state)
+        if state is not None and state.name == "PENDING" and self._reasons.get(index) != state.reason:
+            self._reasons[index] = state.reason
+            routine = (f"; waiting up to hydra.launcher.pending_limit={self.pending_limit:g} s"
+                       if state.routine_wait else "")
+            log.info("Slurm job %s pending%s%s", job.job_id,
+                     f" ({state.reason})" if state.reason not in ("", "None") else "", routine)
+        if state is not None and not state.finished:
+            self._ended_at.pop(index, None)  # requeued by Slurm (preemption): running again
+            return None
+        first = self._ended_at.setdefault(index, time.time())
+        grace = self.quick_grace if state is not None and state.name not in ("COMPLETED", "UNKNOWN") else self.result_grace
+        if time.time() - first < grace:
+            return None
+        what = state.name if state is not None else "unknown to squeue and sacct"
+        why = "hit its time limit" if what == "TIMEOUT" else "ended without a result"
+        what = exit_details(str(job.job_id)) or what
+        return Outcome(index, str(job.job_id), lost=f"Slurm job {job.job_id} {why} ({what})")
+
+    def _watch_routine_wait(self, index: int, job: Any, state: JobState | None) -> None:
+        if state is None or not state.routine_wait:
+            self._waiting_since.pop(index, None)
+            return
+        waited = time.time() - self._waiting_since.setdefault(index, time.time())
+        if waited > self.pending_limit:
+            raise NeverStarts(job.job_id, state.reason, (
+                f"Slurm job {job.job_id} pending for {waited:.0f} s with reason {state.reason} "
+                f"(drained or down nodes, or a maintenance reservation), past "
+                f"hydra.launcher.pending_limit={self.pending_limit:g} s"))
 
 
 def exit_details(job_id: str) -> str | None:

@@ -1,13 +1,14 @@
 """The sweep loop: Optuna asks, Hydra's launcher runs the batch, the study is told the results.
 
 Several processes may run one study at once (``coordination`` says how). With a launcher that
-can ``submit`` and ``follow`` (the SLURM one), each trial is told as its own job ends; with the
-others (basic, joblib, submitit local) a batch is launched and waited for as a whole.
+can ``submit`` jobs and give a ``follower`` of them (the SLURM one), each trial is told as its own
+job ends and its slot takes the next trial at once; with the others (basic, joblib, submitit
+local) a batch is launched and waited for as a whole.
 """
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import datetime
 import fcntl
 import logging
@@ -185,24 +186,12 @@ class OptunaSweep:
         study.set_user_attr(RETRIES_ATTR, self.s.max_retries)  # sweep status counts as this run does
         where = redact(self.url) if self.url else "memory"
         log.info("study %s on %s: %d/%d trials done", self.study_name, where, counts.done, target)
-        waiting_logged = False
         with co.Heartbeat(study, self.s.heartbeat_interval) as beat, _StopSignals() as stop:
             self._stop = stop
-            while True:
-                stop.check()
-                self.repair(study)
-                batch = self._next_batch(study, target)
-                if batch:
-                    waiting_logged = False
-                    self._run_batch(study, batch, beat, stop)
-                    continue
-                counts = co.tally(study.get_trials(deepcopy=False), self.s.max_retries)
-                if counts.done >= target or not (counts.running or counts.lost or counts.waiting):
-                    break
-                if not waiting_logged:  # their trials may still fail or be lost: stay to rerun them
-                    log.info("waiting for %d trial(s) running in other workers", counts.running)
-                    waiting_logged = True
-                stop.sleep(self.s.poll_interval)
+            if hasattr(self.launcher, "follower"):
+                self._run_pool(study, target, beat, stop)
+            else:
+                self._run_batches(study, target, beat, stop)
         self._finish(study, target)
         return study
 
@@ -234,9 +223,97 @@ class OptunaSweep:
                 f"{str(last.user_attrs.get('error', '?')).splitlines()[0]}"
             )
 
-    def _next_batch(self, study: optuna.Study, target: int) -> list[optuna.Trial]:
+    def _run_batches(self, study: optuna.Study, target: int, beat: co.Heartbeat, stop) -> None:
+        """Launchers that run a batch as a whole (basic, joblib, submitit local)."""
+        waiting_logged = False
+        while True:
+            stop.check()
+            self.repair(study)
+            batch = self._next_batch(study, target, self.s.n_jobs)
+            if batch:
+                waiting_logged = False
+                self._run_batch(study, batch, beat)
+                continue
+            if self._nothing_left(study, target):
+                return
+            waiting_logged = self._wait_for_others(study, stop, waiting_logged)
+
+    def _run_pool(self, study: optuna.Study, target: int, beat: co.Heartbeat, stop) -> None:
+        """Launchers that submit jobs and follow them (Slurm): a slot freed by one job takes the
+        next trial at once; no slot waits for a slow or requeued sibling. The failure rate is
+        judged over the last ``n_jobs`` trials told (the stock plugin's batch)."""
+        follower = self.launcher.follower()
+        held: dict[int, optuna.Trial] = {}  # this process's trials not yet told, by number
+        by_job: dict[int, optuna.Trial] = {}  # the same, by the follower's index of their job
+        recent: collections.deque[bool] = collections.deque(maxlen=self.s.n_jobs)
+        launched, waiting_logged = 0, False
+        try:
+            while True:
+                stop.check()
+                self.repair(study)
+                batch = self._next_batch(study, target, self.s.n_jobs - len(held))
+                if batch:
+                    waiting_logged = False
+                    held.update((t.number, t) for t in batch)
+                    beat.trial_ids.update(private.trial_id_of(t) for t in batch)
+                    by_job.update(zip(follower.add(self._submit(batch)), batch))
+                    launched += len(batch)
+                if held:
+                    told = follower.poll()
+                    for outcome in told:
+                        trial = by_job.pop(outcome.index)
+                        del held[trial.number]
+                        beat.trial_ids.discard(private.trial_id_of(trial))
+                        recent.append(self._take_outcome(study, trial, outcome))
+                        self._check_failure_rate(sum(recent), min(self.s.n_jobs, launched), "of the last told")
+                        stop.check()
+                    if not told:
+                        stop.sleep(follower.poll_interval)
+                    continue
+                if self._nothing_left(study, target):
+                    return
+                waiting_logged = self._wait_for_others(study, stop, waiting_logged)
+        except BaseException as err:
+            follower.cancel()
+            self._abandon(study, list(held.values()), err)
+            raise
+
+    def _submit(self, batch: list[optuna.Trial]) -> list[Any]:
+        jobs = self.launcher.submit([self._overrides(trial) for trial in batch], initial_job_idx=self.job_idx)
+        self.job_idx += len(jobs)
+        for trial, job in zip(batch, jobs):
+            trial.set_user_attr("slurm_job", str(job.job_id))
+        return jobs
+
+    def _take_outcome(self, study: optuna.Study, trial: optuna.Trial, outcome) -> bool:
+        """Tells the study how the trial's job ended; True when the trial failed (not when lost)."""
+        if outcome.lost:
+            if co.end_trial(study, trial.number, f"lost: {outcome.lost}", co.LOST):
+                again = co.attempt_of(trial) < self.s.max_retries + 1
+                log.warning("trial %d lost: %s; %s", trial.number, outcome.lost,
+                            "it will run again" if again else
+                            f"given up after {co.attempt_of(trial)} attempt(s) (max_retries="
+                            f"{self.s.max_retries}; hydra.sweeper.retry_failed=true reruns it)")
+            return False
+        failures = self.failures
+        self._tell(study, trial, outcome.result if outcome.error is None else failed_return([], outcome.error))
+        return self.failures > failures
+
+    def _nothing_left(self, study: optuna.Study, target: int) -> bool:
+        counts = co.tally(study.get_trials(deepcopy=False), self.s.max_retries)
+        return counts.done >= target or not (counts.running or counts.lost or counts.waiting)
+
+    def _wait_for_others(self, study: optuna.Study, stop, logged: bool) -> bool:
+        """Trials running in other workers may still fail or be lost: stay to rerun them."""
+        if not logged:
+            counts = co.tally(study.get_trials(deepcopy=False), self.s.max_retries)
+            log.info("waiting for %d trial(s) running in other workers", counts.running)
+        stop.sleep(self.s.poll_interval)
+        return True
+
+    def _next_batch(self, study: optuna.Study, target: int, size: int) -> list[optuna.Trial]:
         batch: list[optuna.Trial] = []
-        while len(batch) < self.s.n_jobs:
+        while len(batch) < size:
             counts = co.tally(study.get_trials(deepcopy=False), self.s.max_retries)
             if counts.done + counts.running >= target:
                 break
@@ -254,29 +331,24 @@ class OptunaSweep:
             batch.append(trial)
         return batch
 
-    def _run_batch(self, study: optuna.Study, batch: list[optuna.Trial], beat: co.Heartbeat, stop) -> None:
+    def _run_batch(self, study: optuna.Study, batch: list[optuna.Trial], beat: co.Heartbeat) -> None:
         beat.trial_ids.update(private.trial_id_of(t) for t in batch)
         self.batch_errors = []
         try:
-            overrides = [self._overrides(trial) for trial in batch]
-            if hasattr(self.launcher, "submit"):
-                self._submit_and_follow(study, batch, overrides, stop)
-            else:
-                returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
-                self.job_idx += len(returns)
-                for trial, ret in zip(batch, returns):
-                    self._tell(study, trial, ret)
+            returns = self.launcher.launch([self._overrides(trial) for trial in batch], initial_job_idx=self.job_idx)
+            self.job_idx += len(returns)
+            for trial, ret in zip(batch, returns):
+                self._tell(study, trial, ret)
         except BaseException as err:
             self._abandon(study, batch, err)
             raise
         finally:
             beat.trial_ids.difference_update(private.trial_id_of(t) for t in batch)
-        self._check_failure_rate(len(batch))
+        self._check_failure_rate(len(self.batch_errors), len(batch), "of the batch")
 
-    def _check_failure_rate(self, batch_size: int) -> None:
+    def _check_failure_rate(self, failed: int, of: int, what: str) -> None:
         """Stops when the share of failed trials exceeds max_failure_rate: of each batch on its own
         (the stock plugin), or of all this run's trials so far (``failure_rate_over: sweep``)."""
-        failed, of, what = len(self.batch_errors), batch_size, "of the batch"
         if self.s.failure_rate_over == "sweep":
             failed, of, what = self.failures, max(self.attempts, 1), "so far"
         if failed and failed / of > self.s.max_failure_rate:
@@ -285,27 +357,6 @@ class OptunaSweep:
                 f"sweep stopped: {failed} of {of} trials {what} failed (failure rate {failed / of:.2f} > "
                 f"max_failure_rate {self.s.max_failure_rate}); last: {last}"
             )
-
-    def _submit_and_follow(self, study, batch, overrides, stop) -> None:
-        jobs = self.launcher.submit(overrides, initial_job_idx=self.job_idx)
-        self.job_idx += len(jobs)
-        for trial, job in zip(batch, jobs):
-            trial.set_user_attr("slurm_job", str(job.job_id))
-        with contextlib.closing(self.launcher.follow(jobs)) as outcomes:  # leaving early cancels the rest
-            for outcome in outcomes:
-                trial = batch[outcome.index]
-                if outcome.lost:
-                    if co.end_trial(study, trial.number, f"lost: {outcome.lost}", co.LOST):
-                        again = co.attempt_of(trial) < self.s.max_retries + 1
-                        log.warning("trial %d lost: %s; %s", trial.number, outcome.lost,
-                                    "it will run again" if again else
-                                    f"given up after {co.attempt_of(trial)} attempt(s) (max_retries="
-                                    f"{self.s.max_retries}; hydra.sweeper.retry_failed=true reruns it)")
-                else:
-                    self._tell(
-                        study, trial, outcome.result if outcome.error is None else failed_return([], outcome.error)
-                    )
-                stop.check()
 
     def _overrides(self, trial: optuna.Trial) -> list[str]:
         values = {name: param.suggest(trial) for name, param in self.space.items()}

@@ -1,9 +1,9 @@
 """Hydra plugin shell: submitit's SLURM launcher, with batches that can be followed job by job.
 
 ``hydra/launcher=slurm`` selects it (``conf/hydra/launcher/slurm.yaml``). ``submit`` returns the
-submitted jobs; the bridgeeval sweeper follows them with ``bridgeeval.sweeps.slurm.follow`` so that
-each trial is told as its job ends, a lost job requeues only its own trial, and an interrupted
-sweep cancels what it submitted. ``launch`` (plain multiruns) does the same and returns one
+submitted jobs; the bridgeeval sweeper follows them with a ``bridgeeval.sweeps.slurm.Follower`` so
+that each trial is told as its job ends, its slot takes the next trial at once, a lost job requeues
+only its own trial, and an interrupted sweep cancels what it submitted. ``launch`` (plain multiruns) does the same and returns one
 ``JobReturn`` per job, a failed one for a job that ended without a result.
 No ``from __future__ import annotations`` here (see optuna_sweeper.py).
 """
@@ -97,6 +97,13 @@ class SlurmLauncher(BaseSubmititLauncher):
         from bridgeeval.sweeps.slurm import follow
 
         return follow(jobs, self.request(), **self.follow_options)
+
+    def follower(self):
+        """A :class:`~bridgeeval.sweeps.slurm.Follower` that jobs join as they are submitted: the
+        sweeper refills each slot as soon as its job ends."""
+        from bridgeeval.sweeps.slurm import Follower
+
+        return Follower(self.request(), **self.follow_options)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """A plain multirun's batch (no bridgeeval sweeper): one JobReturn per job; SIGTERM or
