@@ -22,7 +22,7 @@ def _run(capsys, *args) -> tuple[int, str, str]:
     (["--depths", "0"], "--depths='0': comma-separated whole numbers"),
     (["--depths", "x"], "--depths='x': comma-separated whole numbers"),
     (["--datasets", ","], "--datasets=',': name at least one"),
-    (["--mappers", "lin", "--depths", "3", "--datasets", "imagenet1k"], "a linear map has no hidden layers"),
+    (["--mappers", "lin", "--depths", "3", "--datasets", "imagenet1k"], "mapper=lin has no hidden layers; depth=3"),
 ])
 def test_reproduce_refuses_bad_lists_before_any_process_or_folder(tmp_path, capsys, args, message):
     out = tmp_path / "deep" / "out"
@@ -37,7 +37,7 @@ def tiny_checkpoint(tmp_path_factory):
     import torch
 
     folder = tmp_path_factory.mktemp("ckpt")
-    spec = {"_target_": "bridgeeval.models.mappers.build_mapper", "kind": "lin", "in_dim": 4, "out_dim": 3}
+    spec = {"_target_": "bridgeeval.models.mappers.LinearMap", "in_dim": 4, "out_dim": 3}
     state = {"mapper.weight": torch.full((3, 4), 10.0), "mapper.bias": torch.zeros(3)}
     path = folder / "lin.ckpt"
     torch.save({"state_dict": state, "hyper_parameters": {"mapper": spec}, "pytorch-lightning_version": "2.6.0"}, path)

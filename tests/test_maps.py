@@ -45,7 +45,7 @@ def test_a_reloaded_map_reproduces_its_folds_validation_mnno(tmp_path, capsys):
     np.save(tmp_path / "y.npy", data.target[val])
     ckpt = run / "checkpoints" / "fold1.ckpt"
     module = MappingModule.load_from_checkpoint(ckpt)  # alone, read as data: no mapper rebuilt by hand
-    assert module.hparams.mapper["kind"] == "nn" and module.hparams.mapper["dropout"] == 0.25
+    assert module.hparams.mapper["_target_"] == "bridgeeval.models.mappers.MLP" and module.hparams.mapper["dropout"] == 0.25
 
     code, out, err = cli("map", ckpt, tmp_path / "x.npy", "-o", tmp_path / "fx.npy")
     assert code == 0 and "fx.npy (" in out and "weights_only" not in out + err, err

@@ -70,9 +70,9 @@ def test_paper_grid_config_is_the_papers_space():
     assert sweeper.sampler._target_ == "optuna.samplers.GridSampler" and sweeper.resume and sweeper.n_trials is None
     assert cfg.cv.folds == 5 and cfg.cv.protocol == "train_cv" and cfg.optimized_metric == "val/loss"
     assert "loss.margin" in active_params(sweeper.conditional_params, cfg)  # searched with max_margin
-    cfg.loss.name = "mse"
+    cfg.hydra.runtime.choices.loss = "mse"
     assert active_params(sweeper.conditional_params, cfg) == {}
-    cfg.mapper.kind = "lin"  # no hidden layer: the learning rates alone
+    cfg.hydra.runtime.choices.mapper = "lin"  # no hidden layer: the learning rates alone
     assert active_params(sweeper.conditional_params, cfg) == {"mapper.hidden_units": None, "mapper.dropout": None}
 
 

@@ -44,6 +44,8 @@ def make_cfg(tmp_path, *overrides):
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
 def test_every_config_composes_and_instantiates(tmp_path, group, option):
+    from bridgeeval.models.variants import variant_name
+
     cfg = make_cfg(tmp_path, f"{group}={option}")
     assert cfg.trainer.max_epochs == 1
     optimizer = instantiate(cfg.optimizer)(torch.nn.Linear(2, 2).parameters())
@@ -55,7 +57,9 @@ def test_every_config_composes_and_instantiates(tmp_path, group, option):
     mapper = instantiate(cfg.mapper, in_dim=4, out_dim=3, depth=1)
     assert mapper(torch.zeros(2, 4)).shape == (2, 3)
     loss = instantiate(cfg.loss)
-    assert loss.name == cfg.loss.name and loss(torch.ones(2, 3), torch.ones(2, 3), torch.tensor([0, 1])) >= 0
+    assert loss.name == variant_name(cfg.loss) == (option if group == "loss" else "mse")
+    assert mapper.name == variant_name(cfg.mapper) == (option if group == "mapper" else "nn")
+    assert loss(torch.ones(2, 3), torch.ones(2, 3), torch.tensor([0, 1])) >= 0
     assert instantiate(cfg.data).func.__name__ == "CrossModalDataModule"
     for name, node in (cfg.logger or {}).items():
         assert node._target_.startswith("pytorch_lightning.loggers")
@@ -66,11 +70,13 @@ def test_every_config_composes_and_instantiates(tmp_path, group, option):
 
 
 def test_depth_builds_that_many_hidden_layers(tmp_path):
-    from bridgeeval.models.mappers import build_mapper
+    """``depth=3`` on the command line reaches the MLP class as its argument."""
+    from bridgeeval.models.mappers import MLP
 
-    cfg = make_cfg(tmp_path, "depth=3")
-    net = build_mapper("nn", 50, 1280, hidden_units=8, depth=cfg.depth, activation="relu", dropout=0.0)
-    assert sum(isinstance(m, torch.nn.Linear) for m in net) == 4
+    cfg = make_cfg(tmp_path, "depth=3", "mapper.hidden_units=8")
+    net = instantiate(cfg.mapper, in_dim=50, out_dim=1280, depth=cfg.depth)
+    assert isinstance(net, MLP) and sum(isinstance(m, torch.nn.Linear) for m in net) == 4
+    assert [m.out_features for m in net if isinstance(m, torch.nn.Linear)] == [8, 8, 8, 1280]
 
 
 def test_max_margin_picks_first_violating_negative():
@@ -167,7 +173,7 @@ def test_a_job_is_one_wandb_run_with_its_folds_inside(tmp_path):
     assert len(runs) == 1
     run = run_contents(runs[0])
     assert run["job_type"] == "text2image/nn" and run["group"] == tmp_path.name
-    assert run["config"]["mapper"]["kind"] == "nn" and run["config"]["cv"]["folds"] == 2
+    assert run["config"]["mapper"]["_target_"] == "bridgeeval.models.mappers.MLP" and run["config"]["cv"]["folds"] == 2
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     key = "val/mnno_input_mapped"
     per_fold = {f["split"]: f[key] for f in metrics["folds"]}

@@ -35,7 +35,7 @@ class JobRecord:
     dataset: str
     n_items: int
     direction: str
-    mapper: str
+    mapper: str  # the variant's short name (nn, lin); mapper_spec is what built it
     depth: int
     loss: str
     seed: int
@@ -48,6 +48,8 @@ class JobRecord:
     folds: list[dict] = field(default_factory=list)  # each split's values, with "split"
     data: dict[str, Any] = field(default_factory=dict)  # the data set's provenance (features, paths, sha256)
     seconds: float = 0.0
+    mapper_spec: dict[str, Any] = field(default_factory=dict)  # the mapper's _target_ and its arguments
+    loss_spec: dict[str, Any] = field(default_factory=dict)
     status: str = "finished"
     schema: int = SCHEMA_VERSION
 
@@ -91,11 +93,11 @@ class JobRecord:
         return cls(**{n: raw[n] for n in names if n in raw}, values=values)
 
 
-_OPTIONAL = {"schema", "evaluate", "data", "seconds", "folds", "status"}
+_OPTIONAL = {"schema", "evaluate", "data", "seconds", "folds", "status", "mapper_spec", "loss_spec"}
 # The type each field must have (a hand-edited "folds": "oops" would otherwise be a traceback later).
 _TYPES = {"dataset": str, "n_items": int, "direction": str, "mapper": str, "depth": int, "loss": str, "seed": int,
           "k": int, "neighbor_metric": str, "include_self": bool, "protocol": str, "evaluate": str, "data": dict,
-          "folds": list, "seconds": (int, float), "status": str}
+          "folds": list, "seconds": (int, float), "status": str, "mapper_spec": dict, "loss_spec": dict}
 
 
 def _check_types(raw: dict, source: str) -> None:

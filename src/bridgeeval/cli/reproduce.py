@@ -37,11 +37,10 @@ def _reproduce(args) -> int:
     from pathlib import Path
 
     from bridgeeval.cli.options import check_writable_target
-    from bridgeeval.reports.reproduce import LOCAL_DATASETS, Reproduction, available, cells_of, find_app
-
     from bridgeeval.data.paired import DIRECTIONS
     from bridgeeval.models.losses import LOSSES
-    from bridgeeval.models.mappers import MAPPERS
+    from bridgeeval.models.mappers import MAPPERS, depth_problem
+    from bridgeeval.reports.reproduce import LOCAL_DATASETS, Reproduction, available, cells_of, find_app
 
     # Every argument checked before a folder is made or a train.py process started.
     directions = _choices("--directions", args.directions, DIRECTIONS)
@@ -56,8 +55,8 @@ def _reproduce(args) -> int:
         raise BridgeEvalError("reproduce: no data set available (bridgeeval data fetch iaprtc wiki)")
     cells = cells_of(datasets, directions, mappers, depths, losses)
     if not cells:
-        raise BridgeEvalError(f"--mappers lin with --depths {args.depths}: a linear map has no hidden layers; "
-                              "add 1 to --depths or nn to --mappers")
+        raise BridgeEvalError(f"--mappers {args.mappers} with --depths {args.depths}: "
+                              f"{depth_problem(mappers[0], depths[0])}; add 1 to --depths or nn to --mappers")
     Reproduction(Path(args.out), app, quick=args.quick, seeds=args.seeds, extra=args.overrides).run(cells)
     return 0
 

@@ -26,9 +26,6 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
     from bridgeeval.data.paired import DIRECTIONS
     from bridgeeval.data.splits import EVALUATIONS, PROTOCOLS
     from bridgeeval.metrics.validation import METRICS
-    from bridgeeval.models.losses import LOSSES
-    from bridgeeval.models.mappers import ACTIVATIONS, MAPPERS
-
     _groups_present(cfg)
     t = typed(cfg, TRAIN_SCHEMAS)
     _in_range("seed", t.seed, 0, SEED_MAX)
@@ -39,22 +36,8 @@ def check_train_config(cfg: DictConfig) -> DictConfig:
         chosen_features(t.dataset.name, {"text": t.features.text, "image": t.features.image})
     if t.dataset.limit is not None:
         _in_range("dataset.limit", t.dataset.limit, 2)
-    _one_of("mapper.kind", t.mapper.kind, MAPPERS)
-    _own_keys_only(cfg, "mapper", "bridgeeval.models.mappers.build_mapper")
-    if t.mapper.kind == "nn":
-        _required("mapper", t.mapper, ("hidden_units", "activation", "dropout"), "mapper=nn")
-    if t.mapper.hidden_units is not None:
-        _in_range("mapper.hidden_units", t.mapper.hidden_units, 1)
-    if t.mapper.activation is not None:
-        _one_of("mapper.activation", t.mapper.activation, tuple(ACTIVATIONS))
-    if t.mapper.dropout is not None:
-        _fraction("mapper.dropout", t.mapper.dropout, upper_open=True)
-    _one_of("loss.name", t.loss.name, LOSSES)
-    _own_keys_only(cfg, "loss", "bridgeeval.models.losses.build_loss")
-    if t.loss.name == "max_margin":
-        _required("loss", t.loss, ("margin",), "loss=max_margin")
-    if t.loss.margin is not None:
-        _positive("loss.margin", t.loss.margin)
+    for group in ("mapper", "loss"):  # each class checks its own settings
+        _variant(cfg, group)
     _positive("optimizer.lr", t.optimizer.lr)
     _in_range("trainer.max_epochs", t.trainer.max_epochs, 1)
     _in_range("trainer.check_val_every_n_epoch", t.trainer.check_val_every_n_epoch, 1)
@@ -109,22 +92,15 @@ def _measures(prefix: str, names, options) -> None:
         raise BridgeEvalError(f"{dot}measure_options.{err}") from None
 
 
-def _required(group: str, node: DictConfig, keys: tuple[str, ...], what: str) -> None:
-    for key in keys:
-        if node[key] is None:
-            raise BridgeEvalError(f"{group}.{key} is required for {what}")
+def _variant(cfg: DictConfig, group: str) -> None:
+    from bridgeeval.models.variants import check_arguments
 
-
-def _own_keys_only(cfg: DictConfig, group: str, builtin_target: str) -> None:
-    """A built-in group's keys are its schema's: a misspelt ``+mapper.hiden_units=5`` is named
-    instead of reaching the builder (a user's own ``_target_`` takes what it takes)."""
     node = OmegaConf.select(cfg, group)
-    if not isinstance(node, DictConfig) or node.get("_target_") != builtin_target:
-        return
-    allowed = [f.name for f in fields(TRAIN_SCHEMAS[group])]
-    for key in node.keys():
-        if not str(key).startswith("_") and key not in allowed:
-            raise BridgeEvalError(f"{group}.{key}: not a setting of {group} (settings: {', '.join(allowed)})")
+    try:
+        plain = OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as err:
+        raise BridgeEvalError(f"{group}: {_first_line(err)}") from None
+    check_arguments(group, plain)
 
 
 def check_untrained_config(cfg: DictConfig) -> DictConfig:

@@ -3,7 +3,8 @@
 The YAML files under ``conf/`` stay plain (Hydra composes them as they are); right after
 composition each group is merged into its dataclass with OmegaConf, which converts or refuses
 every value by its declared type ("5" -> 5, "abc" for an int -> refused). Keys a schema does not
-declare (e.g. Lightning Trainer arguments) pass through to their ``_target_`` unchecked.
+declare (e.g. Lightning Trainer arguments) pass through to their ``_target_`` unchecked. The mapper
+and the loss have no schema: their classes check their own settings (``models.variants``).
 """
 
 from __future__ import annotations
@@ -29,22 +30,6 @@ class DatasetSchema:
 class FeaturesSchema:
     text: Optional[str] = None
     image: Optional[str] = None
-
-
-# The mapper's and loss's settings have their values in conf/mapper/*.yaml and conf/loss/*.yaml
-# only (null here: a linear map has no hidden units, MSE no margin).
-@dataclass
-class MapperSchema:
-    kind: str = "nn"
-    hidden_units: Optional[int] = None
-    activation: Optional[str] = None
-    dropout: Optional[float] = None
-
-
-@dataclass
-class LossSchema:
-    name: str = "mse"
-    margin: Optional[float] = None
 
 
 @dataclass
@@ -128,8 +113,6 @@ TRAIN_SCHEMAS: dict[str, Any] = {
     "": TrainSchema,
     "dataset": DatasetSchema,
     "features": FeaturesSchema,
-    "mapper": MapperSchema,
-    "loss": LossSchema,
     "optimizer": OptimizerSchema,
     "trainer": TrainerSchema,
     "metrics": MetricsSchema,

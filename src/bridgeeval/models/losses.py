@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,33 +47,71 @@ def max_margin_per_item(mapped: torch.Tensor, target: torch.Tensor, classes: tor
 
 
 class MappingLoss(nn.Module):
-    """One of the paper's losses as a module: ``loss(mapped, target, classes)``."""
+    """A loss of the paper as a module: ``loss(mapped, target, classes)``, the mean of
+    ``per_item``. One subclass per loss, each the ``_target_`` of its ``conf/loss/*.yaml``."""
 
-    def __init__(self, name: str, margin: float | None = None):
-        super().__init__()
-        if name not in LOSSES:
-            raise BridgeEvalError(f"loss: unknown {name!r}; choose one of {', '.join(LOSSES)}")
-        if name == "max_margin" and margin is None:
-            raise BridgeEvalError("loss.margin is required for loss=max_margin")
-        self.name, self.margin = name, margin
+    name = ""
+    needs_negatives = False  # items of another class in the batch (the data is checked first)
+
+    @classmethod
+    def check(cls) -> None:
+        """The loss's settings, checked before anything is built (none by default)."""
 
     def forward(self, mapped: torch.Tensor, target: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        if self.name == "mse":
-            return F.mse_loss(mapped, target)
         return self.per_item(mapped, target, classes).mean()
 
     def per_item(self, mapped: torch.Tensor, target: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """Each item's loss; their mean is the batch's loss (for MSE, as every row has the same width)."""
-        if self.name == "mse":
-            return ((mapped - target) ** 2).mean(dim=1)
-        if self.name == "cosine":
-            return 1.0 - F.cosine_similarity(mapped, target, dim=1)
+        """Each item's loss; their mean is the batch's loss."""
+        raise NotImplementedError
+
+
+class MSELoss(MappingLoss):
+    """Mean squared error between f(x) and y (``loss=mse``)."""
+
+    name = "mse"
+
+    def forward(self, mapped: torch.Tensor, target: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(mapped, target)  # the per-item mean's value (every row has the same width)
+
+    def per_item(self, mapped: torch.Tensor, target: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        return ((mapped - target) ** 2).mean(dim=1)
+
+
+class CosineLoss(MappingLoss):
+    """1 - cos(f(x), y) (``loss=cosine``)."""
+
+    name = "cosine"
+
+    def per_item(self, mapped: torch.Tensor, target: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        return 1.0 - F.cosine_similarity(mapped, target, dim=1)
+
+
+class MaxMarginLoss(MappingLoss):
+    """:func:`max_margin_loss` with its ``margin`` (``loss=max_margin``); the margin's value lives
+    in ``conf/loss/max_margin.yaml``."""
+
+    name = "max_margin"
+    needs_negatives = True
+
+    def __init__(self, margin: float):
+        super().__init__()
+        self.check(margin)
+        self.margin = float(margin)
+
+    @classmethod
+    def check(cls, margin: float | None = None) -> None:
+        if margin is None:
+            raise BridgeEvalError(f"loss.margin is required for loss={cls.name}")
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+            raise BridgeEvalError(f"loss.margin={margin!r}: expected a number")
+        if not (math.isfinite(margin) and margin > 0):
+            raise BridgeEvalError(f"loss.margin={margin!r}: must be a positive, finite number")
+
+    def per_item(self, mapped: torch.Tensor, target: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         return max_margin_per_item(mapped, target, classes, self.margin)
 
     def extra_repr(self) -> str:
-        return self.name + (f", margin={self.margin}" if self.margin is not None else "")
+        return f"margin={self.margin}"
 
 
-def build_loss(name: str, margin: float | None = None) -> MappingLoss:
-    """The ``_target_`` of ``conf/loss/*.yaml``; the margin's default lives in ``max_margin.yaml``."""
-    return MappingLoss(name, margin)
+LOSSES: dict[str, type[MappingLoss]] = {cls.name: cls for cls in (MSELoss, CosineLoss, MaxMarginLoss)}

@@ -17,8 +17,8 @@ from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics import NEIGHBOUR_KEYS, CrossModalReport, knn_indices
 from bridgeeval.metrics.measures import MappedAlignment
 from bridgeeval.metrics.torchmetric import ItemMean
-from bridgeeval.models.losses import build_loss
-from bridgeeval.models.mappers import build_mapper
+from bridgeeval.models.losses import LOSSES, CosineLoss, MaxMarginLoss, MSELoss
+from bridgeeval.models.mappers import MAPPERS, MLP, LinearMap
 
 # Unsuffixed keys are the first neighbour metric's; further metrics log NEIGHBOUR_KEYS with a
 # suffix (e.g. _euclidean). Each key is logged once: Lightning's self.log costs ~0.3 ms a key on CPU.
@@ -173,9 +173,24 @@ class MappingModule(pl.LightningModule):
 _FROM_FILE: contextvars.ContextVar[bool] = contextvars.ContextVar("bridgeeval_from_file", default=False)
 # What a checkpoint's mapper and loss specs may name. A file is data: a spec naming anything else
 # (os.system, a user's class) is refused, never imported or called.
+def _legacy_mapper(kind: str, in_dim: int, out_dim: int, depth: int = 1, **settings) -> nn.Module:
+    """A mapper spec of checkpoints saved before each mapper was its own class (``kind`` named it)."""
+    if kind not in MAPPERS:
+        raise BridgeEvalError(f"mapper: unknown {kind!r}; choose one of {', '.join(MAPPERS)}")
+    return MAPPERS[kind](in_dim, out_dim, depth, **{k: v for k, v in settings.items() if v is not None})
+
+
+def _legacy_loss(name: str, margin: float | None = None) -> nn.Module:
+    """A loss spec of checkpoints saved before each loss was its own class."""
+    if name not in LOSSES:
+        raise BridgeEvalError(f"loss: unknown {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name](margin) if margin is not None else LOSSES[name]()
+
+
 LOADABLE_TARGETS: dict[str, Callable[..., nn.Module]] = {
-    "bridgeeval.models.mappers.build_mapper": build_mapper,
-    "bridgeeval.models.losses.build_loss": build_loss,
+    **{f"{cls.__module__}.{cls.__qualname__}": cls for cls in (LinearMap, MLP, MSELoss, CosineLoss, MaxMarginLoss)},
+    "bridgeeval.models.mappers.build_mapper": _legacy_mapper,  # checkpoints of earlier versions
+    "bridgeeval.models.losses.build_loss": _legacy_loss,
 }
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -189,7 +204,7 @@ def _instantiated(part: nn.Module | Mapping) -> nn.Module:
         return build_saved(part, "checkpoint")
     if "_target_" in part:
         return hydra.utils.instantiate(dict(part))
-    return build_mapper(**part)  # a mapper spec saved before configs had _target_
+    return _legacy_mapper(**part)  # a mapper spec saved before configs had _target_
 
 
 def build_saved(spec: Mapping, source: str) -> nn.Module:
@@ -204,7 +219,7 @@ def build_saved(spec: Mapping, source: str) -> nn.Module:
         bridgeeval.errors.BridgeEvalError: x.ckpt: refused: the saved spec names 'os.system', not one of bridgeeval's mappers or losses (a file may not name code to run)
     """
     args = dict(spec)
-    target = args.pop("_target_", "bridgeeval.models.mappers.build_mapper")
+    target = args.pop("_target_", "bridgeeval.models.mappers.build_mapper")  # the first checkpoints had none
     builder = LOADABLE_TARGETS.get(target) if isinstance(target, str) else None
     if builder is None:
         raise BridgeEvalError(f"{source}: refused: the saved spec names {target!r}, not one of bridgeeval's "
@@ -215,7 +230,7 @@ def build_saved(spec: Mapping, source: str) -> nn.Module:
                                   "(only plain values are read from a file)")
     try:
         return builder(**args)
-    except (TypeError, RuntimeError) as err:  # a missing argument, a negative width
+    except (TypeError, RuntimeError, BridgeEvalError) as err:  # a missing argument, a negative width
         raise BridgeEvalError(f"{source}: the saved spec of {target} does not fit it ({str(err).splitlines()[0]})") from None
 
 

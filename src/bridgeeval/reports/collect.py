@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.models.mappers import has_depth
 from bridgeeval.records import ITEMS_FILE, METRICS_FILE, JobRecord, check_items, read_items, read_job_record
 
 # Config keys that change a job's results; everything else (seed, fold, paths, loggers, progress
@@ -76,10 +77,15 @@ class Job:
         }
         if "metrics.neighbors" in out:
             out["metrics.neighbors"] = str(out["metrics.neighbors"]).split(",")[0].strip("[]' ")
-        if out.get("mapper.kind") == "lin":
+        for group in ("mapper", "loss"):  # the variant by its name, whichever version wrote the config
+            for key in ("_target_", "kind", "name"):
+                out.pop(f"{group}.{key}", None)
+        if not has_depth(r.mapper):
             out.pop("depth", None)
         out.update(
             {
+                "mapper": r.mapper,
+                "loss": r.loss,
                 "dataset": r.dataset,
                 "protocol": r.protocol,
                 "include_self": r.include_self,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.files import write_json_atomic, write_text_atomic
+from bridgeeval.models.mappers import depth_problem
 from bridgeeval.records import try_read_job_record
 
 LOCAL_DATASETS = ("imagenet1k", "iaprtc", "wiki")
@@ -64,11 +65,11 @@ class Selection:
 
 
 def cells_of(datasets, directions, mappers, depths=(1,), losses=("mse",)) -> list[Cell]:
-    """Every combination; a linear map has no depth, so it appears at depth 1 only."""
+    """Every combination whose depth fits its mapper (a linear map's is 1 only)."""
     return [
         Cell(d, r, m, depth, loss)
         for d in datasets for r in directions for m in mappers for depth in depths for loss in losses
-        if not (m == "lin" and depth != 1)
+        if depth_problem(m, depth) is None
     ]
 
 

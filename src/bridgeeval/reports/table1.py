@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import ranksums
 
+from bridgeeval.models.mappers import has_depth
 from bridgeeval.reports.collect import Job, best_trials_only
 from bridgeeval.significance import bonferroni_log10, p_or_none, ranksum_test, signed_rank_test
 from bridgeeval.tables import Cell, Table
@@ -25,7 +26,7 @@ ALWAYS_SHOWN = ("dataset", "direction", "mapper")
 
 # Settings already in the row label or the column (the rest, where they vary, are added to labels).
 COVERED = {
-    "dataset", "dataset.name", "direction", "mapper.kind", "depth", "loss.name", "k", "metrics.k",
+    "dataset", "dataset.name", "direction", "mapper", "depth", "loss", "k", "metrics.k",
     "neighbor_metric", "metrics.neighbors", "text_features", "image_features",
 }
 
@@ -272,7 +273,7 @@ def _label(row: dict, shown: list[str]) -> str:
     parts = []
     for key in shown:
         value = row.get(key)
-        if key == "depth" and row["mapper"] == "lin":
+        if key == "depth" and not has_depth(row["mapper"]):
             continue
         if key not in ROW_KEYS:
             if key in row:  # a setting that tells this row from another with the same label

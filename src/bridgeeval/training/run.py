@@ -22,8 +22,9 @@ from bridgeeval.data.splits import protocol_splits
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.files import write_csv_atomic
 from bridgeeval.metrics.measures import check_measures_apply
-from bridgeeval.models.mappers import mapped_values
+from bridgeeval.models.mappers import depth_problem, mapped_values
 from bridgeeval.models.module import MappingModule
+from bridgeeval.models.variants import builtin_class, variant_name
 from bridgeeval.records import JobRecord, write_job_record
 from bridgeeval.tracking import JobLoggers
 from bridgeeval.training.callbacks import EpochHistory, EpochMapped
@@ -50,7 +51,7 @@ def train(cfg: DictConfig) -> dict:
     check_config(cfg)
     use_threads(cfg.trainer.threads)
     data = load_paired(_plain(cfg.dataset), _plain(cfg.features), cfg.direction)
-    if cfg.loss.name == "max_margin":
+    if getattr(builtin_class(cfg.loss), "needs_negatives", False):
         check_negatives(data)
     protocol, splits = protocol_splits(
         len(data), data.test_mask, cfg.cv.folds, cfg.cv.fold, cfg.cv.seed, cfg.cv.protocol
@@ -69,7 +70,7 @@ def train(cfg: DictConfig) -> dict:
     results, history = [], []
     items = ItemRecorder(len(data), int(cfg.metrics.k), str(cfg.metrics.neighbors[0]), bool(cfg.metrics.include_self),
                          measures=list(cfg.metrics.measures), measure_options=_plain(cfg.metrics.measure_options))
-    with JobLoggers(cfg, out_dir, job_type=f"{cfg.direction}/{cfg.mapper.kind}") as loggers:
+    with JobLoggers(cfg, out_dir, job_type=f"{cfg.direction}/{variant_name(cfg.mapper)}") as loggers:
         for i, split in enumerate(splits):
             pruning = _pruning(trial, cfg, i) if trial else None
             final, rows = fit_split(cfg, data, split, loggers.for_split(split.name), pruning, items)
@@ -95,9 +96,11 @@ def _record(cfg: DictConfig, data, protocol: str, results: list[dict], items, st
         dataset=data.name,
         n_items=len(data),
         direction=cfg.direction,
-        mapper=cfg.mapper.kind,
+        mapper=variant_name(cfg.mapper),
         depth=int(cfg.depth),
-        loss=cfg.loss.name,
+        loss=variant_name(cfg.loss),
+        mapper_spec=_plain(cfg.mapper),
+        loss_spec=_plain(cfg.loss),
         seed=int(cfg.seed),
         k=int(cfg.metrics.k),
         neighbor_metric=str(cfg.metrics.neighbors[0]),
@@ -170,8 +173,9 @@ def _pruning(trial, cfg: DictConfig, split_index: int):
 
 def check_config(cfg: DictConfig) -> None:
     """Jobs that would only repeat another (names and values are checked by ``check_train_config``)."""
-    if cfg.mapper.kind == "lin" and int(cfg.depth) != 1:
-        raise SkippedJob(f"mapper=lin has no hidden layers; depth={cfg.depth} would duplicate depth=1")
+    problem = depth_problem(builtin_class(cfg.mapper), int(cfg.depth))
+    if problem:
+        raise SkippedJob(problem)
 
 
 def check_negatives(data) -> None:

@@ -23,7 +23,7 @@ from torch import nn
 
 from bridgeeval.data.wordsim import Benchmark
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.models.mappers import UNTRAINED_MAPPINGS
+from bridgeeval.models.mappers import MLP, UNTRAINED_MAPPINGS, LinearMap
 
 log = logging.getLogger(__name__)
 MAPPINGS = UNTRAINED_MAPPINGS
@@ -31,20 +31,19 @@ SIMILARITIES = ("cosine", "euclidean")
 
 
 def untrained_map(kind: str, in_dim: int, out_dim: int, hidden_units: int, init_range: float, seed: int) -> nn.Module:
-    """A map with weights ~ U(-init_range, init_range) from ``seed``, biases zero, tanh hidden layer."""
-    generator = torch.Generator().manual_seed(seed)
-    if kind == "lin":
-        layers = [nn.Linear(in_dim, out_dim)]
-    elif kind == "nn":
-        layers = [nn.Linear(in_dim, hidden_units), nn.Tanh(), nn.Linear(hidden_units, out_dim)]
-    else:
+    """Training's own mapper (``lin``, or ``nn`` with one tanh hidden layer and no dropout), its
+    weights ~ U(-init_range, init_range) from ``seed`` layer by layer, its biases zero."""
+    if kind not in ("lin", "nn"):
         raise BridgeEvalError(f"untrained mapping: unknown {kind!r}; choose lin or nn")
+    mapper = LinearMap(in_dim, out_dim) if kind == "lin" else MLP(in_dim, out_dim, depth=1, hidden_units=hidden_units,
+                                                                   activation="tanh", dropout=0.0)
+    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for layer in layers:
+        for layer in mapper.modules():
             if isinstance(layer, nn.Linear):
                 layer.weight.uniform_(-init_range, init_range, generator=generator)
                 layer.bias.zero_()
-    return nn.Sequential(*layers).eval()
+    return mapper.eval()
 
 
 def pair_similarities(vectors: torch.Tensor, left: torch.Tensor, right: torch.Tensor, similarity: str) -> np.ndarray:

@@ -128,11 +128,14 @@ class OptunaSweeperConf(SweepSettings):
 
 
 def active_params(conditional: dict, config: DictConfig) -> dict:
-    """The conditional params whose ``key=value`` condition holds in the composed config."""
+    """The conditional params whose condition holds in the composed config: ``group=option`` (a
+    config group's choice, e.g. ``mapper=lin``) or ``key=value`` (a value, e.g. ``depth=1``)."""
     active = {}
+    choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
     for condition, params in conditional.items():
-        key, _, want = condition.partition("=")
-        if str(OmegaConf.select(config, key.strip(), default=None)) == want.strip():
+        key, _, want = (part.strip() for part in condition.partition("="))
+        have = choices[key] if key in choices else OmegaConf.select(config, key, default=None)
+        if str(have) == want:
             active.update(params or {})
     return active
 
