@@ -39,3 +39,12 @@ def study_of(url: str, name: str = "s") -> optuna.Study:
 
 def completed_points(study: optuna.Study) -> list[tuple]:
     return [tuple(sorted(t.params.items())) for t in study.get_trials(states=(TrialState.COMPLETE,))]
+
+
+def chattr_works(tmp: Path) -> bool:
+    """Whether ``chattr +i`` (a file unwritable even for root) works on this file system."""
+    probe = tmp / "probe"
+    probe.write_text("")
+    ok = subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode == 0
+    subprocess.run(["chattr", "-i", str(probe)], capture_output=True)
+    return ok

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 from slurm_cluster import SlurmCluster, missing_binaries
-from sweep_helpers import FAST, REPO, completed_points, grid_params, study_of, sweep_cmd
+from sweep_helpers import FAST, REPO, chattr_works, completed_points, grid_params, study_of, sweep_cmd
 
 from bridgeeval.sweeps import coordination as co
 
@@ -489,3 +489,91 @@ def job_span(cluster: SlurmCluster, job: str) -> tuple[float, float]:
 
     start, end = (datetime.datetime.fromisoformat(v).timestamp() for v in wait_for(span, 60, "accounting").split("|"))
     return start, end
+
+
+def test_ctrl_c_three_times_drops_no_point_and_a_second_grid_is_refused(tmp_path, cluster):
+    """Three drivers interrupted with Ctrl-C once their job is submitted, with max_retries=0: each
+    stop cancels the job and uses up no attempt, and the fourth run completes the point. Then a
+    sweep of another grid on the same study is refused in one line before it submits anything."""
+    url = f"journal:///{tmp_path}/j.log"
+    base = [grid_params(lr="0.001", hidden="64"), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s",
+            "hydra.sweeper.max_retries=0"]
+    for _ in range(3):
+        proc = subprocess.Popen(sweep_cmd(tmp_path, *LAUNCHER, *base, "trainer.max_epochs=300"), cwd=REPO,
+                                env=cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            wait_for(lambda: [t for t in _running(url) if "slurm_job" in t.user_attrs], what="a submitted job")
+            os.killpg(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        assert proc.returncode == 128 + signal.SIGINT and "sweep stopped by SIGINT" in one_error_line(err)
+        wait_for(lambda: not cluster.jobs(), timeout=60, what="the job to be cancelled")
+    study = study_of(url)
+    interrupted = study.get_trials(states=(TrialState.FAIL,))
+    assert len(interrupted) == 3 and all(t.system_attrs.get(co.UNCOUNTED) for t in interrupted)
+    proc = driver(tmp_path, cluster, *base)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert len(completed_points(study_of(url))) == 1
+    trials = len(study_of(url).trials)
+    proc = driver(tmp_path, cluster, *base[1:], grid_params(lr="0.001", hidden="64,128"))
+    _, err = proc.communicate(timeout=300)
+    line = one_error_line(err)
+    assert proc.returncode == 2 and "study 's' searches " in line and "mapper.hidden_units: choice(64, 128)" in line
+    assert len(study_of(url).trials) == trials and not cluster.jobs()
+
+
+def _running(url: str) -> list:
+    try:
+        return study_of(url).get_trials(states=(TrialState.RUNNING,))
+    except (KeyError, ValueError, OSError):
+        return []
+
+
+def test_a_storage_made_unwritable_mid_sweep_cancels_the_jobs_in_one_line(tmp_path, cluster):
+    if not chattr_works(tmp_path):
+        pytest.skip("chattr +i is not supported on this file system")
+    journal = tmp_path / "j.log"
+    url = f"journal:///{journal}"
+    base = [grid_params(lr="0.001,0.0001", hidden="64"), f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s"]
+    proc = driver(tmp_path, cluster, *base, "trainer.max_epochs=100")
+    try:
+        wait_for(lambda: [t for t in _running(url) if "slurm_job" in t.user_attrs], what="a submitted job")
+        subprocess.run(["chattr", "+i", str(journal)], check=True)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        subprocess.run(["chattr", "-i", str(journal)], capture_output=True)
+        proc.kill()
+    assert proc.returncode == 2 and f"sweep stopped: cannot write {journal}" in one_error_line(err)
+    wait_for(lambda: not cluster.jobs(), timeout=60, what="the jobs to be cancelled")
+    proc = driver(tmp_path, cluster, *base)  # writable again: the resume finishes the grid
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert len(set(completed_points(study_of(url)))) == 2
+
+
+def test_a_multi_objective_study_runs_on_slurm_and_is_readable(tmp_path, cluster):
+    """The stock multi-objective example with the Slurm launcher; best and status list its front."""
+    apps = REPO / "tests" / "stock_optuna"
+    url = f"journal:///{tmp_path}/mo.log"
+    launcher = [a.replace("hydra/launcher=slurm", "hydra/launcher=bridgeeval_slurm") for a in LAUNCHER]
+    proc = subprocess.run([sys.executable, "multi_objective.py", "--multirun", *launcher, f"hydra.sweep.dir={tmp_path}/mo",
+                           "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra/sweeper/sampler=random",
+                           "hydra.sweeper.sampler.seed=1", f"hydra.sweeper.storage={url}",
+                           "hydra.sweeper.study_name=mo"], cwd=apps, env=cluster.env, capture_output=True, text=True,
+                          timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = study_of(url, "mo")
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
+    assert all("slurm_job" in t.user_attrs for t in study.trials)  # each trial ran as a Slurm job
+    front = sorted(t.number for t in study.best_trials)
+    cli = [sys.executable, "-m", "bridgeeval.cli", "sweep"]
+    best = subprocess.run([*cli, "best", "mo", "--storage", url, "--json"], capture_output=True, text=True, timeout=120)
+    assert best.returncode == 0, best.stderr
+    import json
+
+    assert sorted(t["number"] for t in json.loads(best.stdout)["pareto"]) == front
+    status = subprocess.run([*cli, "status", "mo", "--storage", url], capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0 and "Pareto front so far: trial" in status.stdout, status.stderr

@@ -16,7 +16,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
-from sweep_helpers import REPO, completed_points, grid_params, run_sweep, study_of, sweep_cmd
+from sweep_helpers import REPO, chattr_works, completed_points, grid_params, run_sweep, study_of, sweep_cmd
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.sweeps import coordination as co
@@ -346,18 +346,10 @@ def test_a_second_grid_on_one_study_name_is_refused_before_it_adds_anything(tmp_
     run_sweep(tmp_path, grid_params(lr="0.001", hidden="64"), *base)  # the same grid resumes as before
 
 
-def _chattr_works(tmp_path) -> bool:
-    probe = tmp_path / "probe"
-    probe.write_text("")
-    ok = subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode == 0
-    subprocess.run(["chattr", "-i", str(probe)], capture_output=True)
-    return ok
-
-
 def test_a_storage_that_becomes_read_only_mid_sweep_is_one_line_and_resumes(tmp_path):
     """The journal made immutable (chattr +i: unwritable even for root) after the first trial:
     one line and exit 2, where it was a 42-line traceback; writable again, the rerun finishes."""
-    if not _chattr_works(tmp_path):
+    if not chattr_works(tmp_path):
         pytest.skip("chattr +i is not supported on this file system")
     journal = tmp_path / "j.log"
     args = [grid_params(hidden="64,128", lr="0.001,0.0001"), f"hydra.sweeper.storage=journal:///{journal}",
