@@ -43,6 +43,18 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=_bench)
 
 
+def _say_machine(as_json: bool) -> None:
+    """The machine, and a warning first where the CPU is busy (on stderr, so --json stays JSON)."""
+    import sys
+
+    from bridgeeval.bench.machine import busy_warning, describe, other_load
+
+    warning = busy_warning(other_load())
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    print(f"machine: {describe()}", file=sys.stderr if as_json else sys.stdout, flush=True)
+
+
 def _parse_sizes(text: str | None, default=None):
     from bridgeeval.bench import DEFAULT_SIZES
 
@@ -55,6 +67,7 @@ def _parse_sizes(text: str | None, default=None):
 
 
 def _bench(args) -> int:
+    _say_machine(args.json)
     if args.hook:
         return _bench_hook(args)
     if args.measures is not None:
