@@ -1,6 +1,7 @@
 """The training pipeline: configs compose, real trainings on real data, multiruns, logging."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -202,6 +203,11 @@ def test_multirun_writes_one_folder_and_metrics_per_job(tmp_path):
     # Each job ends by saying what it found and where its files went.
     said = proc.stdout + proc.stderr
     assert said.count("f(X)'s neighbourhoods are closer to") == 4 and said.count(f"results: {tmp_path}/") == 4
+    # Each job starts with where the multirun is, and from the second the time left at its pace.
+    progress = [line.split(" - ", 1)[1] for line in said.splitlines() if " - job " in line and " of 4" in line]
+    assert progress[0] == "job 1 of 4 (mapper=nn loss=mse)", progress
+    assert [p.split(" (")[0] for p in progress] == [f"job {k} of 4" for k in (1, 2, 3, 4)]
+    assert all(re.search(r"\); about \d+ s left$", p) for p in progress[1:]), progress
     # ... and the multirun ends with one table of all four, and how to report them
     assert f"multirun: 4 job(s) in {tmp_path}" in said and f"Table 1: bridgeeval report {tmp_path}" in said
     rows = [line for line in said.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
