@@ -186,18 +186,23 @@ def test_curves_say_validation_for_folds_and_test_for_a_split():
 
     from bridgeeval.reports.figures import draw_curves
 
-    def labels(splits):
-        rows = [{"split": s, "epoch": e, "val/mnno_input_mapped": 0.5, "val/mnno_target_mapped": 0.2, "val/loss": 1.0}
-                for s in splits for e in range(3)]
+    def labels(splits, baseline=None):
+        rows = [{"split": s, "epoch": e, "val/mnno_input_mapped": 0.5, "val/mnno_target_mapped": 0.2, "val/loss": 1.0,
+                 **({"val/mnno_input_target": baseline[i]} if baseline else {})}
+                for i, s in enumerate(splits) for e in range(3)]
         fig, (left, right) = plt.subplots(1, 2)
         draw_curves(left, right, pd.DataFrame(rows))
         found = left.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
+        flat = [line.get_ydata()[0] for line in left.lines if line.get_label().startswith("mNNO(X, Y)")]
         plt.close(fig)
-        return found
+        return found, flat
 
-    assert labels(["fold0", "fold1"]) == ["mNNO(X, f(X)) validation (2 folds)", "mNNO(Y, f(X)) validation (2 folds)",
-                                          "loss validation"]
-    assert labels(["split"]) == ["mNNO(X, f(X)) test", "mNNO(Y, f(X)) test", "loss test"]
+    assert labels(["fold0", "fold1"])[0] == ["mNNO(X, f(X)) validation (2 folds)",
+                                             "mNNO(Y, f(X)) validation (2 folds)", "loss validation"]
+    assert labels(["split"])[0] == ["mNNO(X, f(X)) test", "mNNO(Y, f(X)) test", "loss test"]
+    # The baseline mNNO(X, Y): one flat line at its mean over the folds (0.25 and 0.35 here).
+    found, flat = labels(["fold0", "fold1"], baseline=[0.25, 0.35])
+    assert "mNNO(X, Y) validation (2 folds)" in found and flat == [pytest.approx(0.30)]
 
 
 def test_package_copy_of_the_papers_table1_matches_the_reference(tmp_path):

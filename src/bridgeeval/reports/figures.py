@@ -77,10 +77,12 @@ def draw_curves(ax_mnno, ax_loss, history: pd.DataFrame, title: str = "") -> Non
             if curve is None:
                 continue
             name = f"{label} {names[stage]}"
-            ax_mnno.plot(curve["epoch"] + 1, curve["mean"], style, color=colour, label=name)
+            ax_mnno.plot(curve["epoch"] + 1, curve["mean"], style, color=colour, label=name,
+                         marker="o" if len(curve) == 1 else None)  # one epoch: a point, not an invisible line
             if (curve["count"] > 1).any():
                 low, high = curve["mean"] - curve["std"].fillna(0), curve["mean"] + curve["std"].fillna(0)
                 ax_mnno.fill_between(curve["epoch"] + 1, low, high, color=colour, alpha=0.15, linewidth=0)
+    _draw_baseline(ax_mnno, history, names)
     ax_mnno.set_xlabel("epoch")
     ax_mnno.set_ylabel("mNNO@K")
     ax_mnno.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -91,10 +93,22 @@ def draw_curves(ax_mnno, ax_loss, history: pd.DataFrame, title: str = "") -> Non
         curve = _mean_curve(history, f"{stage}/loss")
         if curve is not None:
             name = held_out.split(" (")[0] if stage == "val" else "train"
-            ax_loss.plot(curve["epoch"] + 1, curve["mean"], style, color="tab:gray", label=f"loss {name}")
+            ax_loss.plot(curve["epoch"] + 1, curve["mean"], style, color="tab:gray", label=f"loss {name}",
+                         marker="o" if len(curve) == 1 else None)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _draw_baseline(ax, history: pd.DataFrame, names: dict[str, str]) -> None:
+    """mNNO(X, Y), the two spaces' own overlap, as a flat line: what a map that bridged them
+    perfectly would give for mNNO(X, f(X)) and mNNO(Y, f(X)) alike (the paper's reference point)."""
+    for stage in ("val", "pooled"):
+        column = f"{stage}/mnno_input_target"
+        if column in history and not history[column].isna().all():
+            ax.axhline(float(history[column].mean()), linestyle="-.", color="tab:gray", linewidth=1,
+                       label=f"mNNO(X, Y) {names[stage]}")
+            return
 
 
 def plot_run(job_dir: Path, out: Path) -> list[Path]:
