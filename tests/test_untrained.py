@@ -145,6 +145,11 @@ def test_untrained_task_end_to_end(tmp_path):
     said = (proc.stdout + proc.stderr).splitlines()
     assert not [line for line in said if line.startswith("wandb:")]
     assert len([line for line in said if "W&B offline (WANDB_MODE=offline)" in line]) == 1
+    # Minutes of work are not silent: each embedding's steps are said as they start.
+    for step in ("embedding glove50 (1 of 2): loading", "glove50: 400000 words x 50 dims in",
+                 "mapping the benchmarks' words by nn, lin, none, 3 draws each", "glove50: measuring how much of X",
+                 "glove50 done in", "embedding efficientnet_lite0 (2 of 2): loading"):
+        assert any(step in line for line in said), step
     (run_file,) = (tmp_path / "wandb").glob("offline-run-*/*.wandb")
     assert run_contents(run_file)["job_type"] == "untrained"
     records = json.loads((tmp_path / "untrained.json").read_text())

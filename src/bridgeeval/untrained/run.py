@@ -113,14 +113,23 @@ def run_untrained(cfg: DictConfig) -> list[dict]:
     records, structure = [], []
     settings = {"output_dim": cfg.map.output_dim, "hidden_units": cfg.map.hidden_units,
                 "init_range": cfg.map.init_range, "min_pairs": cfg.min_pairs, "mappings": tuple(cfg.mappings)}
-    for name, path in OmegaConf.to_container(cfg.embeddings, resolve=True).items():
+    embeddings = OmegaConf.to_container(cfg.embeddings, resolve=True)
+    for i, (name, path) in enumerate(embeddings.items(), start=1):
+        step = time.time()
+        log.info("embedding %s (%d of %d): loading", name, i, len(embeddings))
         vectors, vocabulary = load_embedding(name, path)
+        log.info("%s: %d words x %d dims in %.1f s; mapping the benchmarks' words by %s, %d draws each",
+                 name, len(vocabulary), vectors.shape[1], time.time() - step, ", ".join(cfg.mappings), len(seeds))
         words = map_words(name, vectors, vocabulary, benchmarks, seeds, **settings)  # once for both tables
         if words is None:
             continue
         records += spearman_records(words, tuple(cfg.similarities))
+        if cfg.measures:
+            log.info("%s: measuring how much of X the maps keep (%s over %d draws)", name,
+                     ", ".join(cfg.measures), len(seeds))
         structure += structure_kept(words, tuple(cfg.measures), int(cfg.k), str(cfg.similarities[0]),
                                     OmegaConf.to_container(cfg.measure_options, resolve=True))
+        log.info("%s done in %.1f s (%.1f s so far)", name, time.time() - step, time.time() - started)
     if not records:
         raise BridgeEvalError(f"no benchmark has min_pairs={cfg.min_pairs} pairs known to the embeddings")
     add_significance(records, alpha=cfg.alpha)
