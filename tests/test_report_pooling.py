@@ -20,8 +20,9 @@ def train(*args, cwd=REPO):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def report(*args) -> list[dict]:
-    """``bridgeeval report ... --format json`` in this process (the CLI's start-up is most of its time)."""
+def report(*args, said: list | None = None) -> list[dict]:
+    """``bridgeeval report ... --format json`` in this process (the CLI's start-up is most of its time);
+    what it says on stderr is appended to ``said``."""
     import contextlib
     import io
 
@@ -31,6 +32,8 @@ def report(*args) -> list[dict]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["report", *map(str, args), "--format", "json"])
     assert code == 0, err.getvalue()
+    if said is not None:
+        said += err.getvalue().splitlines()
     return json.loads(out.getvalue())
 
 
@@ -68,11 +71,18 @@ def test_two_custom_data_sets_are_separate_rows(runs):
 
 def test_a_sweep_reports_its_best_trial_or_each_trial_never_a_pool(runs):
     sweep = runs / "sweep" / "grid"
-    best = report(sweep)
+    said = []
+    best = report(sweep, said=said)
     assert len(best) == 1 and len(best[0]["jobs"]) == 1
     losses = {j.parent.name: json.loads(j.read_text())["val/loss"] for j in sweep.glob("*/metrics.json")}
     assert Path(best[0]["jobs"][0]).name == min(losses, key=losses.get)
-    each = report(sweep, "--each-trial")
+    # ... and says so: which study, how many trials, which one is shown, and how to see them all
+    note = [line for line in said if "shown as its best" in line]
+    assert len(note) == 1 and ": 2 trials, shown as its best (" in note[0] and best[0]["jobs"][0] in note[0]
+    assert note[0].endswith("--each-trial shows every trial")
+    said.clear()
+    each = report(sweep, "--each-trial", said=said)
+    assert not [line for line in said if "shown as its best" in line]
     assert len(each) == 2 and sorted(r["optimizer.lr"] for r in each) == [0.001, 0.01]
 
 

@@ -55,6 +55,18 @@ def _collect(paths: list) -> list:
     return jobs
 
 
+def _say_best_trials_only(jobs) -> None:
+    """A sweep's trials are shown as its best one: said, with how to see them all."""
+    from bridgeeval.reports.collect import best_trials_only
+
+    swept = [j for j in jobs if j.study]
+    for best in best_trials_only(swept):
+        n = sum(j.study == best.study for j in swept)
+        if n > 1:
+            print(f"bridgeeval: study {best.study}: {n} trials, shown as its best ({best.path}); "
+                  "--each-trial shows every trial", file=sys.stderr)
+
+
 def _report(args) -> int:
     from bridgeeval.reports.table1 import build_table1
 
@@ -84,6 +96,8 @@ def _report(args) -> int:
         if not jobs:
             raise BridgeEvalError("--evaluation pooled: no job has a pooled evaluation (it needs every fold in one job)")
     measures = _measures(args.measures, jobs)
+    if not args.each_trial:
+        _say_best_trials_only(jobs)
     result = build_table1(jobs, alpha=args.alpha, with_paper=not args.no_paper, each_trial=args.each_trial,
                           evaluation=args.evaluation, measures=measures)
     text = _render_report(result, args.format)
