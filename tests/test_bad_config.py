@@ -49,6 +49,9 @@ TRAIN_CASES = [
     ("~mapper.activation", "mapper.activation is required for mapper=nn"),
     ("loss=max_margin ~loss.margin", "loss.margin is required for loss=max_margin"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0: must be 1 or more"),
+    # The YAML is the one home of each value: a key removed has no second default in code.
+    ("~trainer.max_epochs", "trainer.max_epochs is required: give trainer.max_epochs=... (removed with ~trainer.max_epochs?)"),
+    ("~cv.folds", "cv.folds is required"),
     ("trainer.max_epochs=-1", "trainer.max_epochs=-1: must be 1 or more"),
     ("trainer.threads=0", "trainer.threads=0: must be 1 or more"),
     ("cv.folds=1", "cv.folds=1: must be 2 or more"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import typing
-from dataclasses import fields
+from dataclasses import MISSING, fields
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
@@ -132,16 +132,19 @@ def check_task_config(cfg: DictConfig) -> DictConfig:
 
 def typed(cfg: DictConfig, schemas: dict[str, type]) -> DictConfig:
     """Each config group's declared keys converted to their schema's types, key by key, so that
-    the first wrong value is named exactly. Missing groups keep their schema defaults."""
+    the first wrong value is named exactly. A key with no value in the YAML (removed with ``~``)
+    is required, except where the schema says its absence means none."""
     result = {}
     for path, schema in schemas.items():
         node = OmegaConf.select(cfg, path) if path else cfg
         target = OmegaConf.structured(schema)
         hints = typing.get_type_hints(schema)
         for f in fields(schema):
-            if not isinstance(node, DictConfig) or f.name not in node.keys():
-                continue
             key = f"{path}.{f.name}" if path else f.name
+            if not isinstance(node, DictConfig) or f.name not in node.keys():
+                if f.default is MISSING:
+                    raise BridgeEvalError(f"{key} is required: give {key}=... (removed with ~{key}?)")
+                continue
             if OmegaConf.is_missing(node, f.name):
                 raise BridgeEvalError(f"{key} is required: give {key}=...")
             try:

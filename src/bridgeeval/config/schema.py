@@ -1,15 +1,15 @@
 """Typed schemas of the task configs: one dataclass per config group, checked before any work.
 
-The YAML files under ``conf/`` stay plain (Hydra composes them as they are); right after
-composition each group is merged into its dataclass with OmegaConf, which converts or refuses
-every value by its declared type ("5" -> 5, "abc" for an int -> refused). Keys a schema does not
+The YAML files under ``conf/`` are the one home of every value (a schema declares types only,
+and ``None`` for keys whose absence means none); right after composition each group is merged
+into its dataclass with OmegaConf, which converts or refuses every value by its declared type ("5" -> 5, "abc" for an int -> refused). Keys a schema does not
 declare (e.g. Lightning Trainer arguments) pass through to their ``_target_`` unchecked. The mapper
 and the loss have no schema: their classes check their own settings (``models.variants``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 # OmegaConf reads these annotations at run time: typing.Optional, not ``X | None``.
@@ -17,7 +17,8 @@ from typing import Any, Optional
 
 @dataclass
 class DatasetSchema:
-    name: str = "imagenet1k"
+    name: str
+    # Keys of user files (dataset=custom): absent from the built-in sets' files, where they mean none.
     limit: Optional[int] = None
     input_path: Optional[str] = None
     target_path: Optional[str] = None
@@ -34,78 +35,78 @@ class FeaturesSchema:
 
 @dataclass
 class OptimizerSchema:
-    lr: float = 0.001
+    lr: float
 
 
 @dataclass
 class TrainerSchema:
-    max_epochs: int = 30
-    check_val_every_n_epoch: int = 1
-    log_every_n_steps: int = 1
-    num_sanity_val_steps: int = 0
-    enable_progress_bar: bool = True
-    threads: Optional[int] = 2
+    max_epochs: int
+    check_val_every_n_epoch: int
+    log_every_n_steps: int
+    num_sanity_val_steps: int
+    enable_progress_bar: bool
+    threads: Optional[int]
 
 
 @dataclass
 class MetricsSchema:
-    k: int = 10
-    neighbors: list[str] = field(default_factory=lambda: ["cosine"])
-    include_self: bool = False
-    on_train: bool = False
-    measures: list[str] = field(default_factory=lambda: ["mnno"])
-    measure_options: dict[str, Any] = field(default_factory=dict)
+    k: int
+    neighbors: list[str]
+    include_self: bool
+    on_train: bool
+    measures: list[str]
+    measure_options: dict[str, Any]
 
 
 @dataclass
 class CVSchema:
-    protocol: str = "auto"
-    evaluate: str = "fold"
-    folds: int = 5
-    fold: Optional[int] = None
-    seed: int = 0
+    protocol: str
+    evaluate: str
+    folds: int
+    fold: Optional[int]
+    seed: int
 
 
 @dataclass
 class DataSchema:
-    batch_size: int = 64
+    batch_size: int
 
 
 @dataclass
 class TrainSchema:
     """The top-level keys of ``conf/train.yaml``."""
 
-    seed: int = 0
-    depth: int = 1
-    direction: str = "text2image"
-    optimized_metric: Optional[str] = "val/loss"
-    checkpoint: bool = False
-    overwrite: bool = False
+    seed: int
+    depth: int
+    direction: str
+    optimized_metric: Optional[str]
+    checkpoint: bool
+    overwrite: bool
 
 
 @dataclass
 class MapSchema:
-    output_dim: int = 2048
-    hidden_units: int = 2048
-    init_range: float = 0.05
+    output_dim: int
+    hidden_units: int
+    init_range: float
 
 
 @dataclass
 class UntrainedSchema:
     """The keys of ``conf/untrained.yaml``."""
 
-    seed: int = 0
-    draws: int = 10
-    mappings: list[str] = field(default_factory=lambda: ["nn", "lin", "none"])
-    similarities: list[str] = field(default_factory=lambda: ["cosine", "euclidean"])
-    min_pairs: int = 10
-    alpha: float = 0.05
-    measures: list[str] = field(default_factory=lambda: ["mnno", "cka", "cknna", "rsa"])
-    k: int = 10
-    measure_options: dict[str, Any] = field(default_factory=dict)
-    embeddings: dict[str, Optional[str]] = field(default_factory=dict)
-    benchmarks: dict[str, Optional[str]] = field(default_factory=dict)
-    overwrite: bool = False
+    seed: int
+    draws: int
+    mappings: list[str]
+    similarities: list[str]
+    min_pairs: int
+    alpha: float
+    measures: list[str]
+    k: int
+    measure_options: dict[str, Any]
+    embeddings: dict[str, Optional[str]]
+    benchmarks: dict[str, Optional[str]]
+    overwrite: bool
 
 
 # config path ("" = top level) -> schema, for each task.
