@@ -21,7 +21,7 @@ def load(study_name: str, storage: str | None) -> optuna.Study:
     where = parse_url(storage or default_storage(study_name))
     if where.path is not None and not where.path.is_file():
         raise BridgeEvalError(f"no study storage at {where.path} (pass --storage)")
-    opened = open_storage(where.url)
+    opened = open_storage(where)
     try:
         return optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:

@@ -90,9 +90,10 @@ def absolute_url(text: str, base: Path | None = None) -> str:
     return parse_url(text, base).url
 
 
-def open_storage(text: str) -> optuna.storages.BaseStorage:
-    """The Optuna storage a string names; parent folders of file storages are created."""
-    where = parse_url(text)
+def open_storage(storage: str | StorageURL) -> optuna.storages.BaseStorage:
+    """The Optuna storage a string (or an already parsed URL) names; parent folders of file
+    storages are created."""
+    where = storage if isinstance(storage, StorageURL) else parse_url(storage)
     check_file_storage(where)
     if where.backend == "journal":
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock

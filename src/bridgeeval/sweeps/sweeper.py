@@ -85,7 +85,7 @@ class OptunaSweep:
         if self.where is not None:
             check_file_storage(self.where)  # before its lock file is made
         self._lock_sqlite()
-        storage = open_storage(self.url) if self.url else optuna.storages.InMemoryStorage()
+        storage = open_storage(self.where) if self.where else optuna.storages.InMemoryStorage()
         try:
             study_id = storage.create_new_study(self.directions, self.s.study_name)
             created = True
