@@ -1,13 +1,11 @@
 """float32 products of row blocks, ``a @ b.T``, by the fastest full-float32 kernel this CPU has.
 
-torch's ``@`` runs MKL, which falls back to a slow path on non-Intel CPUs (on the 2-core AMD EPYC
-VMs of our CI, 175-185 GFLOP/s at the search's 2,048-row blocks against 210-215 for oneDNN's
-AVX-512 kernels; 300-450 on an earlier VM). oneDNN's is checked for full float32 accuracy on first
-use; then the first real products alternate between the two kernels, timed, and the faster per
-multiply-add (best of three calls each) is kept for the process: no timing runs of its own, and a
-choice made on real shapes (one timed 1,024^3 product each chose MKL's slow path in half the
-processes here, the kernels being 5-7% apart at that size: searches 25% slower). GPUs always use
-``@`` (cuBLAS).
+torch's ``@`` runs MKL, which falls back to a slow path on non-Intel CPUs, where oneDNN's AVX-512
+kernels can be faster. oneDNN's is checked for full float32 accuracy on first use; then the first
+real products alternate between the two kernels, timed, and the faster per multiply-add (best of
+three calls each) is kept for the process: no timing runs of its own, and a choice made on the
+search's real shapes (a one-off timing at another size picked the slower kernel about half the
+time, the two being close there). GPUs always use ``@`` (cuBLAS). Rates: docs/benchmarks.md.
 """
 
 from __future__ import annotations

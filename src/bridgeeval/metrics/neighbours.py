@@ -30,8 +30,7 @@ from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, chec
 _U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
 _RESCORE_ELEMENTS = 1 << 22  # float64 elements per rescoring chunk (32 MiB)
 # Up to N = 1024 rows of d >= 1024, one float64 distance matrix is cheaper than float32 candidates
-# and their float64 rescoring (each candidate's d-vector gathered); at lower d the candidates win
-# (measured on 2 cores: 500 x 300 4.2 ms against 5.0, 500 x 2048 18 ms against 28).
+# and their float64 rescoring (each candidate's d-vector gathered); at lower d the candidates win.
 _DENSE_MAX_N = 1024
 _DENSE_MIN_D = 1024
 _DIAGONAL_LEAF = 256  # rows of the smallest diagonal block of the running selection
@@ -149,7 +148,7 @@ class _Space:
 
     def gram(self, rows: slice | torch.Tensor, cols: slice) -> torch.Tensor:
         # torch's kernels on every device: numpy's OpenBLAS is fast alone, but its spinning threads
-        # and torch's OpenMP threads then take turns on the cores (2x slower end to end here).
+        # and torch's OpenMP threads then take turns on the cores.
         return block_products(self.search_rows(rows), self.search_rows(cols))
 
     def scores(self, gram: torch.Tensor, rows, cols) -> torch.Tensor:
@@ -225,7 +224,7 @@ class _Space:
         r, j = ((dist < 1e-6 * scale) & ~same).nonzero(as_tuple=True)
         if all_pairs and len(r) > len(rows):
             # A collapsed map (many identical outputs) flags up to N^2 pairs: identical rows are at
-            # exactly 0 without recomputing (1.08 s -> 3 ms for 320 x 1280 with 33,306 such pairs).
+            # exactly 0, so they are found by their ids instead of recomputing each pair.
             ids = self.duplicate_ids()
             if ids is not None:
                 identical = ids[rows[r]] == ids[cols[r, j]]
@@ -387,8 +386,8 @@ def _symmetric_candidates_running(space: _Space, c: int, include_self: bool, blo
         found.add_columns(gram, i0, j0, shifts(i0, i0 + len(rows)), alpha)
 
     def diagonal(b0: int, rows: torch.Tensor) -> None:
-        # Its tiles (metrics.tiles) cost 9/16 of the block's whole product (GEMMs of 256 rows run as
-        # fast as of 2,048 here): 12% of a 10,000-row search's products.
+        # Its tiles (metrics.tiles) cost 9/16 of the block's whole product (GEMMs of 256 rows run
+        # nearly as fast as of 2,048).
         for i0, i1, j0, j1, leaf in diagonal_tiles(b0, b0 + len(rows), _DIAGONAL_LEAF):
             part = rows[i0 - b0 : i1 - b0]
             if leaf:
@@ -398,8 +397,8 @@ def _symmetric_candidates_running(space: _Space, c: int, include_self: bool, blo
                 pair(i0, j0, part, rows[j0 - b0 : j1 - b0])
 
     bounds = [(i0, min(i0 + block, n)) for i0 in range(0, n, block)]
-    # The row and column blocks' search rows, written again for each block (fresh ones cost 0.1 s of
-    # page faults in a 10,000 x 2,048 search).
+    # The row and column blocks' search rows, written again for each block (fresh ones would cost
+    # page faults on every block).
     row_buffer, col_buffer = (torch.empty(block, space.dim, device=space.x.device) for _ in range(2))
     # Diagonal blocks first: every row's kept scores are then high before the other blocks, whose
     # scores mostly fall below them and are skipped a chunk at a time.

@@ -7,8 +7,8 @@ side of symmetric blocks), where the GEMM is cheap. Here both sides of a block a
 a chunk of 16 scores is skipped at once unless its maximum beats the row's current c-th best, which
 after the first block is almost always true (about 0.3 ns an element). The kernels are compiled by
 numba (a wheel from the package index, no compiler needed) on first use and cached on disk; without
-numba the caller keeps ``torch.topk``. numba is imported on the first search that uses it (about
-0.6 s a process with the cached kernels), so small searches (the validation hook's) never pay it.
+numba the caller keeps ``torch.topk``. numba is imported on the first search that uses it (a cost
+once per process), so small searches (the validation hook's) never pay it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def pair_dots(x: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor) -> torch.
     rescoring of a 10,000 x 2,048 search); None where the kernel cannot take ``x`` (not a contiguous
     float32 or float64 CPU tensor, or numba missing): the caller computes them itself."""
     usable = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
-    # numba's import (0.3-0.6 s a process) only for work that repays it, or once it is loaded anyway:
+    # numba's import only for work that repays it, or once it is loaded anyway:
     # the validation hook's small searches keep torch's gather.
     worth = _kernels is not None or cand.numel() * x.shape[1] >= _PAIR_DOTS_MIN_WORK
     if not (usable and worth and available()):

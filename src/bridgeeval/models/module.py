@@ -21,7 +21,7 @@ from bridgeeval.models.losses import LOSSES, CosineLoss, MaxMarginLoss, MSELoss
 from bridgeeval.models.mappers import MAPPERS, MLP, LinearMap
 
 # Unsuffixed keys are the first neighbour metric's; further metrics log NEIGHBOUR_KEYS with a
-# suffix (e.g. _euclidean). Each key is logged once: Lightning's self.log costs ~0.3 ms a key on CPU.
+# suffix (e.g. _euclidean). Each key is logged once: Lightning's self.log is costly per call.
 
 
 class MappingModule(pl.LightningModule):
@@ -122,7 +122,7 @@ class MappingModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         # Every rank holds the whole gathered epoch (padded repeats dropped), so the ranks' values are
         # equal and, under DDP, sync_dist's mean returns them exactly (and Lightning does not warn);
-        # in one process it is skipped, since it costs more than the metrics (~0.3 ms a key on CPU).
+        # in one process it is skipped, since it costs more than the metrics themselves.
         self.log("val/loss", self.val_loss.compute().float(), on_step=False, on_epoch=True, sync_dist=self._distributed)
         self.val_loss.reset()
         start = time.perf_counter()

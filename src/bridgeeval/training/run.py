@@ -138,12 +138,10 @@ def say_what_was_found(record: JobRecord, out_dir: Path) -> None:
 
 
 def use_threads(threads: int | None) -> None:
-    """CPU threads for torch: ``trainer.threads`` (default 2), never more than a Slurm job's CPUs
-    (jobs sharing a node would spin against each other: two 1-CPU jobs on a 2-core node took
-    0.17 s an epoch instead of 0.05 s); ``OMP_NUM_THREADS`` set by the user wins over both.
-    Small maps on small batches gain little from many threads and lose much on a busy CPU: on the
-    built-in set (2 cores) 2 threads took 6.2 s a job idle (1 thread 8.7 s), but with two other
-    busy processes 1 thread was 1.7x faster than 2. ``null`` keeps torch's default (all cores)."""
+    """CPU threads for torch: ``trainer.threads`` (2 in conf/trainer), never more than a Slurm job's
+    CPUs (jobs sharing a node would spin against each other); ``OMP_NUM_THREADS`` set by the user
+    wins over both. Small maps on small batches gain little from many threads and lose much on a
+    busy CPU, where fewer threads are faster. ``null`` keeps torch's default (all cores)."""
     if "OMP_NUM_THREADS" in os.environ:
         return
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
