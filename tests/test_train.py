@@ -1,8 +1,8 @@
 """The training pipeline: configs compose, real trainings on real data, multiruns, logging."""
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
