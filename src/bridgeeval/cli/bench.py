@@ -67,7 +67,6 @@ def _parse_sizes(text: str | None, default=None):
 
 
 def _bench(args) -> int:
-    _say_machine(args.json)
     if args.hook:
         return _bench_hook(args)
     if args.measures is not None:
@@ -82,13 +81,15 @@ def _bench(args) -> int:
             __import__({"faiss": "faiss", "sklearn": "sklearn", "torch": "torch"}[method])
         except ImportError:
             raise BridgeEvalError(f"{method} is not installed: pip install 'bridgeeval[bench]'") from None
+    sizes = _parse_sizes(args.sizes)
+    _say_machine(args.json)  # once every argument is known good: a bad one stays one line
     flops = gemm_peak_flops(args.device)
     rows = []
     if not args.json:
         print(f"exact {args.metric} kNN, k = {args.k}, on {args.device}; peak float32 GEMM {flops / 1e9:.0f} GFLOP/s\n")
         for line in table_head(methods):
             print(line, flush=True)
-    for n, d in _parse_sizes(args.sizes):
+    for n, d in sizes:
         row = run_case(n, d, args.k, args.metric, methods, args.device, flops)
         rows.append(row)
         if not args.json:
@@ -142,6 +143,7 @@ def _bench_hook(args) -> int:
     from bridgeeval.reports.reproduce import find_app
 
     app = find_app()
+    _say_machine(args.json)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bridgeeval-hook-") as tmp:
         rng = np.random.default_rng(0)
@@ -189,6 +191,8 @@ def _bench_measures(args) -> int:
     if args.device != "cpu":
         raise BridgeEvalError("--measures runs on the CPU only (the dense references are CPU code here)")
     names = measure_names(args.measures)
+    sizes = _parse_sizes(args.sizes, DEFAULT_MEASURE_SIZES)
+    _say_machine(args.json)
     warm_x, warm_y = bench_data(300, 64)
     for name in names:  # one-off costs (kernel choice, first calls) out of the timings
         run_measure(name, warm_x, warm_y, args.k, with_reference=False)
@@ -198,7 +202,7 @@ def _bench_measures(args) -> int:
               "dense form (bridgeeval.reference.platonic) or scipy\n")
         for line in table_head():
             print(line, flush=True)
-    for n, d in _parse_sizes(args.sizes, DEFAULT_MEASURE_SIZES):
+    for n, d in sizes:
         x, y = bench_data(n, d)
         warm_up(x, args.k, "cosine", "cpu")  # numba's kernels and the GEMM choice, once a process
         size_rows = []
