@@ -84,7 +84,7 @@ def postgres():
 # Modules whose tests share an expensive setup (one Slurm cluster; a module's real runs): under
 # pytest-xdist (`-n 2 --dist loadgroup`, pyproject's default) each runs on one worker, so that the
 # setup happens once.
-SHARED_SETUP_MODULES = ("test_slurm_sweeps.py", "test_report_pooling.py", "test_reports.py")
+SHARED_SETUP_MODULES = ("test_slurm_sweeps.py", "test_slurm_faults.py", "test_report_pooling.py", "test_reports.py")
 
 
 def pytest_collection_modifyitems(config, items):
