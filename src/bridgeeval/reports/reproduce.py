@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.files import write_json_atomic, write_text_atomic
-from bridgeeval.models.mappers import depth_problem
+from bridgeeval.models.mappers import depth_problem, has_depth
 from bridgeeval.records import try_read_job_record
 
 LOCAL_DATASETS = ("imagenet1k", "iaprtc", "wiki")
@@ -109,7 +109,7 @@ def has_official_split(dataset: str) -> bool:
 def grid_override(cell: Cell, quick: bool) -> list[str]:
     if not quick:
         return []
-    keys = ["optimizer.lr"] + (["mapper.hidden_units", "mapper.dropout"] if cell.mapper == "nn" else [])
+    keys = ["optimizer.lr"] + (["mapper.hidden_units", "mapper.dropout"] if has_depth(cell.mapper) else [])
     choices = ",".join(f'{k}:"choice({",".join(map(str, QUICK_GRID[k]))})"' for k in keys)
     return [f"hydra.sweeper.params={{{choices}}}", f"cv.folds={QUICK_FOLDS}"]
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from bridgeeval.data.wordsim import Benchmark
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.models.mappers import MLP, UNTRAINED_MAPPINGS, LinearMap
+from bridgeeval.models.mappers import MAPPERS, UNTRAINED_MAPPINGS
 
 log = logging.getLogger(__name__)
 MAPPINGS = UNTRAINED_MAPPINGS
@@ -33,10 +33,11 @@ SIMILARITIES = ("cosine", "euclidean")
 def untrained_map(kind: str, in_dim: int, out_dim: int, hidden_units: int, init_range: float, seed: int) -> nn.Module:
     """Training's own mapper (``lin``, or ``nn`` with one tanh hidden layer and no dropout), its
     weights ~ U(-init_range, init_range) from ``seed`` layer by layer, its biases zero."""
-    if kind not in ("lin", "nn"):
-        raise BridgeEvalError(f"untrained mapping: unknown {kind!r}; choose lin or nn")
-    mapper = LinearMap(in_dim, out_dim) if kind == "lin" else MLP(in_dim, out_dim, depth=1, hidden_units=hidden_units,
-                                                                   activation="tanh", dropout=0.0)
+    cls = MAPPERS.get(kind)
+    if cls is None:
+        raise BridgeEvalError(f"untrained mapping: unknown {kind!r}; choose one of {', '.join(MAPPERS)}")
+    hidden = {"depth": 1, "hidden_units": hidden_units, "activation": "tanh", "dropout": 0.0} if cls.has_depth else {}
+    mapper = cls(in_dim, out_dim, **hidden)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for layer in mapper.modules():
