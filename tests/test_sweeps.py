@@ -150,7 +150,7 @@ def _two_workers(tmp_path: Path, url: str) -> optuna.Study:
     study = study_of(url)
     points = completed_points(study)
     assert len(points) == 6 and len(set(points)) == 6  # nothing duplicated, nothing lost
-    assert len(study.trials) == 6
+    assert len(study.trials) == 6, [(t.number, t.state.name, t.user_attrs.get('error'), dict(t.system_attrs)) for t in study.trials if t.state.name != 'COMPLETE']
     worked = [len(glob.glob(f"{tmp_path}/w{i}/train/multiruns/*/*/metrics.json")) for i in range(2)]
     assert sum(worked) == 6
     return study
