@@ -17,8 +17,9 @@ from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics import NEIGHBOUR_KEYS, CrossModalReport, knn_indices
 from bridgeeval.metrics.measures import MappedAlignment
 from bridgeeval.metrics.torchmetric import ItemMean
-from bridgeeval.models.losses import LOSSES, CosineLoss, MaxMarginLoss, MSELoss
-from bridgeeval.models.mappers import MAPPERS, MLP, LinearMap
+from bridgeeval.models.losses import LOSSES
+from bridgeeval.models.mappers import MAPPERS
+from bridgeeval.models.variants import BUILTIN_TARGETS
 
 # Unsuffixed keys are the first neighbour metric's; further metrics log NEIGHBOUR_KEYS with a
 # suffix (e.g. _euclidean). Each key is logged once: Lightning's self.log is costly per call.
@@ -188,7 +189,7 @@ def _legacy_loss(name: str, margin: float | None = None) -> nn.Module:
 
 
 LOADABLE_TARGETS: dict[str, Callable[..., nn.Module]] = {
-    **{f"{cls.__module__}.{cls.__qualname__}": cls for cls in (LinearMap, MLP, MSELoss, CosineLoss, MaxMarginLoss)},
+    **BUILTIN_TARGETS,
     "bridgeeval.models.mappers.build_mapper": _legacy_mapper,  # checkpoints of earlier versions
     "bridgeeval.models.losses.build_loss": _legacy_loss,
 }

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.models.losses import LOSSES
+from bridgeeval.models.mappers import MAPPERS
 
+# bridgeeval's own classes by the ``_target_`` that names them (what configs and checkpoints write).
+BUILTIN_TARGETS: dict[str, type] = {f"{c.__module__}.{c.__qualname__}": c for c in (*MAPPERS.values(), *LOSSES.values())}
 # Arguments the job fills in for every mapper (from the data and the shared ``depth`` key).
 FILLED_IN = {"mapper": ("in_dim", "out_dim", "depth"), "loss": ()}
 
@@ -24,12 +27,7 @@ def target_of(node: Mapping) -> str:
 
 def builtin_class(node: Mapping) -> type | None:
     """bridgeeval's own class that the node names, or None (a user's own target)."""
-    from bridgeeval.models.losses import LOSSES
-    from bridgeeval.models.mappers import MAPPERS
-
-    target = target_of(node)
-    return next((c for c in (*MAPPERS.values(), *LOSSES.values()) if f"{c.__module__}.{c.__qualname__}" == target),
-                None)
+    return BUILTIN_TARGETS.get(target_of(node))
 
 
 def variant_name(node: Mapping) -> str:
@@ -42,7 +40,7 @@ def variant_name(node: Mapping) -> str:
     return str(legacy) if legacy else target_of(node).rsplit(".", 1)[-1]
 
 
-def check_arguments(group: str, node: Mapping, **filled: Any) -> None:
+def check_arguments(group: str, node: Mapping) -> None:
     """A built-in variant's settings checked by its own class, before anything is built: a key it
     does not take is named with the ones it does, a value it refuses is its one line."""
     cls = builtin_class(node)
@@ -54,6 +52,4 @@ def check_arguments(group: str, node: Mapping, **filled: Any) -> None:
         if key not in takes:
             allowed = ", ".join(takes) if takes else "none"
             raise BridgeEvalError(f"{group}.{key}: not a setting of {group}={cls.name} (settings: {allowed})")
-    check = getattr(cls, "check", None)
-    if check is not None:
-        check(**settings, **{k: v for k, v in filled.items() if k in inspect.signature(check).parameters})
+    cls.check(**settings)
