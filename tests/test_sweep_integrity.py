@@ -225,7 +225,7 @@ def _tpe_worker(tmp: Path, url: str) -> subprocess.Popen:
             f"hydra.sweeper.storage={url}",
             "hydra.sweeper.study_name=s",
             "hydra.sweeper.n_trials=6",
-            "hydra.sweeper.pruner=none",
+            "hydra/sweeper/pruner=none",
             'hydra.sweeper.params={mapper.dropout:"interval(0.0, 0.75)",'
             'optimizer.lr:"tag(log, interval(0.0001, 0.01))"}',
             search="tpe",
@@ -262,7 +262,7 @@ def test_a_sweep_whose_every_trial_fails_stops_at_n_trials_with_one_line(tmp_pat
         "hydra.sweeper.n_trials=4",
         "hydra.sweeper.max_failure_rate=1.0",
         "metrics.k=500",
-        "hydra.sweeper.pruner=none",
+        "hydra/sweeper/pruner=none",
         search="tpe",
         check=False,
     )

@@ -76,6 +76,52 @@ def test_paper_grid_config_is_the_papers_space():
     assert active_params(sweeper.conditional_params, cfg) == {"mapper.hidden_units": None, "mapper.dropout": None}
 
 
+
+def _sweeper_config(*overrides: str):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    return OmegaConf.to_container(cfg.hydra.sweeper, resolve=False)
+
+
+def test_pruners_are_a_config_group_of_target_configs():
+    import optuna
+
+    from bridgeeval.sweeps.samplers import build_pruner
+
+    assert _sweeper_config("hparams_search=paper_grid")["pruner"] == {"_target_": "optuna.pruners.NopPruner"}
+    median = build_pruner(_sweeper_config("hparams_search=tpe")["pruner"])
+    assert isinstance(median, optuna.pruners.MedianPruner)
+    assert (median._n_startup_trials, median._n_warmup_steps) == (5, 2)  # a few full curves before judging
+    chosen = _sweeper_config("hparams_search=tpe", "hydra/sweeper/pruner=percentile", "hydra.sweeper.pruner.percentile=10")
+    percentile = build_pruner(chosen["pruner"])
+    assert isinstance(percentile, optuna.pruners.PercentilePruner) and percentile._percentile == 10
+    assert isinstance(build_pruner(None), optuna.pruners.NopPruner)  # a SweepSettings built without one
+
+
+@pytest.mark.parametrize("role, value, group", [
+    ("pruner", "median", "hydra/sweeper/pruner=none|median"),
+    ("pruner", {"name": "threshold", "upper": 1.0}, "hydra/sweeper/pruner="),
+    ("sampler", "tpe", "hydra/sweeper/sampler=tpe|random"),
+])
+def test_a_sampler_or_pruner_by_name_is_refused_naming_its_config_group(role, value, group):
+    from bridgeeval.sweeps.samplers import build_pruner, sampler_spec
+
+    with pytest.raises(BridgeEvalError, match="choose the " + role + " by its config group") as err:
+        (build_pruner if role == "pruner" else sampler_spec)(value)
+    assert group in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_argument_optuna_rejects_is_one_line_naming_the_class():
+    from bridgeeval.sweeps.samplers import build_pruner, build_sampler
+
+    with pytest.raises(BridgeEvalError, match="ThresholdPruner: .*lower.*upper"):
+        build_pruner(_sweeper_config("hparams_search=tpe", "hydra/sweeper/pruner=threshold")["pruner"])
+    with pytest.raises(BridgeEvalError, match="does not take n_trees; it takes"):
+        build_sampler({"_target_": "optuna.samplers.TPESampler", "n_trees": 3}, seed=0)
+
 # -- real sweeps -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_grid_sweep_runs_every_point_once_and_resumes_without_rerunning(tmp_path):
@@ -213,7 +259,7 @@ def test_pruner_stops_a_trial_that_reports_a_bad_value(tmp_path):
     url = f"sqlite:///{tmp_path}/study.db"
     run_sweep(tmp_path, f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=s", "hydra.sweeper.n_trials=2",
               # Any val/loss above 1e-9 is "bad": every trial is pruned after its first epoch.
-              "hydra.sweeper.pruner={name:threshold,upper:1e-9}", "trainer.max_epochs=5", search="tpe")
+              "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=1e-9", "trainer.max_epochs=5", search="tpe")
     trials = study_of(url).trials
     assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.PRUNED]
     assert all(list(t.intermediate_values) == [0] for t in trials)  # stopped at the first report

@@ -15,7 +15,7 @@ FORMS = "journal:///ABS/PATH.log, journal:REL/PATH.log, sqlite:///REL.db, sqlite
 
 @dataclass
 class SweepSettings:
-    sampler: Any = "tpe"  # a name, or {"_target_": "optuna.samplers.X", args...}
+    sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler"})
     seed: Optional[int] = None  # used when the sampler config has no seed of its own
     direction: Any = "minimize"  # or a list, e.g. [minimize, maximize], for several objectives
     # null: in memory. sqlite:///PATH (one machine), journal:///PATH (shared file system),
@@ -28,7 +28,7 @@ class SweepSettings:
     params: Optional[Dict[str, Any]] = None
     custom_search_space: Optional[str] = None  # "module.function", called as function(cfg, trial)
     search_space: Any = None  # removed upstream: refused with a pointer to params
-    pruner: Any = None  # null (none), a name (median, percentile, hyperband, ...), or a _target_ config
+    pruner: Any = None  # null: no pruning; else a {"_target_": "optuna.pruners.X", args...} config
     # bridgeeval's additions (defaults keep the stock results):
     resume: bool = False  # true: n_trials counts the study's finished trials, so a rerun completes it
     failure_rate_over: str = "batch"  # batch (stock: each batch on its own) or sweep (all this run's trials)

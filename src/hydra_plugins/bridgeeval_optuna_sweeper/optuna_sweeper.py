@@ -117,14 +117,86 @@ SAMPLER_CONFS = {
 
 
 @dataclass
+class PrunerConf:
+    """An Optuna pruner by ``_target_``; a null argument means Optuna's own default."""
+
+    _target_: str = MISSING
+
+
+@dataclass
+class NopPrunerConf(PrunerConf):
+    """No pruning: every trial runs to its end (the stock plugin's behaviour)."""
+
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+@dataclass
+class MedianPrunerConf(PrunerConf):
+    """Stops a trial whose value is worse than the median of earlier trials at the same epoch,
+    once a few full curves exist to judge by."""
+
+    _target_: str = "optuna.pruners.MedianPruner"
+    n_startup_trials: Optional[int] = 5
+    n_warmup_steps: Optional[int] = 2
+    interval_steps: Optional[int] = None
+    n_min_trials: Optional[int] = None
+
+
+@dataclass
+class PercentilePrunerConf(MedianPrunerConf):
+    _target_: str = "optuna.pruners.PercentilePruner"
+    percentile: float = 25.0
+
+
+@dataclass
+class SuccessiveHalvingPrunerConf(PrunerConf):
+    _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
+    min_resource: Any = None
+    reduction_factor: Optional[int] = None
+    min_early_stopping_rate: Optional[int] = None
+    bootstrap_count: Optional[int] = None
+
+
+@dataclass
+class HyperbandPrunerConf(PrunerConf):
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    min_resource: Optional[int] = None
+    max_resource: Any = None
+    reduction_factor: Optional[int] = None
+    bootstrap_count: Optional[int] = None
+
+
+@dataclass
+class ThresholdPrunerConf(PrunerConf):
+    """Stops a trial whose value leaves [lower, upper] (or is NaN); set at least one bound."""
+
+    _target_: str = "optuna.pruners.ThresholdPruner"
+    lower: Optional[float] = None
+    upper: Optional[float] = None
+    n_warmup_steps: Optional[int] = None
+    interval_steps: Optional[int] = None
+
+
+PRUNER_CONFS = {
+    "none": NopPrunerConf,
+    "median": MedianPrunerConf,
+    "percentile": PercentilePrunerConf,
+    "successive_halving": SuccessiveHalvingPrunerConf,
+    "hyperband": HyperbandPrunerConf,
+    "threshold": ThresholdPrunerConf,
+}
+
+
+@dataclass
 class OptunaSweeperConf(SweepSettings):
     """``SweepSettings`` (the one schema) as a Hydra sweeper config: the sampler arrives as a config
     group, and each worker builds its own sampler and pruner (with its own seed)."""
 
     sampler: Any = MISSING  # hydra/sweeper/sampler=tpe|random|cmaes|nsgaii|qmc|gp|grid
+    pruner: Any = MISSING  # hydra/sweeper/pruner=none|median|percentile|hyperband|successive_halving|threshold
     _target_: str = "hydra_plugins.bridgeeval_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     _recursive_: bool = False
-    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
+    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
 
 
 def active_params(conditional: dict, config: DictConfig) -> dict:
@@ -146,6 +218,8 @@ for _name in ("optuna", "bridgeeval_optuna"):
     ConfigStore.instance().store(group="hydra/sweeper", name=_name, node=OptunaSweeperConf, provider="bridgeeval")
 for _name, _node in SAMPLER_CONFS.items():
     ConfigStore.instance().store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="bridgeeval")
+for _name, _node in PRUNER_CONFS.items():
+    ConfigStore.instance().store(group="hydra/sweeper/pruner", name=_name, node=_node, provider="bridgeeval")
 
 
 class OptunaSweeper(Sweeper):
