@@ -20,7 +20,8 @@ from bridgeeval.config.checks import complete_train_config
 from bridgeeval.config.resolvers import register_resolvers
 from bridgeeval.data.datasets import load_paired
 from bridgeeval.data.splits import protocol_splits
-from bridgeeval.training.run import build_datamodule, build_module, build_trainer, known_harmless_warnings
+from bridgeeval.training.run import build_datamodule, build_module
+from bridgeeval.training.trainer import build_trainer, known_harmless_warnings
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -49,7 +49,6 @@ def test_without_credentials_or_server_it_stays_offline_and_says_why(clean_env, 
 def test_explicit_choices_win(clean_env, monkeypatch):
     assert decide("online") == (False, "logger.wandb.mode=online")
     assert decide("offline")[0] is True
-    assert decide("auto", offline=True)[0] is True
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert decide("auto") == (True, "WANDB_MODE=offline")
     with pytest.raises(BridgeEvalError, match="logger.wandb.mode='sometimes'"):
@@ -74,3 +73,14 @@ def test_each_job_of_a_multirun_decides_from_the_users_environment(clean_env, tm
     assert proc.returncode == 0, proc.stderr[-2000:]
     said = [line for line in (proc.stdout + proc.stderr).splitlines() if "W&B offline" in line]
     assert len(said) == 2 and all("no W&B credentials for 127.0.0.1" in line for line in said), said
+
+
+def test_the_logger_class_takes_mode_and_refuses_the_old_offline_switch(clean_env, tmp_path):
+    """``logger.wandb``'s target is a class that takes ``mode`` itself: nothing is stripped from
+    its config before instantiating, and the older ``offline`` switch gets a one-line pointer."""
+    from bridgeeval.tracking.loggers import WandbLogger
+
+    logger = WandbLogger(mode="offline", save_dir=str(tmp_path), project="p")
+    assert logger.decision == (True, "logger.wandb.mode=offline") and logger._offline is True
+    with pytest.raises(BridgeEvalError, match=r"^logger.wandb.offline=True: replaced by logger.wandb.mode=offline"):
+        WandbLogger(offline=True, save_dir=str(tmp_path))

@@ -17,8 +17,12 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning import loggers as pl_loggers
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities import rank_zero_only
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.tracking.wandb_mode import decide
 
 log = logging.getLogger("bridgeeval")
 
@@ -51,15 +55,25 @@ def _is_wandb(spec) -> bool:
     return str(spec.get("_target_", "")).endswith("WandbLogger")
 
 
+class WandbLogger(pl_loggers.WandbLogger):
+    """Lightning's ``WandbLogger`` with ``mode``: ``auto`` goes online when the user has W&B
+    credentials and the server answers, else offline; ``online`` and ``offline`` force it
+    (``wandb_mode.decide``). ``decision`` is ``(offline, reason)``."""
+
+    def __init__(self, *args, mode: str = "auto", **kwargs) -> None:
+        if "offline" in kwargs:
+            raise BridgeEvalError(f"logger.wandb.offline={kwargs['offline']}: replaced by logger.wandb.mode=offline "
+                                  "(or online, or auto)")
+        self.decision = decide(mode)
+        super().__init__(*args, offline=self.decision[0], **kwargs)
+
+
 def open_wandb_run(cfg: DictConfig, spec, out_dir: Path, job_type: str):
-    """Lightning's ``WandbLogger`` with its run started: online or offline as ``wandb_mode.decide``
-    says, the job's resolved config, and one line on the terminal saying where the run is (W&B's
-    own ~35 console lines a run are silenced unless the spec sets ``settings``)."""
+    """The W&B logger of ``spec`` with its run started: the job's name, group and resolved config,
+    and one line on the terminal saying where the run is (W&B's own ~35 console lines a run are
+    silenced unless the spec sets ``settings``)."""
     import wandb
 
-    from bridgeeval.tracking.wandb_mode import decide
-
-    offline, reason = decide(spec.get("mode", "auto"), spec.get("offline"))
     who = job_identity()
     extra = {
         "save_dir": str(out_dir),
@@ -67,7 +81,6 @@ def open_wandb_run(cfg: DictConfig, spec, out_dir: Path, job_type: str):
         "group": spec.get("group") or _study_group(cfg) or who["group"],
         "job_type": spec.get("job_type") or job_type,
         "tags": list(cfg.get("tags") or []),
-        "offline": offline,
     }
     if not spec.get("settings"):
         extra["settings"] = wandb.Settings(silent=True)
@@ -75,7 +88,7 @@ def open_wandb_run(cfg: DictConfig, spec, out_dir: Path, job_type: str):
     # once the run has started, so the next job of a multirun decides from the user's own setting.
     user_mode = os.environ.get("WANDB_MODE")
     try:
-        logger = hydra.utils.instantiate({k: v for k, v in spec.items() if k not in ("mode", "offline")}, **extra)
+        logger = hydra.utils.instantiate(spec, **extra)
         # Lightning passes `anonymous=None`, which wandb >= 0.19 warns about on every run.
         if getattr(logger, "_wandb_init", {}).get("anonymous", False) is None:
             del logger._wandb_init["anonymous"]
@@ -87,6 +100,7 @@ def open_wandb_run(cfg: DictConfig, spec, out_dir: Path, job_type: str):
             os.environ["WANDB_MODE"] = user_mode
     run.config.update(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), allow_val_change=True)
     run_dir = Path(run.dir).parent
+    offline, reason = getattr(logger, "decision", None) or (bool(run.offline), f"{spec['_target_']}'s own setting")
     if offline:
         log.warning("W&B offline (%s): %s; upload later with `wandb sync %s`", reason, run_dir, run_dir)
     else:

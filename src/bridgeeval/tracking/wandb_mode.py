@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 DEFAULT_SERVER = "https://api.wandb.ai"
 
 
-def decide(mode: str | None = "auto", offline: bool | None = None, timeout: float = 2.0) -> tuple[bool, str]:
-    """``(offline, reason)``; ``offline`` (the older key) is honoured when ``mode`` is auto."""
+def decide(mode: str | None = "auto", timeout: float = 2.0) -> tuple[bool, str]:
+    """``(offline, reason)``."""
     mode = (mode or "auto").lower()
     if mode not in ("auto", "online", "offline"):
         from bridgeeval.errors import BridgeEvalError
@@ -26,8 +26,6 @@ def decide(mode: str | None = "auto", offline: bool | None = None, timeout: floa
         raise BridgeEvalError(f"logger.wandb.mode={mode!r}: choose auto, online or offline")
     if mode != "auto":
         return mode == "offline", f"logger.wandb.mode={mode}"
-    if offline is not None:
-        return bool(offline), f"logger.wandb.offline={str(bool(offline)).lower()}"
     env_mode = os.environ.get("WANDB_MODE", "").lower()
     if env_mode in ("offline", "dryrun", "disabled"):
         return True, f"WANDB_MODE={env_mode}"

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 import time
-import warnings
 from pathlib import Path
 
 import hydra
@@ -29,6 +26,7 @@ from bridgeeval.records import JobRecord, write_job_record
 from bridgeeval.tracking import JobLoggers
 from bridgeeval.training.callbacks import EpochHistory, EpochMapped
 from bridgeeval.training.items import ItemRecorder
+from bridgeeval.training.trainer import build_trainer, known_harmless_warnings, use_threads
 
 log = logging.getLogger(__name__)
 # Lightning's per-Trainer banners (devices, tips) drown the job's own log across many folds.
@@ -49,7 +47,7 @@ def train(cfg: DictConfig) -> dict:
     cfg = complete_train_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
     check_config(cfg)
-    use_threads(cfg.trainer.threads)
+    use_threads(cfg.trainer.threads)  # the Trainer's own setting, from the data's preparation on
     data = load_paired(_plain(cfg.dataset), _plain(cfg.features), cfg.direction)
     if getattr(builtin_class(cfg.loss), "needs_negatives", False):
         check_negatives(data)
@@ -135,23 +133,6 @@ def say_what_was_found(record: JobRecord, out_dir: Path) -> None:
         value(x), value(y), value(xy), value("val/loss"), closer,
     )
     log.info("results: %s (metrics.json, history.csv, items.npz)", out_dir)
-
-
-def use_threads(threads: int | None) -> None:
-    """CPU threads for torch: ``trainer.threads`` (2 in conf/trainer), never more than a Slurm job's
-    CPUs (jobs sharing a node would spin against each other); ``OMP_NUM_THREADS`` set by the user
-    wins over both. Small maps on small batches gain little from many threads and lose much on a
-    busy CPU, where fewer threads are faster. ``null`` keeps torch's default (all cores)."""
-    if "OMP_NUM_THREADS" in os.environ:
-        return
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    limit = int(cpus) if cpus and cpus.isdigit() else None
-    wanted = threads if threads is not None else limit
-    if wanted is None:
-        return
-    wanted = min(int(wanted), limit) if limit else int(wanted)
-    if torch.get_num_threads() != wanted:
-        torch.set_num_threads(wanted)
 
 
 def _sweep_trial(cfg: DictConfig):
@@ -241,24 +222,6 @@ def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=N
 
 def _plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True)
-
-
-@contextlib.contextmanager
-def known_harmless_warnings():
-    """Two warnings of every training, silenced where they arise and matched by their text only:
-    Lightning's hint that `srun` exists (any Slurm login node; our Slurm jobs run through
-    submitit), and torch's deprecation of LeafSpec inside Lightning's own pytree helper (nothing a
-    user can change). A context, not a global filter, so it holds under pytest too."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
-        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-        yield
-
-
-def build_trainer(trainer_cfg, **kwargs) -> pl.Trainer:
-    """The configured Lightning Trainer; ``threads`` is bridgeeval's key, not a Trainer argument."""
-    with known_harmless_warnings():
-        return hydra.utils.instantiate({k: v for k, v in trainer_cfg.items() if k != "threads"}, **kwargs)
 
 
 def summarise(results: list[dict]) -> dict:
