@@ -74,6 +74,10 @@ def test_paper_grid_config_is_the_papers_space():
     assert active_params(sweeper.conditional_params, cfg) == {}
     cfg.hydra.runtime.choices.mapper = "lin"  # no hidden layer: the learning rates alone
     assert active_params(sweeper.conditional_params, cfg) == {"mapper.hidden_units": None, "mapper.dropout": None}
+    cfg.hydra.runtime.choices.mapper = "lstsq"  # the closed form: its ridge penalties alone
+    lstsq = {**sweeper.params, **active_params(sweeper.conditional_params, cfg)}
+    space, _ = parse_space({key: value for key, value in lstsq.items() if value is not None})
+    assert list(space) == ["mapper.alpha"] and len(grid_points(space)) == 6
 
 
 

@@ -23,7 +23,7 @@ CONF = str(REPO / "conf")
 GROUPS = {
     "dataset": ["imagenet1k", "custom"],
     "direction": ["text2image", "image2text"],
-    "mapper": ["lin", "nn"],
+    "mapper": ["lin", "nn", "lstsq"],
     "loss": ["mse", "cosine", "max_margin"],
     "optimizer": ["rmsprop", "adam"],
     "trainer": ["default", "cpu", "gpu", "ddp"],

@@ -1,6 +1,8 @@
-"""The paper's two mappings, one class each: the config's ``_target_`` is the variant.
+"""The paper's two mappings and the closed-form optimum, one class each: the config's
+``_target_`` is the variant.
 
-``conf/mapper/lin.yaml`` names :class:`LinearMap`, ``conf/mapper/nn.yaml`` names :class:`MLP`; each
+``conf/mapper/lin.yaml`` names :class:`LinearMap`, ``conf/mapper/nn.yaml`` names :class:`MLP`,
+``conf/mapper/lstsq.yaml`` names :class:`LeastSquaresMap`; each
 class checks its own arguments (one line naming the key) and carries the short ``name`` that tables,
 records and study names use. Experiment 2 builds its untrained maps from the same classes.
 """
@@ -91,7 +93,60 @@ class MLP(nn.Sequential):
             raise BridgeEvalError(f"mapper.dropout={dropout!r}: must be in [0, 1)")
 
 
-MAPPERS: dict[str, type[nn.Module]] = {cls.name: cls for cls in (LinearMap, MLP)}
+class LeastSquaresMap(nn.Linear):
+    """The closed-form linear map (``mapper=lstsq``): the W and b that minimise
+    ``||X W^T + b - Y||^2 + alpha ||W||^2`` over a split's training items (the bias is not
+    penalised), solved in float64 in one step by :meth:`fit`, with no optimiser. ``alpha=0`` is
+    plain least squares (the minimum-norm W where the centred X is rank-deficient). It is the
+    optimum a trained ``lin`` map approaches, and the reference its results are read against.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [1.0], [2.0]])
+        >>> LeastSquaresMap(1, 1, alpha=0.0).fit(x, 3 * x + 1)(torch.tensor([[4.0]]))
+        tensor([[13.]])
+    """
+
+    name = "lstsq"
+    has_depth = False
+    closed_form = True  # fitted by fit() on the training items, not by gradient steps
+
+    def __init__(self, in_dim: int, out_dim: int, depth: int = 1, alpha: float | None = None):
+        self.check(depth=depth, alpha=alpha)
+        super().__init__(_width("in_dim", in_dim), _width("out_dim", out_dim))
+        self.alpha = float(alpha)
+        self.requires_grad_(False)
+
+    @classmethod
+    def check(cls, depth: int = 1, alpha: float | None = None) -> None:
+        if alpha is None:
+            raise BridgeEvalError(f"mapper.alpha is required for mapper={cls.name}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < float("inf"):
+            raise BridgeEvalError(f"mapper.alpha={alpha!r}: must be a finite number, 0 or more")
+        problem = depth_problem(cls, depth)
+        if problem:
+            raise BridgeEvalError(problem)
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> LeastSquaresMap:
+        """Sets W and b from training pairs ``x`` (n x in_dim) and ``y`` (n x out_dim); returns self."""
+        if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or x.shape[1] != self.in_features \
+                or y.shape[1] != self.out_features:
+            raise BridgeEvalError(f"mapper=lstsq: fit takes n x {self.in_features} inputs and n x "
+                                  f"{self.out_features} targets, got {tuple(x.shape)} and {tuple(y.shape)}")
+        x, y = x.to(torch.float64), y.to(torch.float64)
+        x_mean, y_mean = x.mean(0), y.mean(0)
+        xc, yc = x - x_mean, y - y_mean
+        if self.alpha == 0:
+            w = torch.linalg.pinv(xc) @ yc  # via the SVD: exact on any device, minimum-norm if rank-deficient
+        else:
+            gram = xc.T @ xc + self.alpha * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+            w = torch.linalg.solve(gram, xc.T @ yc)
+        self.weight.copy_(w.T)
+        self.bias.copy_(y_mean - x_mean @ w)
+        return self
+
+
+MAPPERS: dict[str, type[nn.Module]] = {cls.name: cls for cls in (LinearMap, MLP, LeastSquaresMap)}
 # Experiment 2's untrained maps (built in bridgeeval.untrained): a net, a linear map, and none (X itself).
 UNTRAINED_MAPPINGS = ("nn", "lin", "none")
 

@@ -54,6 +54,8 @@ class MappingModule(pl.LightningModule):
                                                               if isinstance(v, nn.Module)])
         self.mapper = _instantiated(mapper)
         self.loss = _instantiated(loss)
+        # A closed-form map is fitted once (on_fit_start); its training epoch only logs the loss.
+        self.automatic_optimization = not self.closed_form
         self.optimizer_factory = optimizer
         self.k, self.include_self, self.on_train = k, include_self, on_train
         self.neighbour_metrics = tuple(neighbour_metrics)
@@ -89,9 +91,16 @@ class MappingModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
         return loss
 
+    @property
+    def closed_form(self) -> bool:
+        """Whether the mapper is solved in one step on the training items (``mapper=lstsq``)."""
+        return bool(getattr(self.mapper, "closed_form", False))
+
     def on_fit_start(self) -> None:
-        # Neighbours of X and Y never change during training: computed once, on this device.
         dm = self.trainer.datamodule
+        if self.closed_form:
+            self.mapper.fit(*(t.to(self.device) for t in dm.arrays("train")))
+        # Neighbours of X and Y never change during training: computed once, on this device.
         stages = ["val"] + (["train"] if self.on_train else [])
         for stage in stages:
             x, y = (t.to(self.device) for t in dm.arrays(stage))

@@ -207,7 +207,8 @@ def fit_split(cfg: DictConfig, data, split, loggers: list, pruning=None, items=N
     if not cfg.trainer.enable_progress_bar:
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
     with known_harmless_warnings():
-        trainer = build_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+        once = {"max_epochs": 1} if module.closed_form else {}  # solved in one step: epochs would repeat it
+        trainer = build_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks, **once)
         trainer.fit(module, datamodule=datamodule)
     if cfg.checkpoint:
         # Weights, loops and hyperparameters: a map to apply, loadable as data (no optimiser state).
