@@ -63,6 +63,9 @@ def test_quick_reproduction_selects_by_cv_evaluates_the_choice_and_resumes(tmp_p
             assert m["include_self"] and m["k"] == 10 and m["protocol"] == ("split" if "wiki" in name else "cv")
             config = (job.parent / ".hydra" / "overrides.yaml").read_text()
             assert all(f"{k}={v}" in config for k, v in cell["params"].items())  # the selected configuration
+            # the evidence kept: each fold's map, and f(X) of the pooled folds or of the seed's test split
+            assert sorted(p.name for p in (job.parent / "checkpoints").glob("*.ckpt"))
+            assert (job.parent / ("mapped_splits.npz" if "wiki" in name else "mapped.npy")).is_file()
     table = (out / "table1.md").read_text()
     assert "quick grid, 3-fold selection, 2 seeds; 2 cells" in table and "Selected by CV loss on the training items" in table
     assert "| imagenet1k" in table and "| wiki" in table

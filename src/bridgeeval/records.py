@@ -25,6 +25,9 @@ from bridgeeval.files import write_json_atomic
 SCHEMA_VERSION = 1
 METRICS_FILE = "metrics.json"
 ITEMS_FILE = "items.npz"
+# The out-of-fold f(X) of every item in the data's row order (folds covering the set), else each
+# split's f(X) with its item indices: the evidence behind the printed values.
+MAPPED_FILE, MAPPED_SPLITS_FILE = "mapped.npy", "mapped_splits.npz"
 _READS = (1,)
 
 

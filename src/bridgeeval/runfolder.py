@@ -24,7 +24,7 @@ LOCK_NAME = ".bridgeeval.lock"
 FINISHED_MARKERS = ("metrics.json", "untrained.json")
 # What a run leaves that a reader pairs with its record; a claim removes a previous (replaced or dead)
 # run's, so that the new run's files never stand beside them (e.g. fold checkpoints of another cv.fold).
-RUN_RECORDS = ("metrics.json", "untrained.json", "items.npz", "history.csv", "error.json", "checkpoints",
+RUN_RECORDS = ("metrics.json", "untrained.json", "items.npz", "mapped.npy", "mapped_splits.npz", "history.csv", "error.json", "checkpoints",
                "table2.md", "table2.csv", "table2.tex", "structure.md", "structure.csv", "structure.json")
 
 

@@ -168,8 +168,10 @@ class Reproduction:
             "-m", "experiment=released_protocol", *cell.overrides(),
             *[f"{key}={value}" for key, value in selection.params.items()],
             f"seed={','.join(map(str, seeds))}", "cv.protocol=auto", "cv.folds=5",
-            f"paths.log_dir={self.out}", f"hydra.sweep.dir={folder}", "overwrite=true", *QUIET, *self.extra,
-        ])  # overwrite: an earlier evaluation of other params or seeds is replaced, never mixed in
+            f"paths.log_dir={self.out}", f"hydra.sweep.dir={folder}", "overwrite=true", "checkpoint=true",
+            *QUIET, *self.extra,
+        ])  # overwrite: an earlier evaluation of other params or seeds is replaced, never mixed in;
+        # checkpoint: with mapped.npy (or mapped_splits.npz), each printed value can be checked
         write_json_atomic(record, wanted)
         return folder, time.time() - started
 

@@ -6,6 +6,11 @@ can test on items (the paper's rank-sum tests are over items, not folds). When t
 k folds covering every item once, the out-of-fold predictions are also evaluated together over the
 whole set (``pooled``), as the released code evaluates one test set: ``metrics.json`` gets the
 ``pooled/...`` values and ``items.npz`` the pooled per-item values.
+
+The mapped vectors themselves are kept too: ``mapped.npy``, the out-of-fold f(X) of every item in
+the data's row order, when the folds cover the set (``bridgeeval score X Y mapped.npy`` then gives
+the job's pooled values); otherwise ``mapped_splits.npz`` with each split's ``<split>.index`` and
+``<split>.mapped``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import torch
 from bridgeeval.files import atomic_target
 from bridgeeval.metrics import cross_modal_report, knn_indices, nn_overlap
 from bridgeeval.metrics.measures import MappedAlignment
-from bridgeeval.records import ITEMS_FILE
+from bridgeeval.records import ITEMS_FILE, MAPPED_FILE, MAPPED_SPLITS_FILE
 
 PAIRS = {"nno_input_mapped": ("input", "mapped"), "nno_target_mapped": ("target", "mapped"),
          "nno_input_target": ("input", "target")}
@@ -100,10 +105,21 @@ class ItemRecorder:
         return {f"pooled/{key}": float(value) for key, value in report.items()}
 
     def write(self, folder: Path) -> Path:
-        path = Path(folder) / ITEMS_FILE
-        with atomic_target(path) as tmp, open(tmp, "wb") as handle:
+        """``items.npz`` and the mapped vectors (``mapped.npy`` or ``mapped_splits.npz``)."""
+        folder = Path(folder)
+        with atomic_target(folder / ITEMS_FILE) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, **self.arrays)
-        return path
+        indices = [i for i, _ in self._mapped.values()]
+        if len(self._mapped) >= 2 and _covers(indices, self.n):
+            with atomic_target(folder / MAPPED_FILE) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, _assemble(self.n, list(self._mapped.values())).numpy())
+        elif self._mapped:
+            splits = {}
+            for name, (index, mapped) in self._mapped.items():
+                splits[f"{name}.index"], splits[f"{name}.mapped"] = index, mapped.float().numpy()
+            with atomic_target(folder / MAPPED_SPLITS_FILE) as tmp, open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **splits)
+        return folder / ITEMS_FILE
 
 
 def _covers(indices: list[np.ndarray], n: int) -> bool:

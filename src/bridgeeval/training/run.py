@@ -132,7 +132,8 @@ def say_what_was_found(record: JobRecord, out_dir: Path) -> None:
         " (pooled out-of-fold)" if stage == "pooled" else "",
         value(x), value(y), value(xy), value("val/loss"), closer,
     )
-    log.info("results: %s (metrics.json, history.csv, items.npz)", out_dir)
+    log.info("results: %s (metrics.json, history.csv, items.npz, %s)", out_dir,
+             "mapped.npy" if (out_dir / "mapped.npy").exists() else "mapped_splits.npz")
 
 
 def _sweep_trial(cfg: DictConfig):
