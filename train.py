@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> float | None:
     except SkippedJob as skip:
         log.warning("skipped: %s", skip)
         return optimized_value(None, cfg.get("optimized_metric"))
-    return optimized_value(summary, cfg.get("optimized_metric"))
+    return optimized_value(summary, cfg.get("optimized_metric"), select_epoch=bool(cfg.cv.select_epoch))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ class CVSchema:
     folds: int
     fold: Optional[int]
     seed: int
+    select_epoch: bool
 
 
 @dataclass

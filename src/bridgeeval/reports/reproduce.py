@@ -3,8 +3,9 @@ chose them (its Appendix A), in three steps per cell (data set x direction x map
 loss for the appendix layouts):
 
 1. select: the paper's grid (``hparams_search=paper_grid``) scored by 5-fold CV loss over the
-   training items, one resumable Optuna study per cell (``<out>/optuna/<cell>.db``);
-2. evaluate: the selected configuration under the released code's protocol
+   training items, each trial at the epoch count its mean CV curve chose (``cv.select_epoch``), one
+   resumable Optuna study per cell (``<out>/optuna/<cell>.db``);
+2. evaluate: the selected configuration, trained for its selected epochs, under the released code's protocol
    (``experiment=released_protocol``): where the data set has no official split, the out-of-fold
    predictions of 5 folds evaluated over the whole set at once; where it has one, 5 seeds trained
    on the training split, each evaluated on the whole test set;
@@ -32,9 +33,10 @@ from bridgeeval.records import try_read_job_record
 
 LOCAL_DATASETS = ("imagenet1k", "iaprtc", "wiki")
 # The quick variant: 2 grid points for a net and for a linear map (the full grid: 60 and 3), scored
-# by 3-fold CV, and 3 seeds on an official split (the full run: 5-fold CV, 5 seeds).
+# by 3-fold CV within 30 epochs, and 3 seeds on an official split (the full run: 5-fold CV, 5 seeds).
 QUICK_GRID = {"optimizer.lr": (0.01, 0.001), "mapper.hidden_units": (256,), "mapper.dropout": (0.25,)}
 QUICK_FOLDS, QUICK_SEEDS, SEEDS = 3, 3, 5
+QUICK_EPOCHS = 30  # the quick grid's epoch budget (the full grid's: 100, sweeps/paper_grid.yaml)
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 
 
@@ -62,6 +64,13 @@ class Selection:
     value: float
     trials: int
     seconds: float
+    epochs: int | None = None  # the epoch count CV chose (None: a study from before epochs were chosen)
+    budget: int | None = None  # the most epochs a trial could train
+
+    @property
+    def at_budget(self) -> bool:
+        """The chosen epoch is the budget's last: the curve may still have been improving."""
+        return self.epochs is not None and self.budget is not None and self.budget > 1 and self.epochs == self.budget
 
 
 def cells_of(datasets, directions, mappers, depths=(1,), losses=("mse",)) -> list[Cell]:
@@ -109,9 +118,11 @@ def has_official_split(dataset: str) -> bool:
 def grid_override(cell: Cell, quick: bool) -> list[str]:
     if not quick:
         return []
+    if cell.mapper == "lstsq":  # the closed form: its ridge penalty is all there is to choose
+        return [f'hydra.sweeper.params={{mapper.alpha:"choice(0.0,10.0)"}}', f"cv.folds={QUICK_FOLDS}"]
     keys = ["optimizer.lr"] + (["mapper.hidden_units", "mapper.dropout"] if has_depth(cell.mapper) else [])
     choices = ",".join(f'{k}:"choice({",".join(map(str, QUICK_GRID[k]))})"' for k in keys)
-    return [f"hydra.sweeper.params={{{choices}}}", f"cv.folds={QUICK_FOLDS}"]
+    return [f"hydra.sweeper.params={{{choices}}}", f"cv.folds={QUICK_FOLDS}", f"trainer.max_epochs={QUICK_EPOCHS}"]
 
 
 class Reproduction:
@@ -152,21 +163,25 @@ class Reproduction:
         study = load(name, storage)
         best = study.best_trial
         done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-        return Selection(cell, dict(best.params), float(best.value), done, time.time() - started)
+        metrics = best.user_attrs.get("metrics") or {}
+        epochs, budget = metrics.get("best_epoch"), metrics.get("epoch_budget")
+        return Selection(cell, dict(best.params), float(best.value), done, time.time() - started,
+                         int(epochs) if epochs else None, int(budget) if budget else None)
 
     def evaluate(self, selection: Selection) -> tuple[Path, float]:
         """The selected configuration under the released protocol; skipped when already evaluated."""
         cell, started = selection.cell, time.time()
         folder = self.out / "evaluate" / cell.name
         seeds = list(range(self.seeds)) if has_official_split(cell.dataset) else [0]
-        wanted = {"params": selection.params, "seeds": seeds}
+        wanted = {"params": selection.params, "seeds": seeds, "epochs": selection.epochs}
+        epochs = [f"trainer.max_epochs={selection.epochs}"] if selection.epochs else []
         record = folder / "selected.json"
         finished = all(_finished(folder / str(i)) for i in range(len(seeds)))
         if finished and record.is_file() and json.loads(record.read_text()) == wanted:
             return folder, 0.0
         self._run("evaluate", cell, [
             "-m", "experiment=released_protocol", *cell.overrides(),
-            *[f"{key}={value}" for key, value in selection.params.items()],
+            *[f"{key}={value}" for key, value in selection.params.items()], *epochs,
             f"seed={','.join(map(str, seeds))}", "cv.protocol=auto", "cv.folds=5",
             f"paths.log_dir={self.out}", f"hydra.sweep.dir={folder}", "overwrite=true", "checkpoint=true",
             *QUIET, *self.extra,
@@ -182,8 +197,9 @@ class Reproduction:
             selection = self.select(cell)
             seconds["select"] += selection.seconds
             params = " ".join(f"{k}={v}" for k, v in selection.params.items())
+            at = f", {selection.epochs} epochs" if selection.epochs else ""
             self.echo(f"select   {cell.name}: {selection.trials} trial(s), CV val/loss {selection.value:.5g} "
-                      f"at {params} ({selection.seconds:.0f} s)")
+                      f"at {params}{at} ({selection.seconds:.0f} s)")
             _, took = self.evaluate(selection)
             seconds["evaluate"] += took
             self.echo(f"evaluate {cell.name}: " + (f"{took:.0f} s" if took else "already done"))
@@ -217,17 +233,25 @@ class Reproduction:
 
 
 def selection_table(selections: list[Selection]) -> str:
+    """The configuration each cell chose, its epochs (``30 of 30†``: the budget's last), and a note
+    under the table when any chose the budget's last epoch."""
     keys = sorted({k for s in selections for k in s.params})
-    head = ["cell", "trials", "CV val/loss", *keys]
+    head = ["cell", "trials", "CV val/loss", "epochs", *keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in selections:
         values = [str(s.params.get(k, "")) for k in keys]
-        lines.append("| " + " | ".join([s.cell.name, str(s.trials), f"{s.value:.5g}", *values]) + " |")
+        epochs = f"{s.epochs} of {s.budget}" + ("†" if s.at_budget else "") if s.epochs else "-"
+        lines.append("| " + " | ".join([s.cell.name, str(s.trials), f"{s.value:.5g}", epochs, *values]) + " |")
+    last = [s.cell.name for s in selections if s.at_budget]
+    if last:
+        lines.append(f"\n† the budget's last epoch ({', '.join(last)}): the mean CV curve may still have been "
+                     "improving; rerun with a larger trainer.max_epochs (--override) to let CV choose")
     return "\n".join(lines)
 
 
 def _selection_record(s: Selection) -> dict:
-    return {"cell": s.cell.name, "params": s.params, "cv_val_loss": s.value, "trials": s.trials, "seconds": s.seconds}
+    return {"cell": s.cell.name, "params": s.params, "cv_val_loss": s.value, "trials": s.trials, "seconds": s.seconds,
+            "best_epoch": s.epochs, "epoch_budget": s.budget, "at_budget": s.at_budget}
 
 
 def _grid_finished(study_name: str, out: Path) -> bool:

@@ -31,11 +31,14 @@ def load(study_name: str, storage: str | None) -> optuna.Study:
         ) from None
 
 
-def retrain_command(overrides: list[str]) -> str:
+def retrain_command(overrides: list[str], epochs: int | None = None) -> str:
     """``train.py`` with a trial's own overrides, once: ``hydra.mode=RUN`` keeps the sweep preset's
-    settings (folds, objective) but runs no sweeper, and no ``sweep_trial`` ties it to the study."""
-    kept = [o for o in overrides if not o.lstrip("+~").startswith(("sweep_trial.", "hydra.mode="))]
-    return "python train.py " + " ".join(shlex.quote(o) for o in [*kept, "hydra.mode=RUN"])
+    settings (folds, objective) but runs no sweeper, and no ``sweep_trial`` ties it to the study;
+    ``epochs``, the count CV chose, replaces the budget."""
+    dropped = ("sweep_trial.", "hydra.mode=") + (("trainer.max_epochs=",) if epochs else ())
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(dropped)]
+    chosen = [f"trainer.max_epochs={epochs}"] if epochs else []
+    return "python train.py " + " ".join(shlex.quote(o) for o in [*kept, *chosen, "hydra.mode=RUN"])
 
 
 def max_retries_of(study: optuna.Study) -> int:
@@ -72,15 +75,29 @@ def summary(study: optuna.Study) -> dict:
 def _described(trial: FrozenTrial) -> dict:
     metrics = trial.user_attrs.get("metrics", {})
     overrides = trial.user_attrs.get("overrides") or [f"{k}={v}" for k, v in trial.params.items()]
+    epochs, budget = metrics.get("best_epoch"), metrics.get("epoch_budget")
+    epochs = int(epochs) if epochs else None  # recorded by jobs with cv.select_epoch=true
     return {
         "number": trial.number,
         "value": trial.value if len(trial.values or []) == 1 else None,
         "values": list(trial.values or []),
         "params": trial.params,
-        "metrics": {k: v for k, v in sorted(metrics.items()) if k.startswith(("val/", "train/"))},
+        "best_epoch": epochs,
+        "epoch_budget": int(budget) if epochs and budget else None,
+        "metrics": _chosen_metrics(metrics, bool(epochs)),
         "output_dir": trial.user_attrs.get("output_dir"),
-        "command": retrain_command(list(overrides)),
+        "command": retrain_command(list(overrides), epochs),
     }
+
+
+
+def _chosen_metrics(metrics: dict, at_best_epoch: bool) -> dict:
+    """The trial's cross-validated values: at the epoch CV chose where it chose one (the values a
+    retrain for that many epochs gives), else after its last epoch."""
+    if at_best_epoch:
+        suffix = "@best_epoch"
+        return {k[: -len(suffix)]: v for k, v in sorted(metrics.items()) if k.endswith(suffix)}
+    return {k: v for k, v in sorted(metrics.items()) if k.startswith(("val/", "train/"))}
 
 
 def status(study: optuna.Study, now: float | None = None) -> dict:
@@ -174,6 +191,10 @@ def _trial_lines(best: dict, head: str) -> list[str]:
         for key in sorted(k for k in metrics if not k.endswith("_std")):
             std = metrics.get(f"{key}_std")
             lines.append(f"  {key:32s} {metrics[key]:.4f}" + (f" +- {std:.4f}" if std is not None else ""))
+    if best.get("best_epoch"):
+        last = best["best_epoch"] == best.get("epoch_budget")
+        lines.append(f"epochs chosen by CV: {best['best_epoch']} of {best.get('epoch_budget')}"
+                     + (" (the budget's last: the curve may still improve; raise trainer.max_epochs)" if last else ""))
     if best.get("output_dir"):
         lines.append(f"job folder: {best['output_dir']}")
     lines.append(f"retrain it once: {best['command']}")

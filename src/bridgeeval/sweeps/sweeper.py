@@ -385,6 +385,8 @@ class OptunaSweep:
     def _objective_name(self) -> str:
         """What the value is: the app's ``optimized_metric`` (train.yaml), else "value"."""
         name = self.config.get("optimized_metric") if self.config is not None else None
+        if name and OmegaConf.select(self.config, "cv.select_epoch", default=False):
+            return f"{name}@best_epoch"
         return str(name) if name else "value"
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> None:

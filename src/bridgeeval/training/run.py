@@ -24,7 +24,9 @@ from bridgeeval.models.module import MappingModule
 from bridgeeval.models.variants import builtin_class, variant_name
 from bridgeeval.records import JobRecord, write_job_record
 from bridgeeval.tracking import JobLoggers
+from bridgeeval.tracking.loggers import mean_curves
 from bridgeeval.training.callbacks import EpochHistory, EpochMapped
+from bridgeeval.training.epochs import best_epoch
 from bridgeeval.training.items import ItemRecorder
 from bridgeeval.training.trainer import build_trainer, known_harmless_warnings, use_threads
 
@@ -76,7 +78,7 @@ def train(cfg: DictConfig) -> dict:
             history += rows
         if cfg.cv.evaluate == "pooled":
             history += items.pooled_curves(torch.from_numpy(data.input), torch.from_numpy(data.target))
-        record = _record(cfg, data, protocol, results, items, started)
+        record = _record(cfg, data, protocol, results, items, started, history)
         summary = record.to_json()
         loggers.record(summary, history)
     write_csv_atomic(out_dir / "history.csv", history)
@@ -86,10 +88,13 @@ def train(cfg: DictConfig) -> dict:
     return summary
 
 
-def _record(cfg: DictConfig, data, protocol: str, results: list[dict], items, started: float) -> JobRecord:
-    """What ``metrics.json`` holds: the means over splits, the pooled values, the settings."""
+def _record(cfg: DictConfig, data, protocol: str, results: list[dict], items, started: float,
+            history: list[dict]) -> JobRecord:
+    """What ``metrics.json`` holds: the means over splits, the pooled values, the epoch the mean
+    validation curve chose, the settings."""
     values = summarise(results)
     values.update(items.pooled(torch.from_numpy(data.input), torch.from_numpy(data.target)) or {})
+    values.update(_epoch_choice(cfg, history))
     return JobRecord(
         dataset=data.name,
         n_items=len(data),
@@ -238,10 +243,41 @@ def summarise(results: list[dict]) -> dict:
     return summary
 
 
-def optimized_value(summary: dict | None, name: str | None) -> float | None:
-    """The value a sweeper optimises; NaN where the job was skipped or lacks it."""
+def _epoch_choice(cfg: DictConfig, history: list[dict]) -> dict:
+    """With ``cv.select_epoch``: ``best_epoch``, the budget it was chosen within (``epoch_budget``),
+    and each validation value's mean over the splits there (``val/loss@best_epoch``, ...)."""
+    metric = cfg.get("optimized_metric")
+    if not (metric and cfg.cv.select_epoch):
+        return {}
+    chosen = best_epoch(history, metric, maximize=_sweep_maximizes())
+    if chosen is None:
+        return {}
+    epochs = chosen[0]
+    # Every validation value's mean over the splits at that epoch: what a retrain for `epochs` gives.
+    means = next(row for row in mean_curves(history) if row["epoch"] == epochs - 1)
+    closed_form = getattr(builtin_class(cfg.mapper), "closed_form", False)  # solved once: one epoch
+    budget = 1 if closed_form else int(cfg.trainer.max_epochs)
+    return {"best_epoch": epochs, "epoch_budget": budget,
+            **{f"{key}@best_epoch": value for key, value in means.items() if key.startswith("val/")}}
+
+
+def _sweep_maximizes() -> bool:
+    """Whether the sweep that runs this job maximises its value (a plain run: minimise, as a loss)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        direction = HydraConfig.get().sweeper.get("direction")
+    except (ImportError, ValueError, AttributeError):
+        return False
+    return str(getattr(direction, "name", direction)).lower() == "maximize"
+
+
+def optimized_value(summary: dict | None, name: str | None, select_epoch: bool = False) -> float | None:
+    """The value a sweeper optimises (at the CV-chosen epoch with ``select_epoch``); NaN where the
+    job was skipped or lacks it."""
     if not name:
         return None
-    if not summary or name not in summary:
+    key = f"{name}@best_epoch" if select_epoch else name
+    if not summary or key not in summary:
         return math.nan
-    return float(summary[name])
+    return float(summary[key])
