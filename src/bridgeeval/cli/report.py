@@ -101,6 +101,11 @@ def _report(args) -> int:
     result = build_table1(jobs, alpha=args.alpha, with_paper=not args.no_paper, each_trial=args.each_trial,
                           evaluation=args.evaluation, measures=measures)
     text = _render_report(result, args.format)
+    if args.format == "markdown":  # trained linear maps beside the closed form, where both ran
+        from bridgeeval.reports.closed_form import closed_form_gaps, gaps_markdown
+
+        gaps = closed_form_gaps(jobs, args.evaluation)
+        text += "\n" + gaps_markdown(gaps) if gaps else ""
     if args.out:
         from bridgeeval.files import write_text_atomic
 

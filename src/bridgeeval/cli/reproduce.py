@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--datasets", default=None,
                    help="comma-separated (default: imagenet1k,iaprtc,wiki, those not fetched skipped with a note)")
     p.add_argument("--directions", default="text2image,image2text", help="comma-separated directions")
-    p.add_argument("--mappers", default="lin,nn", help="comma-separated mappers")
+    p.add_argument("--mappers", default="lin,nn,lstsq",
+                   help="comma-separated mappers (lstsq: the closed-form linear map trained lin is read against)")
     p.add_argument("--depths", default="1", help="hidden layers of nn, comma-separated (appendix: 1,3,5)")
     p.add_argument("--losses", default="mse", help="comma-separated losses (appendix: mse,cosine,max_margin)")
     p.add_argument("--quick", action="store_true",

@@ -207,6 +207,7 @@ class Reproduction:
         return self.report(selections, seconds, time.time() - started)
 
     def report(self, selections: list[Selection], seconds: dict, wall: float) -> dict:
+        from bridgeeval.reports.closed_form import closed_form_gaps, gaps_markdown
         from bridgeeval.reports.collect import collect_jobs
         from bridgeeval.reports.table1 import build_table1
 
@@ -215,13 +216,14 @@ class Reproduction:
             raise BridgeEvalError(f"evaluation folders incomplete: {problems[0]}")
         result = build_table1(jobs, evaluation="pooled")
         chosen = selection_table(selections)
+        gaps = closed_form_gaps(jobs, "pooled")
         grid = (f"quick grid, {QUICK_FOLDS}-fold selection, {self.seeds} seeds" if self.quick
                 else f"the paper's full grid, 5-fold selection, {self.seeds} seeds")
         text = (
             f"# Table 1, reproduced ({grid}; {len(selections)} cell{'s' if len(selections) != 1 else ''}; {wall / 60:.1f} min wall, "
             f"selection {seconds['select'] / 60:.1f} min, evaluation {seconds['evaluate'] / 60:.1f} min)\n\n"
             f"{result.table.markdown()}\n\n## Selected by CV loss on the training items\n\n{chosen}\n"
-        )
+        ) + (f"\n## {gaps_markdown(gaps)}" if gaps else "")
         write_text_atomic(self.out / "table1.md", text)
         write_text_atomic(self.out / "table1.csv", result.table.csv())
         summary = {"cells": [_selection_record(s) for s in selections], "table1": result.records(),
