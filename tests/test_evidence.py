@@ -24,14 +24,19 @@ def _score(tmp_path, x, y, mapped) -> dict:
     return json.loads(proc.stdout)
 
 
+def _trained(job, *overrides):
+    """A real job in ``job``: its record and its data in the row order it was trained on."""
+    cfg = make_cfg(job, *overrides)
+    train(cfg)
+    data = load_paired(dict(cfg.dataset), dict(cfg.features), cfg.direction)
+    return json.loads((job / "metrics.json").read_text()), data
+
+
 @pytest.mark.slow
 def test_a_folds_job_keeps_its_out_of_fold_mapped_vectors_and_score_gives_its_pooled_values(tmp_path):
     job = tmp_path / "job"
-    cfg = make_cfg(job, "mapper=nn", "cv.folds=3")
-    train(cfg)
-    record = json.loads((job / "metrics.json").read_text())
+    record, data = _trained(job, "mapper=nn", "cv.folds=3")
     mapped = np.load(job / "mapped.npy")
-    data = load_paired(dict(cfg.dataset), dict(cfg.features), cfg.direction)
     assert mapped.shape == data.target.shape and mapped.dtype == np.float32
     assert not (job / "mapped_splits.npz").exists()
     scored = _score(tmp_path, data.input, data.target, mapped)
@@ -42,13 +47,10 @@ def test_a_folds_job_keeps_its_out_of_fold_mapped_vectors_and_score_gives_its_po
 @pytest.mark.slow
 def test_a_one_fold_job_keeps_its_splits_mapped_vectors_with_their_item_indices(tmp_path):
     job = tmp_path / "job"
-    cfg = make_cfg(job, "mapper=lin", "cv.fold=1")
-    train(cfg)
-    record = json.loads((job / "metrics.json").read_text())
+    record, data = _trained(job, "mapper=lin", "cv.fold=1")
     assert not (job / "mapped.npy").exists()  # one fold does not cover the set: nothing to pool
     with np.load(job / "mapped_splits.npz") as saved:
         index, mapped = saved["fold1.index"], saved["fold1.mapped"]
-    data = load_paired(dict(cfg.dataset), dict(cfg.features), cfg.direction)
     scored = _score(tmp_path, data.input[index], data.target[index], mapped)
     for key in ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target"):
         assert scored[key] == pytest.approx(record[f"val/{key}"], abs=1e-6), key
