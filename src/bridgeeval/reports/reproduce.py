@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.files import write_json_atomic, write_text_atomic
-from bridgeeval.models.mappers import depth_problem, has_depth
+from bridgeeval.models.mappers import MAPPERS, depth_problem, has_depth
 from bridgeeval.records import try_read_job_record
 
 LOCAL_DATASETS = ("imagenet1k", "iaprtc", "wiki")
@@ -66,6 +66,15 @@ class Selection:
     seconds: float
     epochs: int | None = None  # the epoch count CV chose (None: a study from before epochs were chosen)
     budget: int | None = None  # the most epochs a trial could train
+
+    @property
+    def epochs_text(self) -> str | None:
+        """``47 of 100`` (``†`` at the budget's last), ``closed form``, or None (not chosen by CV)."""
+        if getattr(MAPPERS.get(self.cell.mapper), "closed_form", False):
+            return "closed form"
+        if self.epochs is None:
+            return None
+        return f"{self.epochs} of {self.budget}" + ("†" if self.at_budget else "")
 
     @property
     def at_budget(self) -> bool:
@@ -197,7 +206,8 @@ class Reproduction:
             selection = self.select(cell)
             seconds["select"] += selection.seconds
             params = " ".join(f"{k}={v}" for k, v in selection.params.items())
-            at = f", {selection.epochs} epochs" if selection.epochs else ""
+            text = selection.epochs_text
+            at = "" if text is None else f", {text}" if text == "closed form" else f", {text} epochs"
             self.echo(f"select   {cell.name}: {selection.trials} trial(s), CV val/loss {selection.value:.5g} "
                       f"at {params}{at} ({selection.seconds:.0f} s)")
             _, took = self.evaluate(selection)
@@ -242,8 +252,7 @@ def selection_table(selections: list[Selection]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in selections:
         values = [str(s.params.get(k, "")) for k in keys]
-        epochs = f"{s.epochs} of {s.budget}" + ("†" if s.at_budget else "") if s.epochs else "-"
-        lines.append("| " + " | ".join([s.cell.name, str(s.trials), f"{s.value:.5g}", epochs, *values]) + " |")
+        lines.append("| " + " | ".join([s.cell.name, str(s.trials), f"{s.value:.5g}", s.epochs_text or "-", *values]) + " |")
     last = [s.cell.name for s in selections if s.at_budget]
     if last:
         lines.append(f"\n† the budget's last epoch ({', '.join(last)}): the mean CV curve may still have been "
