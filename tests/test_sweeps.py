@@ -77,7 +77,7 @@ def test_paper_grid_config_is_the_papers_space():
     cfg.hydra.runtime.choices.mapper = "lstsq"  # the closed form: its ridge penalties alone
     lstsq = {**sweeper.params, **active_params(sweeper.conditional_params, cfg)}
     space, _ = parse_space({key: value for key, value in lstsq.items() if value is not None})
-    assert list(space) == ["mapper.alpha"] and len(grid_points(space)) == 6
+    assert list(space) == ["mapper.alpha"] and len(grid_points(space)) == 8
 
 
 
