@@ -126,7 +126,7 @@ def run_entry(script, *args, cwd):
         ("train.py", ["mäpper=nn"], "cannot read the override 'mäpper=nn'"),
         ("train.py", ["mapper=nn)"], "cannot read the override 'mapper=nn)': extraneous input ')'"),
         ("train.py", ["seed=" + "1" * 5000], "value has 5000 digits"),
-        ("train.py", ["mapper=cnn"], "mapper=cnn: no such config; choose one of lin, nn"),
+        ("train.py", ["mapper=cnn"], "mapper=cnn: no such config; choose one of lin, lstsq, nn"),
         ("untrained.py", ["mapz=1"], "Could not override 'mapz'"),
         # Sweeps refused before a trial or a folder
         ("train.py", ["-m", "hparams_search=tpe", "hydra.sweeper.direction=[minimize,maximize]"],

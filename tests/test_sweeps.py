@@ -136,7 +136,7 @@ def test_grid_sweep_runs_every_point_once_and_resumes_without_rerunning(tmp_path
     points = completed_points(study)
     assert len(points) == 4 and len(set(points)) == 4  # 2 x 2 grid, each point exactly once
     # one line per finished trial: its value named, its time, its params and the best so far
-    said = re.findall(r"trial (\d+) done in ([\d.]+) s: val/loss = (\S+) \{.*\}; best: (\S+) \(trial (\d+)\)", proc.stdout + proc.stderr)
+    said = re.findall(r"trial (\d+) done in ([\d.]+) s: val/loss@best_epoch = (\S+) \{.*\}; best: (\S+) \(trial (\d+)\)", proc.stdout + proc.stderr)
     assert sorted(int(n) for n, *_ in said) == [0, 1, 2, 3] and all(float(t) > 0 for _, t, *_ in said)
     running_best = min(float(v) for _, _, v, *_ in said)
     assert float(said[-1][3]) == pytest.approx(running_best, rel=1e-5)

@@ -24,7 +24,6 @@ from bridgeeval.models.module import MappingModule
 from bridgeeval.models.variants import builtin_class, variant_name
 from bridgeeval.records import JobRecord, write_job_record
 from bridgeeval.tracking import JobLoggers
-from bridgeeval.tracking.loggers import mean_curves
 from bridgeeval.training.callbacks import EpochHistory, EpochMapped
 from bridgeeval.training.epochs import best_epoch
 from bridgeeval.training.items import ItemRecorder
@@ -245,20 +244,22 @@ def summarise(results: list[dict]) -> dict:
 
 def _epoch_choice(cfg: DictConfig, history: list[dict]) -> dict:
     """With ``cv.select_epoch``: ``best_epoch``, the budget it was chosen within (``epoch_budget``),
-    and each validation value's mean over the splits there (``val/loss@best_epoch``, ...)."""
-    metric = cfg.get("optimized_metric")
+    and each validation value's mean and std over the splits there (``val/loss@best_epoch``,
+    ``val/loss_std@best_epoch``, ...)."""
+    metric = cfg.optimized_metric
     if not (metric and cfg.cv.select_epoch):
         return {}
     chosen = best_epoch(history, metric, maximize=_sweep_maximizes())
     if chosen is None:
         return {}
     epochs = chosen[0]
-    # Every validation value's mean over the splits at that epoch: what a retrain for `epochs` gives.
-    means = next(row for row in mean_curves(history) if row["epoch"] == epochs - 1)
+    # Every validation value over the splits at that epoch, as after a retrain for `epochs`.
+    rows = [{k: v for k, v in row.items() if k == "split" or k.startswith("val/")}
+            for row in history if row.get("split") != "pooled" and int(row["epoch"]) == epochs - 1]
     closed_form = getattr(builtin_class(cfg.mapper), "closed_form", False)  # solved once: one epoch
     budget = 1 if closed_form else int(cfg.trainer.max_epochs)
     return {"best_epoch": epochs, "epoch_budget": budget,
-            **{f"{key}@best_epoch": value for key, value in means.items() if key.startswith("val/")}}
+            **{f"{key}@best_epoch": value for key, value in summarise(rows).items()}}
 
 
 def _sweep_maximizes() -> bool:
