@@ -87,6 +87,7 @@ def postgres():
 SHARED_SETUP_MODULES = ("test_slurm_sweeps.py", "test_slurm_faults.py", "test_report_pooling.py", "test_reports.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.nodeid.split("::")[0].rsplit("/", 1)[-1]

@@ -37,7 +37,9 @@ def report(*args, said: list | None = None) -> list[dict]:
     return json.loads(out.getvalue())
 
 
-@pytest.fixture(scope="module")
+# Session, not module: xdist may run another module's tests between these, which would tear
+# a module fixture down and build it again.
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory) -> Path:
     """Real small runs: include_self both ways (2 folds each), two custom data sets, a 2-point grid sweep."""
     root = tmp_path_factory.mktemp("pooling")

@@ -34,7 +34,9 @@ def cli(*args):
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture(scope="module")
+# Session, not module: xdist may run another module's tests between these, which would tear
+# a module fixture down and build it again.
+@pytest.fixture(scope="session")
 def multirun(tmp_path_factory) -> Path:
     """2 mappers x 2 folds, each fold its own job (as a multirun spreads folds over jobs)."""
     root = tmp_path_factory.mktemp("report")
