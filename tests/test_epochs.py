@@ -68,6 +68,12 @@ def test_sweep_best_reports_the_chosen_epoch_and_its_retrain_reproduces_the_valu
     assert [w for w in words if w.startswith("trainer.max_epochs=")] == [f"trainer.max_epochs={best['best_epoch']}"]
     said = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
     assert f"epochs chosen by CV: {best['best_epoch']} of 5" in said
+    # report shows the trials as they ran (to the budget) and says where CV stopped, unless at the budget
+    report = subprocess.run([sys.executable, "-m", "bridgeeval.cli", "report", str(job.parent)],
+                            capture_output=True, text=True, check=True).stderr
+    note = f"its trials ran to their 5-epoch budget, shown here; CV chose {best['best_epoch']} epochs"
+    assert (note in report) == (best["best_epoch"] < 5), report
+    assert f"shown as its best ({job})" in report  # the trial the sweep scored best, at its chosen epoch
     # Retrained for the chosen epochs, the job's final values are the trial's at that epoch.
     proc = subprocess.run([sys.executable, *words[1:]], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

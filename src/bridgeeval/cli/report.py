@@ -65,6 +65,11 @@ def _say_best_trials_only(jobs) -> None:
         if n > 1:
             print(f"bridgeeval: study {best.study}: {n} trials, shown as its best ({best.path}); "
                   "--each-trial shows every trial", file=sys.stderr)
+        epoch, budget = best.record.values.get("best_epoch"), best.record.values.get("epoch_budget")
+        if epoch and budget and epoch < budget:
+            print(f"bridgeeval: study {best.study}: its trials ran to their {budget:.0f}-epoch budget, shown here; "
+                  f"CV chose {epoch:.0f} epochs (`bridgeeval sweep best {best.study}` retrains there)",
+                  file=sys.stderr)
 
 
 def _report(args) -> int:

@@ -194,8 +194,9 @@ def _flatten(node, prefix: str = ""):
 
 
 def best_trials_only(jobs: list[Job]) -> list[Job]:
-    """A sweep's jobs reduced to each study's best trial (by the job's ``optimized_metric`` and the
-    sweep's direction); jobs outside sweeps are kept as they are."""
+    """A sweep's jobs reduced to each study's best trial (by the job's ``optimized_metric``, at the
+    CV-chosen epoch where the job chose one, as the sweep scored it, and the sweep's direction); jobs
+    outside sweeps are kept as they are."""
     by_study: dict[str, list[Job]] = {}
     kept = []
     for job in jobs:
@@ -203,9 +204,12 @@ def best_trials_only(jobs: list[Job]) -> list[Job]:
     for trials in by_study.values():
         metric = (trials[0].config or {}).get("optimized_metric") or "val/loss"
         sign = -1.0 if _direction(trials[0].path) == "maximize" else 1.0
-        scored = [t for t in trials if isinstance(t.record.values.get(metric), (int, float))]
+        def objective(trial: Job):
+            return trial.record.values.get(f"{metric}@best_epoch", trial.record.values.get(metric))
+
+        scored = [t for t in trials if isinstance(objective(t), (int, float))]
         if scored:
-            kept.append(min(scored, key=lambda t: sign * t.record.values[metric]))
+            kept.append(min(scored, key=lambda t: sign * objective(t)))
     return kept
 
 
