@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from bridgeeval.errors import BridgeEvalError
 from bridgeeval.reports.reproduce import Cell, Selection, selection_table
 from bridgeeval.training import train
 from bridgeeval.training.run import optimized_value
@@ -42,6 +43,21 @@ def test_the_selected_epoch_is_the_argmin_of_the_mean_cv_curve(tmp_path):
     # What the sweep optimises: the chosen epoch's value, not the last epoch's.
     assert optimized_value(summary, "val/loss", select_epoch=True) == record["val/loss@best_epoch"]
     assert optimized_value(summary, "val/loss") == record["val/loss"]
+
+
+def test_epochs_are_never_chosen_on_a_test_split(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(40, 4)))
+    np.save(tmp_path / "y.npy", rng.normal(size=(40, 3)))
+    np.savetxt(tmp_path / "test.txt", np.arange(40) % 4 == 0, fmt="%d")
+    data = [f"dataset.input_path={tmp_path}/x.npy", f"dataset.target_path={tmp_path}/y.npy",
+            f"dataset.test_path={tmp_path}/test.txt", "metrics.k=3"]
+    cfg = make_cfg(tmp_path / "job", "dataset=custom", *data, "cv.select_epoch=true")
+    with pytest.raises(BridgeEvalError, match="would choose the epochs on data set .* test split .* cv.protocol=train_cv"):
+        train(cfg)
+    assert not (tmp_path / "job" / "metrics.json").exists()
+    train(make_cfg(tmp_path / "cv", "dataset=custom", *data, "cv.select_epoch=true", "cv.protocol=train_cv"))
+    assert json.loads((tmp_path / "cv" / "metrics.json").read_text())["best_epoch"] == 1
 
 
 def test_without_select_epoch_a_job_records_no_choice(tmp_path):

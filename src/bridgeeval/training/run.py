@@ -55,6 +55,11 @@ def train(cfg: DictConfig) -> dict:
     protocol, splits = protocol_splits(
         len(data), data.test_mask, cfg.cv.folds, cfg.cv.fold, cfg.cv.seed, cfg.cv.protocol
     )
+    if cfg.cv.select_epoch and protocol == "split":
+        raise BridgeEvalError(
+            f"cv.select_epoch=true would choose the epochs on data set {data.name!r}'s test split (cv.protocol="
+            f"{cfg.cv.protocol} uses its official split); choose on the training items with cv.protocol=train_cv"
+        )
     smallest_val = min(len(s.val) for s in splits)
     if cfg.metrics.k >= smallest_val:
         raise BridgeEvalError(
