@@ -90,7 +90,6 @@ def _described(trial: FrozenTrial) -> dict:
     }
 
 
-
 def _chosen_metrics(metrics: dict, at_best_epoch: bool) -> dict:
     """The trial's cross-validated values: at the epoch CV chose where it chose one (the values a
     retrain for that many epochs gives), else after its last epoch."""

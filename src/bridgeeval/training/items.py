@@ -88,12 +88,19 @@ class ItemRecorder:
         self.arrays.update({f"{name}.{key}": v for key, v in values.items()})
         self._mapped[name] = (np.asarray(index), mapped)
 
+    def out_of_fold(self) -> torch.Tensor | None:
+        """f(X) of every item from the fold that held it out, in the data's row order, when the
+        splits are folds that cover every item exactly once; else None."""
+        if len(self._mapped) < 2 or not _covers([i for i, _ in self._mapped.values()], self.n):
+            return None
+        return _assemble(self.n, list(self._mapped.values()))
+
     def pooled(self, x_all: torch.Tensor, y_all: torch.Tensor) -> dict[str, float] | None:
         """The report over all items at once from the out-of-fold f(X), when the splits are folds
         that cover every item exactly once; else None."""
-        if len(self._mapped) < 2 or not _covers([i for i, _ in self._mapped.values()], self.n):
+        mapped = self.out_of_fold()
+        if mapped is None:
             return None
-        mapped = _assemble(self.n, list(self._mapped.values()))
         x_all, y_all = x_all.float(), y_all.float()
         lists = self._whole_set_lists(x_all, y_all, mapped)
         self.arrays["pooled.index"] = np.arange(self.n)
@@ -109,10 +116,10 @@ class ItemRecorder:
         folder = Path(folder)
         with atomic_target(folder / ITEMS_FILE) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, **self.arrays)
-        indices = [i for i, _ in self._mapped.values()]
-        if len(self._mapped) >= 2 and _covers(indices, self.n):
+        pooled = self.out_of_fold()
+        if pooled is not None:
             with atomic_target(folder / MAPPED_FILE) as tmp, open(tmp, "wb") as handle:
-                np.save(handle, _assemble(self.n, list(self._mapped.values())).numpy())
+                np.save(handle, pooled.numpy())
         elif self._mapped:
             splits = {}
             for name, (index, mapped) in self._mapped.items():
