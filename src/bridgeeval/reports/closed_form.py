@@ -66,13 +66,8 @@ def _same_data(a: Job, b: Job) -> bool:
 
 def _same_folds(a: Job, b: Job) -> bool:
     """The same validation items in every split, split by split."""
-    ia, ib = _split_indices(a), _split_indices(b)
+    ia, ib = a.split_indices(), b.split_indices()
     return bool(ia) and ia.keys() == ib.keys() and all(np.array_equal(ia[s], ib[s]) for s in ia)
-
-
-def _split_indices(job: Job) -> dict[str, np.ndarray]:
-    items = job._items or {}
-    return {name: values for name, values in items.items() if name.endswith(".index") and not name.startswith("pooled.")}
 
 
 def _number(value: float | None, signed: bool = False) -> str:

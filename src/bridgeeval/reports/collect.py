@@ -53,6 +53,11 @@ class Job:
         parts = [v for name, v in items.items() if name.endswith(f".{key}") and not name.startswith("pooled.")]
         return np.concatenate(parts) if parts else None
 
+    def split_indices(self) -> dict[str, np.ndarray]:
+        """Each split's validation item indices (``<split>.index``), the pooled one left out."""
+        return {name: v for name, v in (self._items or {}).items()
+                if name.endswith(".index") and not name.startswith("pooled.")}
+
     @functools.cached_property
     def _items(self) -> dict[str, np.ndarray] | None:
         """``items.npz``, read once per job (every measure and pair of a report reads it) and
