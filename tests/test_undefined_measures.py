@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,31 @@ def test_score_says_null_and_why(tmp_path, capsys):
     assert main(["score", str(tmp_path / "x.npy"), str(tmp_path / "y.npy")]) == 0
     captured = capsys.readouterr()
     assert "undefined" in captured.out and "undefined: mnno_input_target: every row of input" in captured.err
+
+
+def test_a_job_with_a_collapsed_fold_gives_no_verdict(caplog):
+    """A fold whose map collapsed leaves the mean mNNO undefined: the job's closing line says so
+    and where, rather than reading NaN > NaN as "closer to Y"."""
+    import logging
+
+    from bridgeeval.records import JobRecord
+    from bridgeeval.training.run import say_what_was_found
+
+    nan = float("nan")
+    values = {"val/mnno_input_mapped": nan, "val/mnno_input_mapped_std": nan, "val/mnno_target_mapped": nan,
+              "val/mnno_input_target": 0.165, "val/mnno_input_target_std": 0.006, "val/loss": 0.41}
+    folds = [{"split": "fold0", "val/mnno_input_mapped": 0.06}, {"split": "fold1", "val/mnno_input_mapped": None}]
+    record = JobRecord(dataset="iaprtc", n_items=1962, direction="image2text", mapper="nn", depth=1, loss="mse",
+                       seed=0, k=10, neighbor_metric="cosine", include_self=False, protocol="cv",
+                       values=values, folds=folds)
+    with caplog.at_level(logging.INFO, logger="bridgeeval.training.run"):
+        say_what_was_found(record, Path("."))
+    line = caplog.records[0].getMessage()
+    assert "mNNO(X,f(X)) undefined, mNNO(Y,f(X)) undefined, mNNO(X,Y) 0.165 ± 0.006" in line
+    assert "undefined on fold1" in line and "closer to" not in line
+
+    values.update({"val/mnno_input_mapped": 0.3, "val/mnno_input_mapped_std": 0.01, "val/mnno_target_mapped": 0.2})
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="bridgeeval.training.run"):
+        say_what_was_found(record, Path("."))
+    assert "closer to X (the input)" in caplog.records[0].getMessage()

@@ -127,22 +127,36 @@ def say_what_was_found(record: JobRecord, out_dir: Path) -> None:
     stage = record.headline_stage
 
     def value(key: str) -> str:
-        std = record.values.get(f"{key}_std")
-        return f"{record.values[key]:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+        mean, std = record.values.get(key), record.values.get(f"{key}_std")
+        if not _finite(mean):
+            return "undefined"
+        return f"{mean:.3f}" + (f" ± {std:.3f}" if _finite(std) else "")
 
     x, y, xy = f"{stage}/mnno_input_mapped", f"{stage}/mnno_target_mapped", f"{stage}/mnno_input_target"
     if x not in record.values or y not in record.values:
         return
-    closer = "X (the input)" if record.values[x] > record.values[y] else "Y (the target)"
     log.info(
-        "%s, %s, %s%s: mNNO(X,f(X)) %s, mNNO(Y,f(X)) %s, mNNO(X,Y) %s, val/loss %s; f(X)'s neighbourhoods are "
-        "closer to %s",
+        "%s, %s, %s%s: mNNO(X,f(X)) %s, mNNO(Y,f(X)) %s, mNNO(X,Y) %s, val/loss %s; %s",
         record.dataset, record.direction, record.mapper,
         " (pooled out-of-fold)" if stage == "pooled" else "",
-        value(x), value(y), value(xy), value("val/loss"), closer,
+        value(x), value(y), value(xy), value("val/loss"), _verdict(record.values[x], record.values[y], record.folds),
     )
     log.info("results: %s (metrics.json, history.csv, items.npz, %s)", out_dir,
              "mapped.npy" if (out_dir / "mapped.npy").exists() else "mapped_splits.npz")
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _verdict(to_input, to_target, folds: list[dict]) -> str:
+    """Which of X and Y f(X)'s neighbourhoods are closer to, or why that cannot be said."""
+    if _finite(to_input) and _finite(to_target):
+        return f"f(X)'s neighbourhoods are closer to {'X (the input)' if to_input > to_target else 'Y (the target)'}"
+    flat = [f["split"] for f in folds if not _finite(f.get("val/mnno_input_mapped"))]
+    where = f" on {', '.join(flat)}" if flat else ""
+    return (f"mNNO of f(X) undefined{where}: its neighbours are all tied there (a collapsed map; "
+            "undefined_keys in metrics.json), so neither X nor Y is closer")
 
 
 def _sweep_trial(cfg: DictConfig):
