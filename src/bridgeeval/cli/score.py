@@ -34,6 +34,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--rbf-sigma", type=float, default=None, help="RBF kernel width of cka_rbf (default: each set's RMS distance)")
     p.add_argument("--cca-dim", type=positive_int, default=10, help="directions kept by svcca (default 10)")
+    p.add_argument("--null", type=positive_int, default=None, metavar="K",
+                   help="a permutation null of K shuffles of each pair's second set: its mean, threshold tau, "
+                   "add-one p-value and calibrated score (Groger et al. 2026), and mNNO's exact chance level")
+    p.add_argument("--alpha", type=float, default=0.05, help="level of the null's threshold tau (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the null's shuffles (default 0)")
     add_id_column_options(p)
     p.add_argument("--device", default="cpu", type=torch_device, help="torch device, e.g. cuda")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -45,7 +50,7 @@ def _score(args) -> int:
 
     from bridgeeval.data.formats import read_matrix
     from bridgeeval.errors import BridgeEvalError
-    from bridgeeval.metrics import cross_modal_report, mnno, mnno_sampled
+    from bridgeeval.metrics import cross_modal_report, mnno, mnno_from_indices, mnno_sampled
     from bridgeeval.metrics.report import undefined_keys
     from bridgeeval.metrics.validation import check_paired, check_points
 
@@ -60,10 +65,25 @@ def _score(args) -> int:
         check_points(t, f"{name} ({sets[name]})", args.metric)
     opts = {"k": args.k, "metric": args.metric, "include_self": args.include_self}
     meta = {"n": int(values["input"].shape[0]), "k": args.k, "metric": args.metric, "include_self": args.include_self}
+    if args.null is not None:
+        from bridgeeval.metrics.null import check_null_options
+
+        check_null_options(args.null, args.alpha)
+        if args.sample is not None:
+            raise BridgeEvalError("--null shuffles every row; leave out --sample")
     if args.measures is not None:
         return _score_measures(args, values, meta)
     reasons = undefined_keys(values, args.metric)
-    if args.sample is not None:
+    null = None
+    if args.null is not None:  # the report's mNNOs from the same neighbour lists as their null
+        sets = _representations(args, values)
+        lists = {name: rep.neighbours(args.k) for name, rep in sets.items()}
+        if args.mapped:
+            report = cross_modal_report(values["input"], values["target"], values["mapped"], **opts, neighbours=lists)
+        else:
+            report = {"mnno_input_target": mnno_from_indices(lists["input"], lists["target"])}
+        null = _nulls(args, sets, ("mnno",), report)
+    elif args.sample is not None:
         n = values["input"].shape[0]
         if args.sample > n:
             raise BridgeEvalError(f"--sample {args.sample}: more query rows than the {n} items; leave it out for all")
@@ -80,11 +100,74 @@ def _score(args) -> int:
         report = {"mnno_input_target": mnno(values["input"], values["target"], **opts)}
     report.update(dict.fromkeys(reasons, float("nan")))
     if args.json:
-        print(dumps(_with_reasons({**meta, **report}, reasons)))
+        out = {**meta, **report} if null is None else {**meta, **report, "null": _null_json(null)}
+        print(dumps(_with_reasons(out, reasons)))
     else:
         _print_table(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", report)
+        if null is not None:
+            _print_null(args, {key: (report[key], n) for key, n in null.items()})
         _print_reasons(reasons)
     return 0
+
+
+def _representations(args, values: dict) -> dict:
+    from bridgeeval.metrics.representation import Representation
+
+    return {name: Representation(t, metric=args.metric, include_self=args.include_self,
+                                 name=f"{name} ({getattr(args, name)})") for name, t in values.items()}
+
+
+def _nulls(args, sets: dict, names, observed: dict, options: dict | None = None) -> dict:
+    """The permutation null of each measure and pair, with a progress bar past a second's work."""
+    import time
+
+    from bridgeeval.metrics.null import permutation_nulls
+
+    started, bar = time.monotonic(), {}
+
+    def on_step(done: int, total: int) -> None:
+        if not bar and time.monotonic() - started > 1.0 and done < total:
+            from rich.console import Console
+            from rich.progress import Progress, TimeRemainingColumn
+
+            bar["p"] = Progress(*Progress.get_default_columns()[:-1], TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=True)
+            bar["p"].start()
+            bar["task"] = bar["p"].add_task("permutation null", total=total)
+        if bar:
+            bar["p"].update(bar["task"], completed=done)
+
+    try:
+        return permutation_nulls(sets, names, args.k, options=options,
+                                 permutations=args.null, alpha=args.alpha, seed=args.seed, observed=observed,
+                                 on_step=on_step)
+    finally:
+        if bar:
+            bar["p"].stop()
+
+
+def _null_json(null: dict) -> dict:
+    return {key: None if n is None else n.as_dict() for key, n in null.items()}
+
+
+def _print_null(args, rows: dict) -> None:
+    """One row per value: the value, its chance level, the null's mean and tau, p, calibrated."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"permutation null ({args.null} shuffles of the second set, alpha {args.alpha}, "
+                        f"seed {args.seed})")
+    table.add_column("measure", no_wrap=True)
+    for column in ("value", "chance", "null mean", "tau", "p", "calibrated"):
+        table.add_column(column, justify="right")
+    for label, (value, n) in rows.items():
+        if n is None:
+            table.add_row(label, "undefined", *[""] * 5)
+            continue
+        chance = "" if n.chance is None else f"{n.chance:.4f}"
+        table.add_row(label, f"{value:.4f}", chance, f"{n.mean:.4f}", f"{n.tau:.4f}", f"{n.p_value:.4g}",
+                      f"{n.calibrated:.4f}")
+    Console().print(table)
 
 
 def _with_reasons(out: dict, reasons: dict[str, str]) -> dict:
@@ -102,7 +185,6 @@ def _score_measures(args, values: dict, meta: dict) -> int:
     """The named measures for each pair of the given sets, each set's neighbours searched once."""
     from bridgeeval.errors import BridgeEvalError
     from bridgeeval.metrics.measures import MEASURES, PAIRS, alignment_report, check_measure_options, check_measures
-    from bridgeeval.metrics.representation import Representation
 
     if args.sample is not None:
         raise BridgeEvalError("--sample estimates mNNO alone; leave it out with --measures (rsa samples by itself)")
@@ -117,21 +199,34 @@ def _score_measures(args, values: dict, meta: dict) -> int:
               f"{narrowest}", file=sys.stderr)
         names = tuple(n for n in names if n != "svcca")
     options = check_measure_options({"rbf_sigma": args.rbf_sigma, "cca_dim": args.cca_dim})
-    sets = {name: Representation(t, metric=args.metric, include_self=args.include_self, name=f"{name} ({getattr(args, name)})")
-            for name, t in values.items()}
+    sets = _representations(args, values)
     reasons: dict[str, str] = {}
     report = alignment_report(sets, names, args.k, options=options, reasons=reasons)
     by_pair = {pair: {name: report[f"{name}_{pair}"] for name in names}
                for pair in PAIRS if f"{names[0]}_{pair}" in report}
+    null = None
+    if args.null is not None:
+        flat = _nulls(args, sets, names, report, options)
+        null = {pair: {name: flat[f"{name}_{pair}"] for name in names} for pair in by_pair}
     if args.json:
         if len(by_pair) == 1:  # two files: one key per measure
             reasons = {key.removesuffix("_input_target"): why for key, why in reasons.items()}
-            print(dumps(_with_reasons({**meta, **by_pair["input_target"]}, reasons)))
+            out = {**meta, **by_pair["input_target"]}
+            if null is not None:
+                out["null"] = _null_json(null["input_target"])
+            print(dumps(_with_reasons(out, reasons)))
         else:
-            print(dumps(_with_reasons({**meta, **by_pair}, _by_pair_keys(reasons, names))))
+            out = {**meta, **by_pair}
+            if null is not None:
+                out["null"] = {pair: _null_json(values) for pair, values in null.items()}
+            print(dumps(_with_reasons(out, _by_pair_keys(reasons, names))))
         return 0
     _print_measures(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", by_pair,
                     {name: MEASURES[name].higher_is_better for name in names})
+    if null is not None:
+        labels = {"input_target": "(X, Y)", "input_mapped": "(X, f(X))", "target_mapped": "(Y, f(X))"}
+        _print_null(args, {f"{name} {labels[pair]}": (by_pair[pair][name], null[pair][name])
+                           for pair in null for name in names})
     _print_reasons(reasons)
     return 0
 

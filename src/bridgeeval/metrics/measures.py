@@ -34,6 +34,7 @@ class Measure:
     summary: str
     # The structure of each set it reads (Representation.flat): a set without it leaves it undefined.
     reads: tuple[str, ...] = ("centred",)
+    best: float = 1.0  # the value of two sets that agree fully (a permutation null calibrates towards it)
 
 
 def _knn(fn) -> Callable:
@@ -76,7 +77,7 @@ _ALL = [
     Measure("rsa_pearson", _rsa("pearson"), False, True, "Pearson correlation of the pairwise distances (RSA)",
             ("distances",)),
     Measure("procrustes", lambda ra, rb, k, opts: subspace_measures.procrustes(ra, rb), False, False,
-            "orthogonal Procrustes distance of the centred, unit-norm sets (0 = same shape)"),
+            "orthogonal Procrustes distance of the centred, unit-norm sets (0 = same shape)", best=0.0),
 ]
 MEASURES: dict[str, Measure] = {m.name: m for m in _ALL}
 # The three pairs of a cross-modal evaluation: report key suffix -> (set, set).

@@ -130,6 +130,13 @@ class Representation:
 
         return self.memo("centred", compute)
 
+    def permuted(self, perm: torch.Tensor, inverse: torch.Tensor | None = None) -> Representation:
+        """This set with its rows in the order ``perm`` (``x[perm]``), carrying over what it has
+        already derived wherever rows only move: neighbour lists (renumbered, so ties keep this
+        set's order), row-wise copies and norms, and the scalars a reordering leaves alone. A
+        permutation null (``metrics.null``) so pays only for what depends on the pairing."""
+        return _Permuted(self, perm, inverse)
+
 
 def as_representation(x, name: str, metric: str = "cosine", include_self: bool = False) -> Representation:
     """``x`` itself when it is already a ``Representation``, else a new one."""
@@ -147,3 +154,54 @@ def paired(a, b, metric: str = "cosine", include_self: bool = False) -> tuple[Re
     if ra.x.device != rb.x.device:
         raise BridgeEvalError(f"the two sets are on different devices: a on {ra.x.device}, b on {rb.x.device}")
     return ra, rb
+
+
+# Memo entries a reordering of the rows leaves as they are, and those whose rows move with it.
+_UNCHANGED = ("exponent", "centred_frobenius", "rms_distance", "flat", "cknna_self")
+_ROWWISE = ("centred", "centred_sq_norms", "procrustes_narrow", "svcca_directions", "rsa_copy", "list_dots")
+
+
+class _Permuted(Representation):
+    """``parent`` with its rows reordered; ``x`` itself gathered only if a measure reads it."""
+
+    def __init__(self, parent: Representation, perm: torch.Tensor, inverse: torch.Tensor | None = None):
+        self._parent, self._perm = parent, perm.to(parent.x.device)
+        if inverse is None:
+            positions = torch.arange(len(perm), device=self._perm.device)
+            inverse = torch.empty_like(self._perm).scatter_(0, self._perm, positions)
+        self._inverse = inverse.to(self._perm.device)
+        self.metric, self.include_self, self.name = parent.metric, parent.include_self, parent.name
+        self._memo = {key: moved for key, value in parent._memo.items()
+                      if (moved := self._moved(key, value)) is not _SKIP}
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self.memo("x", lambda: self._parent.x[self._perm])
+
+    @property
+    def n(self) -> int:
+        return self._parent.n
+
+    @property
+    def dim(self) -> int:
+        return self._parent.dim
+
+    def _moved(self, key, value):
+        kind = key[0] if isinstance(key, tuple) else key
+        if kind == "neighbours":  # i's neighbours are perm[i]'s, renumbered into the new order
+            return self._inverse[value[self._perm]]
+        if kind in _UNCHANGED:
+            return value
+        if kind in _ROWWISE:
+            return self._rows(value)
+        return _SKIP  # pair memos and anything not listed: computed again for the new order
+
+    def _rows(self, value):
+        if value is None:
+            return None
+        if isinstance(value, tuple):
+            return tuple(self._rows(v) for v in value)
+        return value[self._perm]
+
+
+_SKIP = object()

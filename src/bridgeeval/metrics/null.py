@@ -1,0 +1,162 @@
+"""Permutation nulls: how far a measure's value is above what unpaired sets would give.
+
+For a pair of sets (A, B) the null breaks the pairing: B's rows are shuffled ``permutations``
+times and every measure is computed again on (A, B[pi]). Definitions follow Groger, Wen & Brbic
+(2026) and their ``calibrated-similarity`` package (``calibrate``):
+
+* ``tau``: the ceil((1 - alpha)(K + 1))-th smallest of the K + 1 values (observed and null);
+* ``p_value``: the add-one right tail (1 + #{null >= observed}) / (K + 1);
+* ``calibrated``: (observed - tau) / (best - tau), clipped to [0, 1], ``best`` the measure's
+  largest value (1 for every similarity here).
+
+A measure where lower is closer (Procrustes distance) is read mirrored: the left tail, tau from
+the alpha end, and (tau - observed) / (tau - 0).
+
+Only the pairing changes between permutations, so each set's own work (neighbour lists, centred
+copies, self-similarity terms) is done once: B's permuted ``Representation`` carries it over
+(``Representation.permuted``), and its neighbour lists are B's renumbered, ties kept in B's order.
+
+``chance`` is the null's exact mean where it has a closed form: for mNNO (and mutual k-NN, the
+same quantity) k / (N - 1), each item's list a uniformly random k of the N - 1 others under a
+random pairing; with self counted (each item its own first neighbour, so no repeated rows)
+(1 + (k - 1)^2 / (N - 1)) / k.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.measures import MEASURES, PAIRS, Measure, _value, check_measures, measure_options
+from bridgeeval.metrics.representation import Representation
+
+# The measures whose null mean is known exactly (module docstring).
+_OVERLAP = ("mnno", "mutual_knn")
+
+
+@dataclass(frozen=True)
+class Null:
+    """A measure's permutation null and what it says of the observed value."""
+
+    permutations: int
+    alpha: float
+    mean: float
+    tau: float
+    p_value: float
+    calibrated: float
+    chance: float | None = None  # the null's exact mean, where it has a closed form
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if out["chance"] is None:
+            del out["chance"]
+        return out
+
+
+def check_null_options(permutations: int, alpha: float) -> None:
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
+        raise BridgeEvalError(f"permutations={permutations!r}: must be a positive integer")
+    if not 0.0 < alpha < 1.0:
+        raise BridgeEvalError(f"alpha={alpha!r}: must lie strictly between 0 and 1")
+
+
+def calibrate_value(observed: float, null: torch.Tensor, alpha: float, higher_is_better: bool = True,
+                    best: float = 1.0) -> Null:
+    """The null's summary for one observed value and its K null values (module docstring).
+
+    Example (K = 4: tau is the 5th smallest of the 5 values at alpha = 0.05):
+        >>> null = calibrate_value(0.9, torch.tensor([0.1, 0.2, 0.3, 0.4]), alpha=0.05)
+        >>> null.tau, null.p_value, null.calibrated
+        (0.9, 0.2, 0.0)
+        >>> round(calibrate_value(0.9, torch.tensor([0.1, 0.2, 0.3, 0.4]), alpha=0.25).calibrated, 6)
+        0.833333
+    """
+    sign = 1.0 if higher_is_better else -1.0  # a lower-is-closer measure, mirrored
+    values = null.double() * sign
+    k = values.numel()
+    s_obs, s_best = observed * sign, best * sign
+    combined = torch.sort(torch.cat([values.new_tensor([s_obs]), values])).values
+    index = min(max(math.ceil((1.0 - alpha) * (k + 1)) - 1, 0), k)
+    s_tau = float(combined[index])
+    p_value = (1.0 + float((values >= s_obs).sum())) / (k + 1)
+    calibrated = min(max((s_obs - s_tau) / max(s_best - s_tau, 1e-12), 0.0), 1.0)
+    return Null(permutations=k, alpha=alpha, mean=float(values.mean()) * sign, tau=s_tau * sign,
+                p_value=p_value, calibrated=calibrated)
+
+
+def chance_level(name: str, n: int, k: int, include_self: bool) -> float | None:
+    """The exact mean of ``name``'s permutation null for N items, or None (no closed form here).
+
+    Example:
+        >>> chance_level("mnno", 11, 5, include_self=False)
+        0.5
+        >>> chance_level("cka", 11, 5, include_self=False) is None
+        True
+    """
+    if name not in _OVERLAP:
+        return None
+    return (1.0 + (k - 1) ** 2 / (n - 1)) / k if include_self else k / (n - 1)
+
+
+def permutation_nulls(
+    sets: Mapping[str, Representation],
+    names: Iterable[str],
+    k: int,
+    pairs: Mapping[str, tuple[str, str]] = PAIRS,
+    options: Mapping[str, Any] | None = None,
+    *,
+    permutations: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    observed: Mapping[str, float] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> dict[str, Null | None]:
+    """``{name}_{pair}`` -> the permutation null of each measure for each pair in ``sets``
+    (``alignment_report``'s keys); None where the observed value is undefined.
+
+    Each pair's second set is shuffled, the same ``permutations`` shuffles for every measure of
+    the pair, drawn by ``torch.randperm`` from a generator seeded with ``seed`` on the sets'
+    device (so a pair's shuffles are those of ``calibrated_similarity.calibrate`` with the same
+    generator). ``observed`` may pass values already computed; ``on_step(done, total)`` is
+    called after each shuffle.
+    """
+    check_null_options(permutations, alpha)
+    measures = [MEASURES[name] for name in check_measures(names)]
+    opts, observed = measure_options(options), dict(observed or {})
+    chosen = {pair: ab for pair, ab in pairs.items() if ab[0] in sets and ab[1] in sets}
+    total, done, out = permutations * len(chosen), 0, {}
+    for pair, (a, b) in chosen.items():
+        ra, rb = sets[a], sets[b]
+        values = {m.name: observed.get(f"{m.name}_{pair}") for m in measures}
+        for m in measures:
+            if values[m.name] is None:
+                values[m.name] = _value(m, ra, rb, k, opts)[0]
+        live = [m for m in measures if math.isfinite(values[m.name])]
+        null = {m.name: torch.empty(permutations, dtype=torch.float64) for m in live}
+        generator = torch.Generator(device=rb.x.device).manual_seed(seed)
+        for i in range(permutations):
+            shuffled = rb.permuted(torch.randperm(rb.n, generator=generator, device=rb.x.device))
+            for m in live:
+                null[m.name][i] = _value(m, ra, shuffled, k, opts)[0]
+            done += 1
+            if on_step is not None:
+                on_step(done, total)
+        for m in measures:
+            out[f"{m.name}_{pair}"] = _summary(m, values[m.name], null.get(m.name), alpha, ra, k)
+    return out
+
+
+def _summary(m: Measure, observed: float, null: torch.Tensor | None, alpha: float, ra: Representation,
+             k: int) -> Null | None:
+    if null is None:
+        return None
+    if not bool(torch.isfinite(null).all()):
+        raise BridgeEvalError(f"{m.name}: undefined for a shuffled pairing although defined for the observed one")
+    result = calibrate_value(observed, null, alpha, m.higher_is_better, m.best)
+    chance = chance_level(m.name, ra.n, k, ra.include_self)
+    return result if chance is None else Null(**{**asdict(result), "chance": chance})
