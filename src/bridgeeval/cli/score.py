@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--rbf-sigma", type=float, default=None, help="RBF kernel width of cka_rbf (default: each set's RMS distance)")
     p.add_argument("--cca-dim", type=positive_int, default=10, help="directions kept by svcca (default 10)")
+    p.add_argument("--isf-beta", type=float, default=None, metavar="BETA",
+                   help="with three files, also retrieval by inverted softmax at this inverse temperature")
     p.add_argument("--null", type=positive_int, default=None, metavar="K",
                    help="a permutation null of K shuffles of each pair's second set: its mean, threshold tau, "
                    "add-one p-value and calibrated score (Groger et al. 2026), and mNNO's exact chance level")
@@ -71,6 +73,9 @@ def _score(args) -> int:
         check_null_options(args.null, args.alpha)
         if args.sample is not None:
             raise BridgeEvalError("--null shuffles every row; leave out --sample")
+    if args.isf_beta is not None and (not args.mapped or args.measures is not None):
+        raise BridgeEvalError("--isf-beta ranks targets for mapped vectors in the report: give the third file, "
+                              "f(X), and leave out --measures")
     if args.measures is not None:
         return _score_measures(args, values, meta)
     reasons = undefined_keys(values, args.metric)
@@ -98,6 +103,10 @@ def _score(args) -> int:
         report = cross_modal_report(values["input"], values["target"], values["mapped"], **opts)
     else:
         report = {"mnno_input_target": mnno(values["input"], values["target"], **opts)}
+    if args.mapped:  # retrieval of each row's target, plain and hubness-corrected
+        from bridgeeval.metrics.hub_retrieval import hub_retrieval
+
+        report.update(hub_retrieval(values["mapped"], values["target"], args.k, args.metric, args.isf_beta))
     report.update(dict.fromkeys(reasons, float("nan")))
     if args.json:
         out = {**meta, **report} if null is None else {**meta, **report, "null": _null_json(null)}
