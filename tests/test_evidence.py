@@ -13,7 +13,8 @@ from bridgeeval.data.datasets import load_paired
 from bridgeeval.training import train
 from test_train import make_cfg
 
-KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "mse", "r2", "recall_at_k", "hubness")
+KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "mse", "r2", "recall_at_k", "hubness",
+        "mnno_chance")
 
 
 def _score(tmp_path, x, y, mapped) -> dict:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -106,6 +107,9 @@ def test_train_one_epoch_on_builtin(tmp_path, mapper, loss):
         assert key in saved and saved[key] == pytest.approx(summary[key])
     assert 0.0 <= saved["val/mnno_input_mapped"] <= 1.0
     assert (tmp_path / "history.csv").read_text().count("\n") == 2  # header + one epoch
+    # The hook's chance line for the curves: the exact mNNO of a random pairing of the fold's items.
+    val_items = len(np.load(tmp_path / "items.npz")["fold0.index"])
+    assert saved["val/mnno_chance"] == pytest.approx(cfg.metrics.k / (val_items - 1), rel=1e-7)  # float32 logs
 
 
 @pytest.mark.slow

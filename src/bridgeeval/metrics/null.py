@@ -33,6 +33,7 @@ import torch
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.measures import MEASURES, PAIRS, Measure, _value, check_measures, measure_options
+from bridgeeval.metrics.overlap import mnno_chance
 from bridgeeval.metrics.representation import Representation
 
 # The measures whose null mean is known exactly (module docstring).
@@ -98,9 +99,7 @@ def chance_level(name: str, n: int, k: int, include_self: bool) -> float | None:
         >>> chance_level("cka", 11, 5, include_self=False) is None
         True
     """
-    if name not in _OVERLAP:
-        return None
-    return (1.0 + (k - 1) ** 2 / (n - 1)) / k if include_self else k / (n - 1)
+    return mnno_chance(n, k, include_self) if name in _OVERLAP else None
 
 
 def permutation_nulls(

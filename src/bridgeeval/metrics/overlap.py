@@ -39,6 +39,18 @@ def mnno_from_indices(idx_a: torch.Tensor, idx_b: torch.Tensor) -> float:
     return float(nn_overlap(idx_a, idx_b).double().mean() / idx_a.shape[1])
 
 
+def mnno_chance(n: int, k: int, include_self: bool = False) -> float:
+    """mNNO of N items paired at random, exactly (the mean over all N! pairings): each item's list
+    in one set meets a uniformly random k of the N - 1 others in the other, so k / (N - 1); with
+    self counted (each item its own first neighbour: no repeated rows) (1 + (k - 1)^2 / (N - 1)) / k.
+
+    Example:
+        >>> mnno_chance(11, 5), mnno_chance(11, 5, include_self=True)
+        (0.5, 0.52)
+    """
+    return (1.0 + (k - 1) ** 2 / (n - 1)) / k if include_self else k / (n - 1)
+
+
 def mnno(a, b, k: int = 10, metric: str = "cosine", include_self: bool = False) -> float:
     """Mean nearest-neighbour overlap of two paired sets (rows paired by index; dims may differ).
 

@@ -9,7 +9,7 @@ import torch
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.flatness import flat_reason
 from bridgeeval.metrics.neighbours import knn_indices
-from bridgeeval.metrics.overlap import mnno_from_indices
+from bridgeeval.metrics.overlap import mnno_chance, mnno_from_indices
 from bridgeeval.metrics.scaling import range_exponent, scale_down_
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_paired
 
@@ -21,6 +21,7 @@ REPORT_KEYS = (
     "r2",
     "recall_at_k",
     "hubness",
+    "mnno_chance",
 )
 # The values that depend on the neighbour metric (cosine, euclidean); MSE and R^2 do not.
 NEIGHBOUR_KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "recall_at_k", "hubness")
@@ -62,7 +63,8 @@ def cross_modal_report(
     Keys: ``mnno_input_mapped`` = mNNO(X, f(X)), ``mnno_target_mapped`` = mNNO(Y, f(X)),
     ``mnno_input_target`` = mNNO(X, Y), ``mse`` (mean over elements), ``r2`` (uniform average over
     output dimensions), ``recall_at_k`` (how often y_i is among the k targets nearest to f(x_i)) and
-    ``hubness`` (skewness of the k-occurrence counts of the mapped set, Radovanovic et al. 2010).
+    ``hubness`` (skewness of the k-occurrence counts of the mapped set, Radovanovic et al. 2010),
+    and ``mnno_chance``, the exact mNNO of sets paired at random (:func:`mnno_chance`).
 
     Each set's neighbours are computed once; ``neighbours`` may pass cached lists for ``"input"``
     and ``"target"`` (they never change during training), and for ``"mapped"``; ``targets`` what
@@ -126,6 +128,7 @@ def cross_modal_report(
         "r2": r2_score(mapped, y, sq_err, None if targets is None else targets.ss_tot),
         "recall_at_k": recall_at_k(mapped, y, k, metric, None if targets is None else targets.retrieval_scale),
         "hubness": hubness(idx["mapped"], n),
+        "mnno_chance": mnno_chance(n, k, include_self),  # what the three mNNOs read against
     }
     report.update(dict.fromkeys(undefined, float("nan")))
     if reasons is not None:
