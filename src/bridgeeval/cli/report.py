@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bridgeeval.cli.options import check_not_an_input, check_writable_target, probability
+from bridgeeval.cli.options import check_not_an_input, check_writable_target, positive_int, probability
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.jsonout import dumps
 
@@ -42,6 +42,10 @@ def _add_report(sub) -> None:
         "--measures", default=None, metavar="LIST",
         help="alignment measures the jobs logged (metrics.measures), comma-separated, shown beside mNNO (e.g. cka,cknna)",
     )
+    p.add_argument("--null", type=positive_int, default=None, metavar="K",
+                   help="markdown: each job with mapped.npy also calibrated against a permutation null of K shuffles, "
+                   "with retrieval plain and by CSLS")
+    p.add_argument("--null-alpha", type=probability, default=0.05, help="level of the null's threshold (default 0.05)")
     p.set_defaults(handler=_report)
 
 
@@ -111,6 +115,9 @@ def _report(args) -> int:
 
         gaps = closed_form_gaps(jobs, args.evaluation)
         text += "\n" + gaps_markdown(gaps) if gaps else ""
+        text += _calibrated(jobs, args)
+    elif args.null is not None:
+        raise BridgeEvalError("--null adds a markdown table: leave out --format, or use bridgeeval score --null --json")
     if args.out:
         from bridgeeval.files import write_text_atomic
 
@@ -135,6 +142,20 @@ def _report(args) -> int:
     where = "in the one cell" if n == 1 else f"in all {n} cells"
     print(f"mNNO(X,f(X)) > mNNO(Y,f(X)) {holds} {where}", file=sys.stderr)
     return 0
+
+
+def _calibrated(jobs: list, args) -> str:
+    """The --null table, or a line saying why no job could have one."""
+    if args.null is None:
+        return ""
+    from bridgeeval.reports.calibrated import calibrated_markdown, calibrated_rows
+
+    rows = calibrated_rows(jobs, args.null, args.null_alpha)
+    if not rows:
+        print("bridgeeval: --null: no job kept its mapped vectors (mapped.npy: a pooled evaluation over all folds)",
+              file=sys.stderr)
+        return ""
+    return "\n" + calibrated_markdown(rows)
 
 
 def _measures(text: str | None, jobs: list) -> tuple[str, ...]:

@@ -1,0 +1,112 @@
+"""Each evaluated job's mNNOs against their permutation null, and its retrieval plain and
+CSLS-corrected: the report's "how far above chance" and "how much of it is hubness" columns.
+
+A job qualifies when it kept its out-of-fold mapped vectors (``mapped.npy``, pooled evaluation):
+its data set is loaded again from its config in the same row order, and the mNNOs recomputed
+from it must equal the job's recorded pooled values (to 1e-6), so that a changed data file is
+refused rather than calibrated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.hub_retrieval import hub_retrieval
+from bridgeeval.metrics.measures import PAIRS
+from bridgeeval.metrics.null import permutation_nulls
+from bridgeeval.metrics.representation import Representation
+from bridgeeval.records import MAPPED_FILE
+from bridgeeval.reports.collect import Job
+
+SHOWN = (("input_mapped", "mNNO(X,f(X))"), ("target_mapped", "mNNO(Y,f(X))"), ("input_target", "mNNO(X,Y)"))
+
+
+def job_sets(job: Job) -> dict[str, torch.Tensor] | None:
+    """X, Y and the pooled out-of-fold f(X) of a job, in the data's row order; None without
+    ``mapped.npy``."""
+    mapped_path = job.path / MAPPED_FILE
+    if not mapped_path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    from bridgeeval.config.resolvers import register_resolvers
+    from bridgeeval.data.datasets import load_paired
+
+    register_resolvers()
+    config = OmegaConf.load(job.path / ".hydra" / "config.yaml")
+    dataset = OmegaConf.to_container(config.dataset, resolve=True)
+    features = OmegaConf.to_container(config.features, resolve=True) if "features" in config else None
+    data = load_paired(dataset, features, str(config.direction))
+    mapped = np.load(mapped_path)
+    if mapped.shape != data.target.shape:
+        raise BridgeEvalError(f"{mapped_path}: shape {mapped.shape}, but the job's data set has Y of "
+                              f"shape {data.target.shape}")
+    return {"input": torch.from_numpy(np.asarray(data.input)), "target": torch.from_numpy(np.asarray(data.target)),
+            "mapped": torch.from_numpy(mapped)}
+
+
+def calibrated_rows(jobs: list[Job], permutations: int, alpha: float = 0.05, seed: int = 0) -> list[dict]:
+    """One row per job with ``mapped.npy``: the three mNNOs with their nulls, and retrieval."""
+    rows = []
+    for job in jobs:
+        tensors = job_sets(job)
+        if tensors is None:
+            continue
+        r = job.record
+        sets = {name: Representation(t, metric=r.neighbor_metric, include_self=r.include_self, name=name)
+                for name, t in tensors.items()}
+        nulls = permutation_nulls(sets, ["mnno"], r.k, permutations=permutations, alpha=alpha, seed=seed)
+        row = {"job": str(job.path), "setting": f"{r.dataset} {r.direction} {r.mapper}", "values": {}, "null": {}}
+        for pair in PAIRS:
+            observed = _observed(sets, pair, r.k)
+            recorded = r.values.get(f"pooled/mnno_{pair}")
+            if isinstance(recorded, (int, float)) and not math.isclose(observed, recorded, abs_tol=1e-6):
+                raise BridgeEvalError(f"{job.path}: mNNO {pair} from its data and mapped.npy is {observed:.6f}, its "
+                                      f"metrics.json says {recorded:.6f}: the data set changed since the job ran")
+            row["values"][f"mnno_{pair}"] = observed
+            null = nulls[f"mnno_{pair}"]
+            row["null"][f"mnno_{pair}"] = None if null is None else null.as_dict()
+        row["values"].update(hub_retrieval(tensors["mapped"], tensors["target"], r.k, r.neighbor_metric))
+        rows.append(row)
+    return rows
+
+
+def _observed(sets: dict[str, Representation], pair: str, k: int) -> float:
+    from bridgeeval.metrics.overlap import mnno_from_indices
+
+    a, b = PAIRS[pair]
+    return mnno_from_indices(sets[a].neighbours(k), sets[b].neighbours(k))
+
+
+def calibrated_markdown(rows: list[dict]) -> str:
+    """The rows as one table: each mNNO raw / calibrated (p), chance, and retrieval plain / CSLS."""
+    head = ["setting", *[f"{label} raw / calibrated (p)" for _, label in SHOWN], "chance",
+            "recall@k plain / CSLS", "target hubness plain / CSLS"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row["setting"]]
+        for pair, _ in SHOWN:
+            null = row["null"][f"mnno_{pair}"]
+            raw = row["values"][f"mnno_{pair}"]
+            cells.append(f"{raw:.3f}" if null is None else f"{raw:.3f} / {null['calibrated']:.3f} ({_p(null)})")
+        chance = next((n["chance"] for n in row["null"].values() if n), None)
+        v = row["values"]
+        cells += ["-" if chance is None else f"{chance:.4f}", f"{v['recall_at_k']:.3f} / {v['recall_at_k_csls']:.3f}",
+                  f"{v['target_hubness']:.2f} / {v['target_hubness_csls']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    permutations = next((n["permutations"] for row in rows for n in row["null"].values() if n), 0)
+    alpha = next((n["alpha"] for row in rows for n in row["null"].values() if n), 0.05)
+    return (f"Calibrated against a permutation null ({permutations} shuffles of the second set, alpha {alpha}; "
+            "calibrated = (raw - tau) / (1 - tau), 0 at or below the null's threshold tau), and retrieval of each "
+            "item's own target, plain and by CSLS\n\n" + "\n".join(lines) + "\n")
+
+
+def _p(null: dict) -> str:
+    floor = 1.0 / (null["permutations"] + 1)
+    return f"p <= {floor:.4f}" if null["p_value"] <= floor else f"p = {null['p_value']:.4f}"
+
+
