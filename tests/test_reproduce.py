@@ -69,6 +69,13 @@ def test_quick_reproduction_selects_by_cv_evaluates_the_choice_and_resumes(tmp_p
     table = (out / "table1.md").read_text()
     assert "quick grid, 3-fold selection, 2 seeds; 2 cells" in table and "Selected by CV loss on the training items" in table
     assert "| imagenet1k" in table and "| wiki" in table
+    # Each evaluated job against its permutation null, from its kept mapped vectors.
+    assert "Calibrated against a permutation null (100 shuffles" in table
+    calibrated = summary["calibrated"]
+    assert sorted(row["setting"] for row in calibrated) == ["imagenet1k text2image lin"] + ["wiki text2image lin"] * 2
+    for row in calibrated:
+        null = row["null"]["mnno_input_mapped"]
+        assert null["permutations"] == 100 and 0 <= null["calibrated"] <= 1 and null["chance"] > 0
     said = proc.stdout
     assert said.count("select   ") == 2 and said.count("evaluate ") == 2 and f"results: {out}" in said
 

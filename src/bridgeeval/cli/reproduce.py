@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
                    help="2 grid points a cell, 3-fold selection, 3 seeds (the paper: 60 or 3 points, 5 folds, 5 seeds)")
     p.add_argument("--seeds", type=positive_int, default=None,
                    help="seeds per cell on data sets with an official split (default 5; 3 with --quick)")
+    p.add_argument("--null", type=int, default=None, metavar="K",
+                   help="permutations of each cell's null for the calibrated table (default 1000; 100 with --quick; "
+                   "0: none)")
     p.add_argument("--out", default="outputs/reproduce", help="output folder (default outputs/reproduce)")
     p.add_argument("--app", default=None, help="train.py to run (default: the checkout's)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -58,7 +61,10 @@ def _reproduce(args) -> int:
     if not cells:
         raise BridgeEvalError(f"--mappers {args.mappers} with --depths {args.depths}: "
                               f"{depth_problem(mappers[0], depths[0])}; add 1 to --depths or nn to --mappers")
-    Reproduction(Path(args.out), app, quick=args.quick, seeds=args.seeds, extra=args.overrides).run(cells)
+    if args.null is not None and args.null < 0:
+        raise BridgeEvalError(f"--null {args.null}: give a number of permutations, or 0 for none")
+    Reproduction(Path(args.out), app, quick=args.quick, seeds=args.seeds, extra=args.overrides,
+                 null=args.null).run(cells)
     return 0
 
 

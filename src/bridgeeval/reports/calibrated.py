@@ -1,10 +1,10 @@
 """Each evaluated job's mNNOs against their permutation null, and its retrieval plain and
 CSLS-corrected: the report's "how far above chance" and "how much of it is hubness" columns.
 
-A job qualifies when it kept its out-of-fold mapped vectors (``mapped.npy``, pooled evaluation):
-its data set is loaded again from its config in the same row order, and the mNNOs recomputed
-from it must equal the job's recorded pooled values (to 1e-6), so that a changed data file is
-refused rather than calibrated.
+A job qualifies when it kept its mapped vectors: out-of-fold over all items (``mapped.npy``,
+pooled evaluation) or on an official test split (``mapped_splits.npz``). Its data set is loaded
+again from its config in the same row order, and the mNNOs recomputed from it must equal the
+job's recorded values (to 1e-6), so that a changed data file is refused rather than calibrated.
 """
 
 from __future__ import annotations
@@ -19,18 +19,34 @@ from bridgeeval.metrics.hub_retrieval import hub_retrieval
 from bridgeeval.metrics.measures import PAIRS
 from bridgeeval.metrics.null import permutation_nulls
 from bridgeeval.metrics.representation import Representation
-from bridgeeval.records import MAPPED_FILE
+from bridgeeval.records import MAPPED_FILE, MAPPED_SPLITS_FILE
 from bridgeeval.reports.collect import Job
 
 SHOWN = (("input_mapped", "mNNO(X,f(X))"), ("target_mapped", "mNNO(Y,f(X))"), ("input_target", "mNNO(X,Y)"))
 
 
 def job_sets(job: Job) -> dict[str, torch.Tensor] | None:
-    """X, Y and the pooled out-of-fold f(X) of a job, in the data's row order; None without
-    ``mapped.npy``."""
-    mapped_path = job.path / MAPPED_FILE
-    if not mapped_path.is_file():
+    """X, Y and f(X) of a job in the data's row order: all items with their pooled out-of-fold
+    f(X) (``mapped.npy``), or an official split's test items (``mapped_splits.npz``); None
+    where the job kept neither."""
+    pooled, splits = job.path / MAPPED_FILE, job.path / MAPPED_SPLITS_FILE
+    if pooled.is_file():
+        index, mapped, source = None, np.load(pooled), pooled
+    elif job.single_split and splits.is_file():
+        with np.load(splits) as saved:
+            index, mapped, source = saved["split.index"], saved["split.mapped"], splits
+    else:
         return None
+    data = _job_data(job)
+    x, y = np.asarray(data.input), np.asarray(data.target)
+    if index is not None:
+        x, y = x[index], y[index]
+    if mapped.shape != y.shape:
+        raise BridgeEvalError(f"{source}: shape {mapped.shape}, but the job's data set has Y of shape {y.shape}")
+    return {"input": torch.from_numpy(x), "target": torch.from_numpy(y), "mapped": torch.from_numpy(mapped)}
+
+
+def _job_data(job: Job):
     from omegaconf import OmegaConf
 
     from bridgeeval.config.resolvers import register_resolvers
@@ -40,13 +56,7 @@ def job_sets(job: Job) -> dict[str, torch.Tensor] | None:
     config = OmegaConf.load(job.path / ".hydra" / "config.yaml")
     dataset = OmegaConf.to_container(config.dataset, resolve=True)
     features = OmegaConf.to_container(config.features, resolve=True) if "features" in config else None
-    data = load_paired(dataset, features, str(config.direction))
-    mapped = np.load(mapped_path)
-    if mapped.shape != data.target.shape:
-        raise BridgeEvalError(f"{mapped_path}: shape {mapped.shape}, but the job's data set has Y of "
-                              f"shape {data.target.shape}")
-    return {"input": torch.from_numpy(np.asarray(data.input)), "target": torch.from_numpy(np.asarray(data.target)),
-            "mapped": torch.from_numpy(mapped)}
+    return load_paired(dataset, features, str(config.direction))
 
 
 def calibrated_rows(jobs: list[Job], permutations: int, alpha: float = 0.05, seed: int = 0) -> list[dict]:
@@ -63,7 +73,7 @@ def calibrated_rows(jobs: list[Job], permutations: int, alpha: float = 0.05, see
         row = {"job": str(job.path), "setting": f"{r.dataset} {r.direction} {r.mapper}", "values": {}, "null": {}}
         for pair in PAIRS:
             observed = _observed(sets, pair, r.k)
-            recorded = r.values.get(f"pooled/mnno_{pair}")
+            recorded = r.values.get(f"{'val' if job.single_split else 'pooled'}/mnno_{pair}")
             if isinstance(recorded, (int, float)) and not math.isclose(observed, recorded, abs_tol=1e-6):
                 raise BridgeEvalError(f"{job.path}: mNNO {pair} from its data and mapped.npy is {observed:.6f}, its "
                                       f"metrics.json says {recorded:.6f}: the data set changed since the job ran")

@@ -36,6 +36,7 @@ LOCAL_DATASETS = ("imagenet1k", "iaprtc", "wiki")
 # by 3-fold CV within 30 epochs, and 3 seeds on an official split (the full run: 5-fold CV, 5 seeds).
 QUICK_GRID = {"optimizer.lr": (0.01, 0.001), "mapper.hidden_units": (256,), "mapper.dropout": (0.25,)}
 QUICK_FOLDS, QUICK_SEEDS, SEEDS = 3, 3, 5
+NULL, QUICK_NULL = 1000, 100  # permutations of each cell's null (reports.calibrated)
 QUICK_EPOCHS = 30  # the quick grid's epoch budget (the full grid's: 100, sweeps/paper_grid.yaml)
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 
@@ -136,9 +137,10 @@ def grid_override(cell: Cell, quick: bool) -> list[str]:
 
 class Reproduction:
     def __init__(self, out: Path, app: Path, quick: bool = False, seeds: int | None = None,
-                 extra: list[str] | None = None, echo=print):
+                 extra: list[str] | None = None, echo=print, null: int | None = None):
         self.out, self.app, self.quick = Path(out).resolve(), app, quick
         self.seeds = seeds or (QUICK_SEEDS if quick else SEEDS)
+        self.null = (QUICK_NULL if quick else NULL) if null is None else null  # 0: no null
         self.extra = list(extra or [])
         self.echo = echo
 
@@ -217,6 +219,7 @@ class Reproduction:
         return self.report(selections, seconds, time.time() - started)
 
     def report(self, selections: list[Selection], seconds: dict, wall: float) -> dict:
+        from bridgeeval.reports.calibrated import calibrated_markdown, calibrated_rows
         from bridgeeval.reports.closed_form import closed_form_gaps, gaps_markdown
         from bridgeeval.reports.collect import collect_jobs
         from bridgeeval.reports.table1 import build_table1
@@ -227,16 +230,20 @@ class Reproduction:
         result = build_table1(jobs, evaluation="pooled")
         chosen = selection_table(selections)
         gaps = closed_form_gaps(jobs, "pooled")
+        calibrated = calibrated_rows(jobs, self.null) if self.null else []
         grid = (f"quick grid, {QUICK_FOLDS}-fold selection, {self.seeds} seeds" if self.quick
                 else f"the paper's full grid, 5-fold selection, {self.seeds} seeds")
         text = (
             f"# Table 1, reproduced ({grid}; {len(selections)} cell{'s' if len(selections) != 1 else ''}; {wall / 60:.1f} min wall, "
             f"selection {seconds['select'] / 60:.1f} min, evaluation {seconds['evaluate'] / 60:.1f} min)\n\n"
             f"{result.table.markdown()}\n\n## Selected by CV loss on the training items\n\n{chosen}\n"
-        ) + (f"\n## {gaps_markdown(gaps)}" if gaps else "")
+        )
+        text += (f"\n## {gaps_markdown(gaps)}" if gaps else "") + (
+            f"\n## {calibrated_markdown(calibrated)}" if calibrated else "")
         write_text_atomic(self.out / "table1.md", text)
         write_text_atomic(self.out / "table1.csv", result.table.csv())
         summary = {"cells": [_selection_record(s) for s in selections], "table1": result.records(),
+                   "calibrated": calibrated,
                    "seconds": {"wall": wall, **seconds}, "quick": self.quick}
         write_json_atomic(self.out / "reproduce.json", summary)
         self.echo(text)
