@@ -190,6 +190,10 @@ class _Permuted(Representation):
         kind = key[0] if isinstance(key, tuple) else key
         if kind == "neighbours":  # i's neighbours are perm[i]'s, renumbered into the new order
             return self._inverse[value[self._perm]]
+        if kind == "rsa_ranks":  # values of pairs i < j: each new pair is an old one
+            from bridgeeval.metrics.rsa_measures import condensed_index
+
+            return value[condensed_index(self._perm)]
         if kind in _UNCHANGED:
             return value
         if kind in _ROWWISE:

@@ -166,10 +166,27 @@ def midranks(values: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
+def _centred_ranks(r: Representation, metric: str) -> torch.Tensor:
+    """The set's pair distances' midranks less their mean, once per set (a permutation null
+    reorders them: ``Representation.permuted``)."""
+    def compute() -> torch.Tensor:
+        ranks = midranks(condensed_distances(r, metric))
+        return ranks.sub_(ranks.mean())
+
+    return r.memo(("rsa_ranks", metric), compute)
+
+
+def condensed_index(order: torch.Tensor) -> torch.Tensor:
+    """Where each pair i < j of the rows ``x[order]`` sits among ``x``'s condensed pairs: the
+    condensed values of the reordered set are ``values[condensed_index(order)]``."""
+    n = len(order)
+    i, j = torch.triu_indices(n, n, offset=1, device=order.device)
+    u, v = order[i], order[j]
+    a, b = torch.minimum(u, v), torch.maximum(u, v)
+    return a * n - a * (a + 1) // 2 + (b - a - 1)
+
+
 def _spearman_exact(ra: Representation, rb: Representation, metric: str) -> float:
-    rank_a = midranks(condensed_distances(ra, metric))
-    rank_a -= rank_a.mean()
-    rank_b = midranks(condensed_distances(rb, metric))
-    rank_b -= rank_b.mean()
+    rank_a, rank_b = _centred_ranks(ra, metric), _centred_ranks(rb, metric)
     denominator = float(rank_a.norm() * rank_b.norm())
     return float(rank_a @ rank_b) / denominator if denominator > 0 else float("nan")
