@@ -212,3 +212,34 @@ def table_row(row: dict) -> str:
              num(None if row["reference_peak_bytes"] is None else row["reference_peak_bytes"] / gib, ".2f"),
              num(row["ours"], ".6f"), num(row["reference_value"], ".6f")]
     return "| " + " | ".join(cells) + " |"
+
+
+def run_null(name: str, x: np.ndarray, y: np.ndarray, k: int, permutations: int) -> dict:
+    """One measure from fresh sets, then its permutation null of ``permutations`` shuffles on the
+    same sets (``metrics.null``: each set's own work reused): the two times and their ratio."""
+    from bridgeeval.metrics.null import permutation_nulls
+    from bridgeeval.metrics.representation import Representation
+
+    xt, yt = _inputs(name, x, y)
+    sets = {"input": Representation(xt), "target": Representation(yt)}
+    value, measure_s, _ = _timed(lambda: measure(name, sets["input"], sets["target"], k=k))
+    nulls, null_s, extra = _timed(lambda: permutation_nulls(sets, [name], k, permutations=permutations,
+                                                            observed={f"{name}_input_target": value}))
+    null = nulls[f"{name}_input_target"]
+    return {"measure": name, "n": len(x), "d": x.shape[1], "value": value, "measure_s": measure_s,
+            "permutations": permutations, "null_s": null_s, "per_shuffle_s": null_s / permutations,
+            "null_over_measure": null_s / measure_s, "null_peak_bytes": extra,
+            "p_value": None if null is None else null.p_value}
+
+
+def null_table_head() -> list[str]:
+    columns = ["measure", "N x d", "one measure (s)", "shuffles", "null (s)", "per shuffle (s)",
+               "null / measure", "null peak extra (GiB)"]
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
+def null_table_row(row: dict) -> str:
+    cells = [row["measure"], f"{row['n']:,} x {row['d']:,}", f"{row['measure_s']:.3g}", str(row["permutations"]),
+             f"{row['null_s']:.3g}", f"{row['per_shuffle_s']:.3g}", f"{row['null_over_measure']:.3g}",
+             f"{row['null_peak_bytes'] / 2**30:.2f}"]
+    return "| " + " | ".join(cells) + " |"

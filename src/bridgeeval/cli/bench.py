@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
         "platonic-rep computes, or scipy (default sizes 10000x2048 and 50000x2048; the dense forms up to N = 20,000)",
     )
     p.add_argument("--no-reference", action="store_true", help="with --measures: time ours only")
+    p.add_argument("--null", type=positive_int, default=None, metavar="K",
+                   help="with --measures: time each measure's permutation null of K shuffles against one value "
+                   "of it (default sizes 10000x2048)")
     p.set_defaults(handler=_bench)
 
 
@@ -69,6 +72,10 @@ def _parse_sizes(text: str | None, default=None):
 def _bench(args) -> int:
     if args.hook:
         return _bench_hook(args)
+    if args.null is not None:
+        if args.measures is None:
+            raise BridgeEvalError("--null times measures' nulls: give --measures too (e.g. --measures mnno,cka)")
+        return _bench_null(args)
     if args.measures is not None:
         return _bench_measures(args)
     from bridgeeval.bench import gemm_peak_flops, run_case
@@ -178,6 +185,36 @@ def _bench_hook(args) -> int:
 
 def _accelerator(device: str) -> str:
     return "gpu" if device.startswith("cuda") else "cpu"
+
+
+def _bench_null(args) -> int:
+    """Each measure's null of K shuffles against one value of it, a table row as each ends."""
+    from bridgeeval.bench import warm_up
+    from bridgeeval.bench.measures import bench_data, measure_names, null_table_head, null_table_row, run_null
+
+    if args.device != "cpu":
+        raise BridgeEvalError("--null runs on the CPU only here")
+    names = measure_names(args.measures)
+    sizes = _parse_sizes(args.sizes, ((10000, 2048),))
+    _say_machine(args.json)
+    warm_x, warm_y = bench_data(300, 64)
+    for name in names:  # one-off costs out of the timings
+        run_null(name, warm_x, warm_y, args.k, 2)
+    rows = []
+    if not args.json:
+        print(f"permutation nulls, k = {args.k}, {args.null} shuffles\n")
+        for line in null_table_head():
+            print(line, flush=True)
+    for n, d in sizes:
+        x, y = bench_data(n, d)
+        warm_up(x, args.k, "cosine", "cpu")
+        for name in names:
+            rows.append(run_null(name, x, y, args.k, args.null))
+            if not args.json:
+                print(null_table_row(rows[-1]), flush=True)
+    if args.json:
+        print(dumps({"nulls": rows}))
+    return 0
 
 
 def _bench_measures(args) -> int:
