@@ -40,7 +40,11 @@ def add_parser(sub) -> None:
                    help="a permutation null of K shuffles of each pair's second set: its mean, threshold tau, "
                    "add-one p-value and calibrated score (Groger et al. 2026), and mNNO's exact chance level")
     p.add_argument("--alpha", type=float, default=0.05, help="level of the null's threshold tau (default 0.05)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the null's shuffles (default 0)")
+    p.add_argument("--bootstrap", type=positive_int, default=None, metavar="B",
+                   help="percentile intervals from B resamples of the items (k-NN measures: the items' values; "
+                   "others: the paired rows)")
+    p.add_argument("--level", type=float, default=0.95, help="coverage of the bootstrap intervals (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the null's shuffles and the resamples (default 0)")
     add_id_column_options(p)
     p.add_argument("--device", default="cpu", type=torch_device, help="torch device, e.g. cuda")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -73,21 +77,28 @@ def _score(args) -> int:
         check_null_options(args.null, args.alpha)
         if args.sample is not None:
             raise BridgeEvalError("--null shuffles every row; leave out --sample")
+    if args.bootstrap is not None:
+        from bridgeeval.metrics.bootstrap import check_bootstrap_options
+
+        check_bootstrap_options(args.bootstrap, args.level)
+        if args.sample is not None:
+            raise BridgeEvalError("--bootstrap resamples every row; leave out --sample")
     if args.isf_beta is not None and (not args.mapped or args.measures is not None):
         raise BridgeEvalError("--isf-beta ranks targets for mapped vectors in the report: give the third file, "
                               "f(X), and leave out --measures")
     if args.measures is not None:
         return _score_measures(args, values, meta)
     reasons = undefined_keys(values, args.metric)
-    null = None
-    if args.null is not None:  # the report's mNNOs from the same neighbour lists as their null
+    null = interval = None
+    if args.null is not None or args.bootstrap is not None:  # the report's mNNOs from the same lists
         sets = _representations(args, values)
         lists = {name: rep.neighbours(args.k) for name, rep in sets.items()}
         if args.mapped:
             report = cross_modal_report(values["input"], values["target"], values["mapped"], **opts, neighbours=lists)
         else:
             report = {"mnno_input_target": mnno_from_indices(lists["input"], lists["target"])}
-        null = _nulls(args, sets, ("mnno",), report)
+        null = _nulls(args, sets, ("mnno",), report) if args.null is not None else None
+        interval = _intervals(args, sets, ("mnno",)) if args.bootstrap is not None else None
     elif args.sample is not None:
         n = values["input"].shape[0]
         if args.sample > n:
@@ -109,12 +120,18 @@ def _score(args) -> int:
         report.update(hub_retrieval(values["mapped"], values["target"], args.k, args.metric, args.isf_beta))
     report.update(dict.fromkeys(reasons, float("nan")))
     if args.json:
-        out = {**meta, **report} if null is None else {**meta, **report, "null": _null_json(null)}
+        out = {**meta, **report}
+        if null is not None:
+            out["null"] = _null_json(null)
+        if interval is not None:
+            out["interval"] = _null_json(interval)
         print(dumps(_with_reasons(out, reasons)))
     else:
         _print_table(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", report)
         if null is not None:
             _print_null(args, {key: (report[key], n) for key, n in null.items()})
+        if interval is not None:
+            _print_intervals(args, {key: (report[key], i) for key, i in interval.items()})
         _print_reasons(reasons)
     return 0
 
@@ -153,6 +170,28 @@ def _nulls(args, sets: dict, names, observed: dict, options: dict | None = None)
     finally:
         if bar:
             bar["p"].stop()
+
+
+def _intervals(args, sets: dict, names, options: dict | None = None) -> dict:
+    from bridgeeval.metrics.bootstrap import bootstrap_intervals
+
+    return bootstrap_intervals(sets, names, args.k, options=options, resamples=args.bootstrap, level=args.level,
+                               seed=args.seed)
+
+
+def _print_intervals(args, rows: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"bootstrap {args.level:.0%} intervals ({args.bootstrap} resamples, seed {args.seed})")
+    for column in ("measure", "value", "low", "high", "resampled"):
+        table.add_column(column, justify="left" if column in ("measure", "resampled") else "right", no_wrap=True)
+    for label, (value, interval) in rows.items():
+        if interval is None:
+            table.add_row(label, f"{value:.4f}" if math.isfinite(value) else "undefined", "", "", "no interval")
+        else:
+            table.add_row(label, f"{value:.4f}", f"{interval.low:.4f}", f"{interval.high:.4f}", interval.method)
+    Console().print(table)
 
 
 def _null_json(null: dict) -> dict:
@@ -213,29 +252,39 @@ def _score_measures(args, values: dict, meta: dict) -> int:
     report = alignment_report(sets, names, args.k, options=options, reasons=reasons)
     by_pair = {pair: {name: report[f"{name}_{pair}"] for name in names}
                for pair in PAIRS if f"{names[0]}_{pair}" in report}
-    null = None
+    null = interval = None
     if args.null is not None:
         flat = _nulls(args, sets, names, report, options)
         null = {pair: {name: flat[f"{name}_{pair}"] for name in names} for pair in by_pair}
+    if args.bootstrap is not None:
+        flat = _intervals(args, sets, names, options)
+        interval = {pair: {name: flat[f"{name}_{pair}"] for name in names} for pair in by_pair}
     if args.json:
         if len(by_pair) == 1:  # two files: one key per measure
             reasons = {key.removesuffix("_input_target"): why for key, why in reasons.items()}
             out = {**meta, **by_pair["input_target"]}
             if null is not None:
                 out["null"] = _null_json(null["input_target"])
+            if interval is not None:
+                out["interval"] = _null_json(interval["input_target"])
             print(dumps(_with_reasons(out, reasons)))
         else:
             out = {**meta, **by_pair}
             if null is not None:
                 out["null"] = {pair: _null_json(values) for pair, values in null.items()}
+            if interval is not None:
+                out["interval"] = {pair: _null_json(values) for pair, values in interval.items()}
             print(dumps(_with_reasons(out, _by_pair_keys(reasons, names))))
         return 0
     _print_measures(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", by_pair,
                     {name: MEASURES[name].higher_is_better for name in names})
+    labels = {"input_target": "(X, Y)", "input_mapped": "(X, f(X))", "target_mapped": "(Y, f(X))"}
     if null is not None:
-        labels = {"input_target": "(X, Y)", "input_mapped": "(X, f(X))", "target_mapped": "(Y, f(X))"}
         _print_null(args, {f"{name} {labels[pair]}": (by_pair[pair][name], null[pair][name])
                            for pair in null for name in names})
+    if interval is not None:
+        _print_intervals(args, {f"{name} {labels[pair]}": (by_pair[pair][name], interval[pair][name])
+                                for pair in interval for name in names})
     _print_reasons(reasons)
     return 0
 

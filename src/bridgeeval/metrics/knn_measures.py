@@ -74,6 +74,11 @@ def edit_distance_knn(a, b, k: int = 10, metric: str = "cosine", include_self: b
 
 
 def cycle_knn_from_indices(idx_a: torch.Tensor, idx_b: torch.Tensor) -> float:
+    return float(cycle_hits(idx_a, idx_b).double().mean())
+
+
+def cycle_hits(idx_a: torch.Tensor, idx_b: torch.Tensor) -> torch.Tensor:
+    """Per row: whether the item is among the A-neighbours of one of its B-neighbours."""
     _check_lists(idx_a, idx_b)
     n, k = idx_a.shape
     idx_b = idx_b.to(idx_a.device)
@@ -83,7 +88,7 @@ def cycle_knn_from_indices(idx_a: torch.Tensor, idx_b: torch.Tensor) -> float:
         rows = torch.arange(start, min(start + step, n), device=idx_a.device)
         back = idx_a[idx_b[rows]]  # [rows, k, k]: the A-neighbours of each B-neighbour
         hits[rows] = (back == rows.view(-1, 1, 1)).flatten(1).any(dim=1)
-    return float(hits.double().mean())
+    return hits
 
 
 def lcs_lengths(idx_a: torch.Tensor, idx_b: torch.Tensor) -> torch.Tensor:
