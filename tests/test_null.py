@@ -162,3 +162,23 @@ def test_score_null_bad_options_say_one_line(tmp_path, args, says):
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(30, 4)))
     code, out, err = run_cli("score", tmp_path / "x.npy", tmp_path / "x.npy", *args)
     assert code == 2 and says in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
+
+
+def test_kept_kernels_give_cka_s_null_as_computing_it_again():
+    """CKA's shuffles from the kept N x N kernels (one gather and a dot product) equal CKA
+    computed again, for both kernels and estimators; the linear kernel is kept only where the
+    sets are wide (here 80 x 90 dimensions for 120 items)."""
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(120, 80, generator=g, dtype=torch.float64)
+    b = a @ torch.randn(80, 90, generator=g, dtype=torch.float64) + 3 * torch.randn(120, 90, generator=g, dtype=torch.float64)
+    names = ["cka", "unbiased_cka", "cka_rbf", "unbiased_cka_rbf"]
+    kept, again = (_nulls_with_budget(a, b, names, budget) for budget in (1 << 30, 0))
+    for name in names:
+        one, two = kept[f"{name}_input_target"], again[f"{name}_input_target"]
+        assert one.mean == pytest.approx(two.mean, rel=1e-10) and one.tau == pytest.approx(two.tau, rel=1e-10), name
+        assert one.p_value == two.p_value
+
+
+def _nulls_with_budget(a, b, names, budget):
+    sets = {"input": Representation(a), "target": Representation(b)}
+    return permutation_nulls(sets, names, K_NN, permutations=15, seed=2, kernel_budget=budget)

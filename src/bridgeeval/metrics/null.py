@@ -38,6 +38,11 @@ from bridgeeval.metrics.representation import Representation
 
 # The measures whose null mean is known exactly (module docstring).
 _OVERLAP = ("mnno", "mutual_knn")
+# CKA's variants by kernel and estimator; their kernels are kept for the shuffles when they fit.
+_KERNEL_CKA = {"cka": ("linear", False), "unbiased_cka": ("linear", True), "cka_rbf": ("rbf", False),
+               "unbiased_cka_rbf": ("rbf", True)}
+_LINEAR_KERNEL_RATIO = 20
+KERNEL_BUDGET = 2 << 30  # bytes of N x N kernels a null keeps (two sets' float64 kernels at N = 11,585)
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ def permutation_nulls(
     seed: int = 0,
     observed: Mapping[str, float] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    kernel_budget: int = KERNEL_BUDGET,
 ) -> dict[str, Null | None]:
     """``{name}_{pair}`` -> the permutation null of each measure for each pair in ``sets``
     (``alignment_report``'s keys); None where the observed value is undefined.
@@ -122,13 +128,16 @@ def permutation_nulls(
     the pair, drawn by ``torch.randperm`` from a generator seeded with ``seed`` on the sets'
     device (so a pair's shuffles are those of ``calibrated_similarity.calibrate`` with the same
     generator). ``observed`` may pass values already computed; ``on_step(done, total)`` is
-    called after each shuffle.
+    called after each shuffle. CKA's kernels (N x N, float64) are kept while they fit in
+    ``kernel_budget`` bytes: a shuffle is then one gather of the second kernel and a dot product
+    (O(N^2)) instead of CKA again (O(N d^2)).
     """
     check_null_options(permutations, alpha)
     measures = [MEASURES[name] for name in check_measures(names)]
     opts, observed = measure_options(options), dict(observed or {})
     chosen = {pair: ab for pair, ab in pairs.items() if ab[0] in sets and ab[1] in sets}
     total, done, out = permutations * len(chosen), 0, {}
+    kernels = _Kernels(opts["rbf_sigma"], kernel_budget)
     for pair, (a, b) in chosen.items():
         ra, rb = sets[a], sets[b]
         values = {m.name: observed.get(f"{m.name}_{pair}") for m in measures}
@@ -136,12 +145,15 @@ def permutation_nulls(
             if values[m.name] is None:
                 values[m.name] = _value(m, ra, rb, k, opts)[0]
         live = [m for m in measures if math.isfinite(values[m.name])]
+        by_kernel = {m.name: kernels.cka(m.name, ra, rb) for m in live if m.name in _KERNEL_CKA}
         null = {m.name: torch.empty(permutations, dtype=torch.float64) for m in live}
         generator = torch.Generator(device=rb.x.device).manual_seed(seed)
         for i in range(permutations):
-            shuffled = rb.permuted(torch.randperm(rb.n, generator=generator, device=rb.x.device))
+            perm = torch.randperm(rb.n, generator=generator, device=rb.x.device)
+            shuffled = rb.permuted(perm)
             for m in live:
-                null[m.name][i] = _value(m, ra, shuffled, k, opts)[0]
+                fast = by_kernel.get(m.name)
+                null[m.name][i] = fast(perm) if fast is not None else _value(m, ra, shuffled, k, opts)[0]
             done += 1
             if on_step is not None:
                 on_step(done, total)
@@ -159,3 +171,69 @@ def _summary(m: Measure, observed: float, null: torch.Tensor | None, alpha: floa
     result = calibrate_value(observed, null, alpha, m.higher_is_better, m.best)
     chance = chance_level(m.name, ra.n, k, ra.include_self)
     return result if chance is None else Null(**{**asdict(result), "chance": chance})
+
+
+class _Kernels:
+    """Each set's N x N kernel, kept across pairs and shuffles while the budget allows. With the
+    second kernel's rows and columns reordered, L' = L[pi][:, pi], CKA needs sum(K * L') per
+    shuffle; the row sums, traces and self terms only move with pi (kernel_measures' formulas)."""
+
+    def __init__(self, rbf_sigma: float | None, budget: int):
+        self.rbf_sigma, self.budget, self.used = rbf_sigma, budget, 0
+        self._kept: dict[tuple[int, str], torch.Tensor] = {}
+
+    def kernel(self, r: Representation, kind: str) -> torch.Tensor | None:
+        key = (id(r), kind)
+        if key not in self._kept:
+            size = r.n * r.n * 8
+            if self.used + size > self.budget:
+                return None
+            self.used += size
+            self._kept[key] = _kernel_matrix(r, kind, self.rbf_sigma)
+        return self._kept[key]
+
+    def cka(self, name: str, ra: Representation, rb: Representation) -> Callable[[torch.Tensor], float] | None:
+        kind, unbiased = _KERNEL_CKA[name]
+        # A shuffle's gather of N^2 kernel values against linear CKA's N d_a d_b products: on the
+        # development machine the gather pays where d_a d_b > 20 N (docs/benchmarks.md).
+        if kind == "linear" and ra.dim * rb.dim <= _LINEAR_KERNEL_RATIO * ra.n:
+            return None
+        k, l = self.kernel(ra, kind), self.kernel(rb, kind)
+        if k is None or l is None:
+            return None
+        n = ra.n
+        row_k, row_l, diag_k, diag_l = k.sum(dim=1), l.sum(dim=1), k.diagonal(), l.diagonal()
+        self_a = _hsic(float(torch.dot(k.reshape(-1), k.reshape(-1))), row_k, row_k, diag_k, diag_k, n, unbiased)
+        self_b = _hsic(float(torch.dot(l.reshape(-1), l.reshape(-1))), row_l, row_l, diag_l, diag_l, n, unbiased)
+        from bridgeeval.metrics.kernel_measures import _ratio
+
+        def value(perm: torch.Tensor) -> float:
+            moved = l.index_select(0, perm).index_select(1, perm)
+            cross = float(torch.dot(k.reshape(-1), moved.reshape(-1)))
+            return _ratio(_hsic(cross, row_k, row_l[perm], diag_k, diag_l[perm], n, unbiased), self_a, self_b)
+
+        return value
+
+
+def _kernel_matrix(r: Representation, kind: str, rbf_sigma: float | None) -> torch.Tensor:
+    """The set's kernel as CKA reads it: inner products of the centred copy, or the RBF kernel of
+    it at the given width (each set's RMS distance where None)."""
+    from bridgeeval.metrics.kernel_measures import _rbf_block, rms_distance
+
+    c = r.centred()
+    if kind == "linear":
+        return c @ c.T
+    sigma = r.in_copy_units(rbf_sigma if rbf_sigma is not None else rms_distance(r))
+    return _rbf_block(c, c.pow(2).sum(dim=1), 0, r.n, 0, r.n, sigma)
+
+
+def _hsic(product: float, row_k: torch.Tensor, row_l: torch.Tensor, diag_k: torch.Tensor, diag_l: torch.Tensor,
+          n: int, unbiased: bool) -> float:
+    """HSIC of K and L from sum(K * L), their row sums and diagonals (kernel_measures' estimators)."""
+    from bridgeeval.metrics.kernel_measures import _unbiased_hsic
+
+    if not unbiased:  # tr(K H L H) = sum(K * L) - 2/N (K1).(L1) + (1'K1)(1'L1)/N^2
+        return product - 2.0 / n * float(row_k @ row_l) + float(row_k.sum()) * float(row_l.sum()) / (n * n)
+    rk, rl = row_k - diag_k, row_l - diag_l  # K~1, L~1: the diagonals removed
+    trace_term = product - float(diag_k @ diag_l)
+    return _unbiased_hsic(trace_term, float(rk.sum()), float(rl.sum()), float(rk @ rl), n)
