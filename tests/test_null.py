@@ -170,7 +170,8 @@ def test_kept_kernels_give_cka_s_null_as_computing_it_again():
     sets are wide (here 80 x 90 dimensions for 120 items)."""
     g = torch.Generator().manual_seed(5)
     a = torch.randn(120, 80, generator=g, dtype=torch.float64)
-    b = a @ torch.randn(80, 90, generator=g, dtype=torch.float64) + 3 * torch.randn(120, 90, generator=g, dtype=torch.float64)
+    noise = torch.randn(120, 90, generator=g, dtype=torch.float64)
+    b = a @ torch.randn(80, 90, generator=g, dtype=torch.float64) + 3 * noise
     names = ["cka", "unbiased_cka", "cka_rbf", "unbiased_cka_rbf"]
     kept, again = (_nulls_with_budget(a, b, names, budget) for budget in (1 << 30, 0))
     for name in names:

@@ -198,18 +198,18 @@ class _Kernels:
         # development machine the gather pays where d_a d_b > 20 N (docs/benchmarks.md).
         if kind == "linear" and ra.dim * rb.dim <= _LINEAR_KERNEL_RATIO * ra.n:
             return None
-        k, l = self.kernel(ra, kind), self.kernel(rb, kind)
-        if k is None or l is None:
+        ka, kb = self.kernel(ra, kind), self.kernel(rb, kind)
+        if ka is None or kb is None:
             return None
         n = ra.n
-        row_k, row_l, diag_k, diag_l = k.sum(dim=1), l.sum(dim=1), k.diagonal(), l.diagonal()
-        self_a = _hsic(float(torch.dot(k.reshape(-1), k.reshape(-1))), row_k, row_k, diag_k, diag_k, n, unbiased)
-        self_b = _hsic(float(torch.dot(l.reshape(-1), l.reshape(-1))), row_l, row_l, diag_l, diag_l, n, unbiased)
+        row_k, row_l, diag_k, diag_l = ka.sum(dim=1), kb.sum(dim=1), ka.diagonal(), kb.diagonal()
+        self_a = _hsic(float(torch.dot(ka.reshape(-1), ka.reshape(-1))), row_k, row_k, diag_k, diag_k, n, unbiased)
+        self_b = _hsic(float(torch.dot(kb.reshape(-1), kb.reshape(-1))), row_l, row_l, diag_l, diag_l, n, unbiased)
         from bridgeeval.metrics.kernel_measures import _ratio
 
         def value(perm: torch.Tensor) -> float:
-            moved = l.index_select(0, perm).index_select(1, perm)
-            cross = float(torch.dot(k.reshape(-1), moved.reshape(-1)))
+            moved = kb.index_select(0, perm).index_select(1, perm)
+            cross = float(torch.dot(ka.reshape(-1), moved.reshape(-1)))
             return _ratio(_hsic(cross, row_k, row_l[perm], diag_k, diag_l[perm], n, unbiased), self_a, self_b)
 
         return value
