@@ -113,3 +113,27 @@ def test_score_reports_them_for_three_files(tmp_path):
     assert all(got[key] == pytest.approx(value) for key, value in want.items())
     code, out, err = run_cli("score", tmp_path / "x.npy", tmp_path / "y.npy", "--isf-beta", "10")
     assert code == 2 and "--isf-beta ranks targets for mapped vectors" in err and "Traceback" not in err
+
+
+def test_the_hook_logs_them_with_metrics_retrieval(tmp_path):
+    """metrics.retrieval=true: each epoch's values equal hub_retrieval on the fold's kept f(X)."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from bridgeeval.data.datasets import load_paired
+    from test_train import REPO
+
+    proc = subprocess.run([sys.executable, "train.py", "debug=fast", "cv.folds=2", "trainer.max_epochs=2", "logger=none",
+                           "metrics.retrieval=true", f"hydra.run.dir={tmp_path}"], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    history = pd.read_csv(tmp_path / "history.csv")
+    last = history[history["split"] == "fold0"].iloc[-1]
+    index = np.load(tmp_path / "items.npz")["fold0.index"]
+    data = load_paired({"name": "imagenet1k"}, None, "text2image")
+    mapped = torch.from_numpy(np.load(tmp_path / "mapped.npy")[index])
+    want = hub_retrieval(mapped, torch.from_numpy(np.asarray(data.target)[index]), k=10)
+    for key, value in want.items():
+        assert last[f"val/{key}"] == pytest.approx(value, rel=1e-6, abs=1e-6), key

@@ -54,6 +54,7 @@ class MetricsSchema:
     neighbors: list[str]
     include_self: bool
     on_train: bool
+    retrieval: bool
     measures: list[str]
     measure_options: dict[str, Any]
 

@@ -8,6 +8,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics.hub_retrieval import hub_retrieval
 from bridgeeval.metrics.measures import MappedAlignment
 from bridgeeval.metrics.neighbours import knn_indices
 from bridgeeval.metrics.report import TargetSide, cross_modal_report, neighbour_flatness
@@ -23,6 +24,7 @@ class CrossModalReport(Metric):
     data set's order after the gather, which lets cached neighbour lists of X and Y be reused.
     ``measures`` adds named alignment measures (``metrics.measures``) as ``{name}_{pair}`` keys,
     from the same neighbour lists; X's and Y's parts are kept across epochs (``MappedAlignment``).
+    ``retrieval`` adds recall@1, the CSLS forms and the targets' hubness (``metrics.hub_retrieval``).
 
     Example:
         >>> import torch
@@ -38,10 +40,10 @@ class CrossModalReport(Metric):
     full_state_update = False
 
     def __init__(self, k: int = 10, metric: str = "cosine", include_self: bool = False, measures=(),
-                 measure_options=None, **kwargs):
+                 measure_options=None, retrieval: bool = False, **kwargs):
         super().__init__(**kwargs)
         check_metric(metric)
-        self.k, self.metric, self.include_self = k, metric, include_self
+        self.k, self.metric, self.include_self, self.retrieval = k, metric, include_self, retrieval
         self.alignment = MappedAlignment(measures, k, metric, include_self, measure_options)
         self.add_state("inputs", default=[], dist_reduce_fx="cat")
         self.add_state("targets", default=[], dist_reduce_fx="cat")
@@ -85,6 +87,8 @@ class CrossModalReport(Metric):
                                     neighbours=lists, targets=targets, flat=self._flat if targets is not None else None)
         if self.alignment:
             report.update(self.alignment(x, y, f, lists))
+        if self.retrieval:  # recall@1 and the hubness corrections (recall_at_k is the report's own)
+            report.update(hub_retrieval(f, y, self.k, self.metric))
         return report
 
 

@@ -44,6 +44,7 @@ class MappingModule(pl.LightningModule):
         neighbour_metrics: Sequence[str],
         include_self: bool,
         on_train: bool = False,
+        retrieval: bool = False,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         measures: Sequence[str] = ("mnno",),
         measure_options: Mapping | None = None,
@@ -64,7 +65,8 @@ class MappingModule(pl.LightningModule):
         first = self.neighbour_metrics[0]
         self.val_metrics = nn.ModuleDict(
             {m: CrossModalReport(k=k, metric=m, include_self=include_self,
-                                 measures=measures if m == first else (), measure_options=measure_options)
+                                 measures=measures if m == first else (), measure_options=measure_options,
+                                 retrieval=retrieval and m == first)
              for m in self.neighbour_metrics}
         )
         self.train_alignment = MappedAlignment(measures, k, first, include_self, measure_options)

@@ -209,6 +209,7 @@ def build_module(cfg: DictConfig, data) -> MappingModule:
         neighbour_metrics=list(cfg.metrics.neighbors),
         include_self=bool(cfg.metrics.include_self),
         on_train=bool(cfg.metrics.on_train),
+        retrieval=bool(cfg.metrics.retrieval),
         measures=list(cfg.metrics.measures),
         measure_options=_plain(cfg.metrics.measure_options),
     )
