@@ -121,13 +121,13 @@ def test_the_hook_logs_them_with_metrics_retrieval(tmp_path):
     import sys
 
     import pandas as pd
-
-    from bridgeeval.data.datasets import load_paired
     from test_train import REPO
 
-    proc = subprocess.run([sys.executable, "train.py", "debug=fast", "cv.folds=2", "trainer.max_epochs=2", "logger=none",
-                           "metrics.retrieval=true", f"hydra.run.dir={tmp_path}"], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+    from bridgeeval.data.datasets import load_paired
+
+    args = ["debug=fast", "cv.folds=2", "trainer.max_epochs=2", "logger=none", "metrics.retrieval=true"]
+    proc = subprocess.run([sys.executable, "train.py", *args, f"hydra.run.dir={tmp_path}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     history = pd.read_csv(tmp_path / "history.csv")
     last = history[history["split"] == "fold0"].iloc[-1]

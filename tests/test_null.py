@@ -165,14 +165,13 @@ def test_score_null_bad_options_say_one_line(tmp_path, args, says):
 
 
 def test_kept_kernels_give_cka_s_null_as_computing_it_again():
-    """CKA's shuffles from the kept N x N kernels (one gather and a dot product) equal CKA
-    computed again, for both kernels and estimators; the linear kernel is kept only where the
-    sets are wide (here 80 x 90 dimensions for 120 items)."""
+    """RBF CKA's shuffles from the kept N x N kernels (one gather and a dot product) equal RBF CKA
+    computed again, for both estimators."""
     g = torch.Generator().manual_seed(5)
     a = torch.randn(120, 80, generator=g, dtype=torch.float64)
     noise = torch.randn(120, 90, generator=g, dtype=torch.float64)
     b = a @ torch.randn(80, 90, generator=g, dtype=torch.float64) + 3 * noise
-    names = ["cka", "unbiased_cka", "cka_rbf", "unbiased_cka_rbf"]
+    names = ["cka_rbf", "unbiased_cka_rbf"]
     kept, again = (_nulls_with_budget(a, b, names, budget) for budget in (1 << 30, 0))
     for name in names:
         one, two = kept[f"{name}_input_target"], again[f"{name}_input_target"]
