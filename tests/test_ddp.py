@@ -91,6 +91,6 @@ def test_trainer_ddp_on_two_cpu_processes_gives_the_single_process_metrics(tmp_p
     assert (single["world_size"], ddp["world_size"]) == (1, 2)
     assert single["n_val"] == ddp["n_val"] == n_items // 2
     metrics = [k for k in single if k.startswith("val/")]
-    assert len(metrics) == 8 and set(metrics) == {k for k in ddp if k.startswith("val/")}
+    assert len(metrics) == 9 and set(metrics) == {k for k in ddp if k.startswith("val/")}  # with mnno_chance
     for key in metrics:
         assert ddp[key] == pytest.approx(single[key], abs=1e-6), key
