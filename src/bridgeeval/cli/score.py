@@ -89,7 +89,7 @@ def _score(args) -> int:
     if args.measures is not None:
         return _score_measures(args, values, meta)
     reasons = undefined_keys(values, args.metric)
-    null = interval = None
+    extras: dict[str, dict] = {}  # "null" and "interval": {report key: result}
     if args.null is not None or args.bootstrap is not None:  # the report's mNNOs from the same lists
         sets = _representations(args, values)
         lists = {name: rep.neighbours(args.k) for name, rep in sets.items()}
@@ -97,8 +97,7 @@ def _score(args) -> int:
             report = cross_modal_report(values["input"], values["target"], values["mapped"], **opts, neighbours=lists)
         else:
             report = {"mnno_input_target": mnno_from_indices(lists["input"], lists["target"])}
-        null = _nulls(args, sets, ("mnno",), report) if args.null is not None else None
-        interval = _intervals(args, sets, ("mnno",)) if args.bootstrap is not None else None
+        extras = _extras(args, sets, ("mnno",), report)
     elif args.sample is not None:
         n = values["input"].shape[0]
         if args.sample > n:
@@ -120,18 +119,11 @@ def _score(args) -> int:
         report.update(hub_retrieval(values["mapped"], values["target"], args.k, args.metric, args.isf_beta))
     report.update(dict.fromkeys(reasons, float("nan")))
     if args.json:
-        out = {**meta, **report}
-        if null is not None:
-            out["null"] = _null_json(null)
-        if interval is not None:
-            out["interval"] = _null_json(interval)
+        out = {**meta, **report, **{kind: _as_json(results) for kind, results in extras.items()}}
         print(dumps(_with_reasons(out, reasons)))
     else:
         _print_table(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", report)
-        if null is not None:
-            _print_null(args, {key: (report[key], n) for key, n in null.items()})
-        if interval is not None:
-            _print_intervals(args, {key: (report[key], i) for key, i in interval.items()})
+        _print_extras(args, extras, {key: (key, report[key]) for key in next(iter(extras.values()), {})})
         _print_reasons(reasons)
     return 0
 
@@ -141,6 +133,23 @@ def _representations(args, values: dict) -> dict:
 
     return {name: Representation(t, metric=args.metric, include_self=args.include_self,
                                  name=f"{name} ({getattr(args, name)})") for name, t in values.items()}
+
+
+def _extras(args, sets: dict, names, observed: dict, options: dict | None = None) -> dict[str, dict]:
+    """``null`` (with --null) and ``interval`` (with --bootstrap): each {"{name}_{pair}": result}."""
+    extras = {}
+    if args.null is not None:
+        extras["null"] = _nulls(args, sets, names, observed, options)
+    if args.bootstrap is not None:
+        extras["interval"] = _intervals(args, sets, names, options)
+    return extras
+
+
+def _print_extras(args, extras: dict[str, dict], rows: dict[str, tuple[str, float]]) -> None:
+    """The null and interval tables; ``rows`` maps each key to its label and value."""
+    printers = {"null": _print_null, "interval": _print_intervals}
+    for kind, results in extras.items():
+        printers[kind](args, {label: (value, results[key]) for key, (label, value) in rows.items()})
 
 
 def _nulls(args, sets: dict, names, observed: dict, options: dict | None = None) -> dict:
@@ -194,8 +203,9 @@ def _print_intervals(args, rows: dict) -> None:
     Console().print(table)
 
 
-def _null_json(null: dict) -> dict:
-    return {key: None if n is None else n.as_dict() for key, n in null.items()}
+def _as_json(results: dict) -> dict:
+    """Nulls or intervals by key, each as a plain object (None: undefined)."""
+    return {key: None if r is None else r.as_dict() for key, r in results.items()}
 
 
 def _print_null(args, rows: dict) -> None:
@@ -252,39 +262,27 @@ def _score_measures(args, values: dict, meta: dict) -> int:
     report = alignment_report(sets, names, args.k, options=options, reasons=reasons)
     by_pair = {pair: {name: report[f"{name}_{pair}"] for name in names}
                for pair in PAIRS if f"{names[0]}_{pair}" in report}
-    null = interval = None
-    if args.null is not None:
-        flat = _nulls(args, sets, names, report, options)
-        null = {pair: {name: flat[f"{name}_{pair}"] for name in names} for pair in by_pair}
-    if args.bootstrap is not None:
-        flat = _intervals(args, sets, names, options)
-        interval = {pair: {name: flat[f"{name}_{pair}"] for name in names} for pair in by_pair}
+    extras = _extras(args, sets, names, report, options)
+
+    def layout(flat: dict, pair: str) -> dict:  # one pair's results by measure name
+        return _as_json({name: flat[f"{name}_{pair}"] for name in names})
+
     if args.json:
         if len(by_pair) == 1:  # two files: one key per measure
             reasons = {key.removesuffix("_input_target"): why for key, why in reasons.items()}
-            out = {**meta, **by_pair["input_target"]}
-            if null is not None:
-                out["null"] = _null_json(null["input_target"])
-            if interval is not None:
-                out["interval"] = _null_json(interval["input_target"])
+            out = {**meta, **by_pair["input_target"],
+                   **{kind: layout(flat, "input_target") for kind, flat in extras.items()}}
             print(dumps(_with_reasons(out, reasons)))
         else:
-            out = {**meta, **by_pair}
-            if null is not None:
-                out["null"] = {pair: _null_json(values) for pair, values in null.items()}
-            if interval is not None:
-                out["interval"] = {pair: _null_json(values) for pair, values in interval.items()}
+            out = {**meta, **by_pair,
+                   **{kind: {pair: layout(flat, pair) for pair in by_pair} for kind, flat in extras.items()}}
             print(dumps(_with_reasons(out, _by_pair_keys(reasons, names))))
         return 0
     _print_measures(f"bridgeeval score (N={meta['n']}, k={args.k}, {args.metric})", by_pair,
                     {name: MEASURES[name].higher_is_better for name in names})
     labels = {"input_target": "(X, Y)", "input_mapped": "(X, f(X))", "target_mapped": "(Y, f(X))"}
-    if null is not None:
-        _print_null(args, {f"{name} {labels[pair]}": (by_pair[pair][name], null[pair][name])
-                           for pair in null for name in names})
-    if interval is not None:
-        _print_intervals(args, {f"{name} {labels[pair]}": (by_pair[pair][name], interval[pair][name])
-                                for pair in interval for name in names})
+    _print_extras(args, extras, {f"{name}_{pair}": (f"{name} {labels[pair]}", by_pair[pair][name])
+                                 for pair in by_pair for name in names})
     _print_reasons(reasons)
     return 0
 

@@ -31,7 +31,7 @@ import torch
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.knn_measures import cycle_hits, edit_distances, lcs_lengths
-from bridgeeval.metrics.measures import MEASURES, PAIRS, _value, check_measures, measure_options
+from bridgeeval.metrics.measures import MEASURES, PAIRS, _value, check_measures, measure_options, present_pairs
 from bridgeeval.metrics.overlap import nn_overlap
 from bridgeeval.metrics.representation import Representation
 
@@ -94,14 +94,14 @@ def bootstrap_intervals(
     check_bootstrap_options(resamples, level)
     measures = [MEASURES[name] for name in check_measures(names)]
     opts = measure_options(options)
-    chosen = {pair: ab for pair, ab in pairs.items() if ab[0] in sets and ab[1] in sets}
+    chosen = present_pairs(sets, pairs)
     n = next(iter(sets.values())).n
     device = next(iter(sets.values())).x.device
     generator = torch.Generator(device=device).manual_seed(seed)
     draws = [torch.randint(n, (n,), generator=generator, device=device) for _ in range(resamples)]
     out: dict[str, Interval | None] = {}
-    rows_work = [(pair, m) for pair in chosen for m in measures if m.name not in PER_ITEM and m.name not in NO_INTERVAL]
-    total, done = resamples * max(1, len({pair for pair, _ in rows_work})), 0
+    by_rows = any(m.name not in PER_ITEM and m.name not in NO_INTERVAL for m in measures)
+    total, done = resamples * len(chosen) if by_rows else 0, 0
     for pair, (a, b) in chosen.items():
         ra, rb = sets[a], sets[b]
         for m in measures:
@@ -112,7 +112,7 @@ def bootstrap_intervals(
                 items = PER_ITEM[m.name](ra.neighbours(k), rb.neighbours(k).to(ra.x.device))
                 values = torch.stack([items[d].mean() for d in draws])
                 out[key] = Interval(*percentile_interval(values, level), level, resamples, "items")
-        global_measures = [m for p, m in rows_work if p == pair and out.get(f"{m.name}_{pair}", 0) is not None]
+        global_measures = [m for m in measures if f"{m.name}_{pair}" not in out]  # resampled rows
         if not global_measures:
             continue
         values = {m.name: torch.empty(resamples, dtype=torch.float64) for m in global_measures}

@@ -157,14 +157,18 @@ def alignment_report(
     """
     names, opts = check_measures(names), measure_options(options)
     out = {}
-    for pair, (a, b) in pairs.items():
-        if a in sets and b in sets:
-            for name in names:
-                key = f"{name}_{pair}"
-                out[key], reason = _value(MEASURES[name], sets[a], sets[b], k, opts)
-                if reason and reasons is not None:
-                    reasons[key] = reason
+    for pair, (a, b) in present_pairs(sets, pairs).items():
+        for name in names:
+            key = f"{name}_{pair}"
+            out[key], reason = _value(MEASURES[name], sets[a], sets[b], k, opts)
+            if reason and reasons is not None:
+                reasons[key] = reason
     return out
+
+
+def present_pairs(sets: Mapping[str, Any], pairs: Mapping[str, tuple[str, str]] = PAIRS) -> dict[str, tuple[str, str]]:
+    """The pairs whose two sets are both in ``sets`` (two files: (X, Y) only)."""
+    return {pair: (a, b) for pair, (a, b) in pairs.items() if a in sets and b in sets}
 
 
 def check_measure_options(options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.metrics.measures import MEASURES, PAIRS, Measure, _value, check_measures, measure_options
+from bridgeeval.metrics.measures import MEASURES, PAIRS, Measure, _value, check_measures, measure_options, present_pairs
 from bridgeeval.metrics.overlap import mnno_chance
 from bridgeeval.metrics.representation import Representation
 
@@ -135,7 +135,7 @@ def permutation_nulls(
     check_null_options(permutations, alpha)
     measures = [MEASURES[name] for name in check_measures(names)]
     opts, observed = measure_options(options), dict(observed or {})
-    chosen = {pair: ab for pair, ab in pairs.items() if ab[0] in sets and ab[1] in sets}
+    chosen = present_pairs(sets, pairs)
     total, done, out = permutations * len(chosen), 0, {}
     kernels = _Kernels(opts["rbf_sigma"], kernel_budget)
     for pair, (a, b) in chosen.items():

@@ -69,7 +69,6 @@ def calibrated_rows(jobs: list[Job], permutations: int, alpha: float = 0.05, see
         r = job.record
         sets = {name: Representation(t, metric=r.neighbor_metric, include_self=r.include_self, name=name)
                 for name, t in tensors.items()}
-        nulls = permutation_nulls(sets, ["mnno"], r.k, permutations=permutations, alpha=alpha, seed=seed)
         row = {"job": str(job.path), "setting": f"{r.dataset} {r.direction} {r.mapper}", "values": {}, "null": {}}
         for pair in PAIRS:
             observed = _observed(sets, pair, r.k)
@@ -78,8 +77,9 @@ def calibrated_rows(jobs: list[Job], permutations: int, alpha: float = 0.05, see
                 raise BridgeEvalError(f"{job.path}: mNNO {pair} from its data and mapped.npy is {observed:.6f}, its "
                                       f"metrics.json says {recorded:.6f}: the data set changed since the job ran")
             row["values"][f"mnno_{pair}"] = observed
-            null = nulls[f"mnno_{pair}"]
-            row["null"][f"mnno_{pair}"] = None if null is None else null.as_dict()
+        nulls = permutation_nulls(sets, ["mnno"], r.k, permutations=permutations, alpha=alpha, seed=seed,
+                                  observed=row["values"])
+        row["null"] = {key: None if null is None else null.as_dict() for key, null in nulls.items()}
         row["values"].update(hub_retrieval(tensors["mapped"], tensors["target"], r.k, r.neighbor_metric))
         rows.append(row)
     return rows
