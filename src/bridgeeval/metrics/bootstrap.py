@@ -30,7 +30,14 @@ from typing import Any
 import torch
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.metrics.knn_measures import cycle_hits, edit_distances, lcs_lengths
+from bridgeeval.metrics.knn_measures import (
+    cycle_hits,
+    edit_distances,
+    jaccard_rows,
+    lcs_lengths,
+    rank_similarity_rows,
+    second_order_cosine_rows,
+)
 from bridgeeval.metrics.measures import MEASURES, PAIRS, _value, check_measures, measure_options, present_pairs
 from bridgeeval.metrics.overlap import nn_overlap
 from bridgeeval.metrics.representation import Representation
@@ -40,13 +47,20 @@ def _overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return nn_overlap(a, b).double() / a.shape[1]
 
 
-# Per-item values whose mean is the measure (from the two sets' k-NN lists).
-PER_ITEM: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "mnno": _overlap,
-    "mutual_knn": _overlap,
-    "cycle_knn": lambda a, b: cycle_hits(a, b).double(),
-    "lcs_knn": lambda a, b: lcs_lengths(a, b).double() / a.shape[1],
-    "edit_distance_knn": lambda a, b: 1.0 - edit_distances(a, b).double() / a.shape[1],
+def _lists(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable:
+    return lambda ra, rb, k: fn(ra.neighbours(k), rb.neighbours(k).to(ra.x.device))
+
+
+# Per-item values whose mean is the measure (from the two sets, their k-NN lists above all).
+PER_ITEM: dict[str, Callable[[Representation, Representation, int], torch.Tensor]] = {
+    "mnno": _lists(_overlap),
+    "mutual_knn": _lists(_overlap),
+    "cycle_knn": _lists(lambda a, b: cycle_hits(a, b).double()),
+    "lcs_knn": _lists(lambda a, b: lcs_lengths(a, b).double() / a.shape[1]),
+    "edit_distance_knn": _lists(lambda a, b: 1.0 - edit_distances(a, b).double() / a.shape[1]),
+    "jaccard_knn": _lists(jaccard_rows),
+    "rank_similarity": _lists(rank_similarity_rows),
+    "second_order_cosine": second_order_cosine_rows,  # NaN rows (duplicated items) left out, as by the mean
 }
 NO_INTERVAL = {"cknna": "neither a mean over items nor safe to resample (copies would be each other's neighbours)"}
 
@@ -109,8 +123,8 @@ def bootstrap_intervals(
             if m.name in NO_INTERVAL or not math.isfinite(_value(m, ra, rb, k, opts)[0]):
                 out[key] = None
             elif m.name in PER_ITEM:
-                items = PER_ITEM[m.name](ra.neighbours(k), rb.neighbours(k).to(ra.x.device))
-                values = torch.stack([items[d].mean() for d in draws])
+                items = PER_ITEM[m.name](ra, rb, k)
+                values = torch.stack([items[d].nanmean() for d in draws])
                 out[key] = Interval(*percentile_interval(values, level), level, resamples, "items")
         global_measures = [m for m in measures if f"{m.name}_{pair}" not in out]  # resampled rows
         if not global_measures:
@@ -133,7 +147,8 @@ def bootstrap_intervals(
     return out
 
 
-_RSA = {"rsa": "spearman", "rsa_pearson": "pearson"}
+_RSA = {"rsa": "spearman", "rsa_pearson": "pearson", "rsa_cosine": "cosine", "rsa_rho_a": "rho_a",
+        "rsa_tau_a": "tau_a"}
 
 
 def _resampled(r: Representation, draw: torch.Tensor) -> Representation:
@@ -142,7 +157,7 @@ def _resampled(r: Representation, draw: torch.Tensor) -> Representation:
 
 def _rsa_resampled(ra: Representation, rb: Representation, draw: torch.Tensor, method: str, max_pairs: int) -> float:
     """RSA of the resampled items from the whole sets' pair distances, copies' pairs left out."""
-    from bridgeeval.metrics.rsa_measures import condensed_distances, midranks
+    from bridgeeval.metrics.rsa_measures import compare_vectors, condensed_distances
 
     n = ra.n
     if n * (n - 1) // 2 > max_pairs:
@@ -154,9 +169,4 @@ def _rsa_resampled(ra: Representation, rb: Representation, draw: torch.Tensor, m
     keep = u != v
     low, high = torch.minimum(u[keep], v[keep]), torch.maximum(u[keep], v[keep])
     index = low * n - low * (low + 1) // 2 + (high - low - 1)
-    x, y = dist_a[index], dist_b.to(dist_a.device)[index]
-    if method == "spearman":
-        x, y = midranks(x), midranks(y)
-    x, y = x - x.mean(), y - y.mean()
-    denominator = float(x.norm() * y.norm())
-    return float(x @ y) / denominator if denominator > 0 else float("nan")
+    return compare_vectors(dist_a[index], dist_b.to(dist_a.device)[index], method)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.metrics.overlap import mnno_from_indices
+from bridgeeval.metrics.overlap import mnno_from_indices, nn_overlap
 from bridgeeval.metrics.representation import paired
 
 _GATHER_ELEMENTS = 1 << 24  # rows x k x k indices per chunk of cycle_knn
@@ -136,3 +136,77 @@ def _check_lists(idx_a: torch.Tensor, idx_b: torch.Tensor) -> None:
         raise BridgeEvalError(
             f"neighbour lists must have the same [N, k] shape, got {tuple(idx_a.shape)} and {tuple(idx_b.shape)}"
         )
+
+
+# ReSi's k-NN measures (Klabunde et al. 2024): Jaccard, rank similarity, second-order cosine ------
+
+
+def jaccard_rows(idx_a: torch.Tensor, idx_b: torch.Tensor) -> torch.Tensor:
+    """Per row: |A_i & B_i| / |A_i | B_i| of the two k-NN sets, m / (2k - m) with m shared."""
+    shared = nn_overlap(idx_a, idx_b).double()
+    return shared / (2 * idx_a.shape[1] - shared)
+
+
+def rank_similarity_rows(idx_a: torch.Tensor, idx_b: torch.Tensor) -> torch.Tensor:
+    """Per row: sum over the shared neighbours j of 2 / ((1 + |r_A(j) - r_B(j)|)(r_A(j) + r_B(j))),
+    r the 1-based rank in each list, divided by its largest value for that many shared neighbours,
+    the harmonic number H_m (Wang et al. 2020, as ReSi normalises it); 0 where none is shared."""
+    _check_lists(idx_a, idx_b)
+    n, k = idx_a.shape
+    idx_b = idx_b.to(idx_a.device)
+    rank = torch.arange(1, k + 1, dtype=torch.float64, device=idx_a.device)
+    weight = 2.0 / ((1.0 + (rank.unsqueeze(1) - rank.unsqueeze(0)).abs()) * (rank.unsqueeze(1) + rank.unsqueeze(0)))
+    harmonic = torch.cat([rank.new_zeros(1), (1.0 / rank).cumsum(0)])
+    out = torch.empty(n, dtype=torch.float64, device=idx_a.device)
+    step = max(1, _GATHER_ELEMENTS // (k * k))
+    for start in range(0, n, step):
+        equal = idx_a[start : start + step].unsqueeze(2) == idx_b[start : start + step].unsqueeze(1)
+        shared = equal.sum(dim=(1, 2))
+        score = (equal * weight).sum(dim=(1, 2))
+        out[start : start + step] = torch.where(shared > 0, score / harmonic[shared].clamp(min=1.0), 0.0)
+    return out
+
+
+def jaccard_from_indices(idx_a: torch.Tensor, idx_b: torch.Tensor) -> float:
+    return float(jaccard_rows(idx_a, idx_b).mean())
+
+
+def rank_similarity_from_indices(idx_a: torch.Tensor, idx_b: torch.Tensor) -> float:
+    return float(rank_similarity_rows(idx_a, idx_b).mean())
+
+
+def second_order_cosine_rows(ra, rb, k: int) -> torch.Tensor:
+    """Per row i: the cosine of i's distances in A and in B to the union of its two k-NN lists
+    (Hamilton et al. 2016, ReSi's second-order cosine similarity), under each set's metric; NaN
+    where one of the two distance vectors is all zero (duplicates of i), which the mean leaves out."""
+    from bridgeeval.metrics.rsa_measures import distance_copy
+
+    idx_a, idx_b = ra.neighbours(k), rb.neighbours(k).to(ra.x.device)
+    candidates = torch.cat([idx_a, idx_b], dim=1)
+    out = torch.empty(ra.n, dtype=torch.float64, device=ra.x.device)
+    step = max(1, (1 << 22) // (2 * k * max(ra.dim, rb.dim)))
+    for start in range(0, ra.n, step):
+        rows = torch.arange(start, min(start + step, ra.n), device=ra.x.device)
+        cand = candidates[rows]
+        repeated = (idx_b[rows].unsqueeze(2) == idx_a[rows].unsqueeze(1)).any(dim=2)  # in both lists
+        keep = torch.cat([torch.ones_like(repeated), ~repeated], dim=1)
+        da, db = (_distances_to(distance_copy(r, r.metric), rows, cand).mul_(keep) for r in (ra, rb))
+        denominator = da.norm(dim=1) * db.norm(dim=1)
+        out[rows] = (da * db).sum(dim=1) / torch.where(denominator > 0, denominator, torch.nan)
+    return out
+
+
+def second_order_cosine(ra, rb, k: int) -> float:
+    rows = second_order_cosine_rows(ra, rb, k)
+    defined = rows[~rows.isnan()]
+    return float(defined.mean()) if defined.numel() else float("nan")
+
+
+def _distances_to(copy: tuple[torch.Tensor, torch.Tensor | None], rows: torch.Tensor,
+                  cand: torch.Tensor) -> torch.Tensor:
+    """Distances ``[len(rows), c]`` of each row to its own candidates ``cand [len(rows), c]``."""
+    x, sq = copy
+    dots = (x[cand] @ x[rows].unsqueeze(2)).squeeze(2)
+    if sq is None:  # unit rows: cosine distance
+        return dots.neg_().add_(1.0).clamp_(min=0.0)
+    return (sq[rows].unsqueeze(1) + sq[cand]).sub_(dots.mul_(2.0)).clamp_(min=0.0).sqrt_()

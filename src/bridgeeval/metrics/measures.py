@@ -17,12 +17,29 @@ from typing import Any
 import torch
 
 from bridgeeval.errors import BridgeEvalError
-from bridgeeval.metrics import kernel_measures, knn_measures, rsa_measures as rsa_module, subspace_measures
+from bridgeeval.metrics import (
+    distance_measures,
+    kernel_measures,
+    knn_measures,
+    statistic_measures,
+    subspace_measures,
+)
+from bridgeeval.metrics import (
+    rsa_measures as rsa_module,
+)
 from bridgeeval.metrics.representation import Representation, paired
 
 # Options a user may set (metrics.measure_options, score's --rbf-sigma ...) and their defaults.
 OPTIONS: dict[str, Any] = {"rbf_sigma": None, "cca_dim": 10, "rsa_max_pairs": rsa_module.MAX_PAIRS,
-                           "rsa_samples": rsa_module.N_SAMPLES, "rsa_seed": 0}
+                           "rsa_samples": rsa_module.N_SAMPLES, "rsa_seed": 0, "gulp_lambda": 0.0}
+
+# Transformations of one set that a measure may be invariant to (ReSi's vocabulary): an orthogonal
+# map, multiplication by a scalar, adding a vector to every row, a permutation of the columns, an
+# invertible linear map, an invertible affine one.
+TRANSFORMS = ("orthogonal", "isotropic_scaling", "translation", "permutation", "invertible_linear", "affine")
+_ROTATION = frozenset({"orthogonal", "isotropic_scaling", "permutation"})  # neighbours and cosine distances
+_SHAPE = _ROTATION | {"translation"}  # centred, rescaled comparisons
+_LINEAR = _SHAPE | {"invertible_linear", "affine"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,10 @@ class Measure:
     # The structure of each set it reads (Representation.flat): a set without it leaves it undefined.
     reads: tuple[str, ...] = ("centred",)
     best: float = 1.0  # the value of two sets that agree fully (a permutation null calibrates towards it)
+    invariances: frozenset[str] = _ROTATION  # TRANSFORMS of either set that leave the value unchanged
+    symmetric: bool = True  # m(A, B) == m(B, A)
+    is_metric: bool = False  # a distance that satisfies the triangle inequality
+    source: str = ""  # where its definition comes from
 
 
 def _knn(fn) -> Callable:
@@ -52,32 +73,111 @@ def _cka(kernel: str, unbiased: bool) -> Callable:
                                                        rbf_sigma=opts["rbf_sigma"])
 
 
+def _pair(fn) -> Callable:
+    return lambda ra, rb, k, opts: fn(ra, rb)
+
+
 _NEIGHBOURS = ("neighbours",)
+_CENTRED_ONLY = frozenset({"isotropic_scaling", "translation", "permutation"})  # per-column statistics
+_RESI = "ReSi (Klabunde et al. 2024)"
 _ALL = [
+    # k-NN lists: one search per set serves them all.
     Measure("mnno", _knn(knn_measures.mnno_from_indices), True, True,
-            "mean nearest-neighbour overlap (Collell & Moens 2018)", _NEIGHBOURS),
+            "mean nearest-neighbour overlap (Collell & Moens 2018)", _NEIGHBOURS, source="Collell & Moens 2018"),
     Measure("mutual_knn", _knn(knn_measures.mnno_from_indices), True, True,
-            "mutual k-NN alignment (Huh et al. 2024): the same quantity as mnno", _NEIGHBOURS),
+            "mutual k-NN alignment (Huh et al. 2024): the same quantity as mnno", _NEIGHBOURS,
+            source="platonic-rep"),
     Measure("cycle_knn", _knn(knn_measures.cycle_knn_from_indices), True, True,
-            "share of items found again among the A-neighbours of their B-neighbours", _NEIGHBOURS),
+            "share of items found again among the A-neighbours of their B-neighbours", _NEIGHBOURS,
+            symmetric=False, source="platonic-rep"),
     Measure("lcs_knn", _knn(knn_measures.lcs_from_indices), True, True,
-            "longest common subsequence of the ordered k-NN lists / k", _NEIGHBOURS),
+            "longest common subsequence of the ordered k-NN lists / k", _NEIGHBOURS, source="platonic-rep"),
     Measure("edit_distance_knn", _knn(knn_measures.edit_from_indices), True, True,
-            "1 - Levenshtein distance of the ordered k-NN lists / k", _NEIGHBOURS),
-    Measure("cka", _cka("linear", False), False, True, "linear CKA, biased HSIC (Kornblith et al. 2019)"),
-    Measure("unbiased_cka", _cka("linear", True), False, True, "linear CKA, unbiased HSIC (Song et al. 2012)"),
-    Measure("cka_rbf", _cka("rbf", False), False, True, "RBF-kernel CKA, biased HSIC"),
-    Measure("unbiased_cka_rbf", _cka("rbf", True), False, True, "RBF-kernel CKA, unbiased HSIC"),
+            "1 - Levenshtein distance of the ordered k-NN lists / k", _NEIGHBOURS, source="platonic-rep"),
+    Measure("jaccard_knn", _knn(knn_measures.jaccard_from_indices), True, True,
+            "mean Jaccard similarity of the k-NN sets", _NEIGHBOURS, source=_RESI),
+    Measure("rank_similarity", _knn(knn_measures.rank_similarity_from_indices), True, True,
+            "rank-weighted agreement of the shared neighbours (Wang et al. 2020)", _NEIGHBOURS, source=_RESI),
+    Measure("second_order_cosine", lambda ra, rb, k, opts: knn_measures.second_order_cosine(ra, rb, k), True, True,
+            "cosine of each item's distances to its neighbours in both sets (Hamilton et al. 2016)", _NEIGHBOURS,
+            source=_RESI),
+    # Kernels.
+    Measure("cka", _cka("linear", False), False, True, "linear CKA, biased HSIC (Kornblith et al. 2019)",
+            invariances=_SHAPE, source="Kornblith et al. 2019"),
+    Measure("unbiased_cka", _cka("linear", True), False, True, "linear CKA, unbiased HSIC (Song et al. 2012)",
+            invariances=_SHAPE, source="Song et al. 2012"),
+    Measure("cka_rbf", _cka("rbf", False), False, True, "RBF-kernel CKA, biased HSIC", invariances=_SHAPE,
+            source="Kornblith et al. 2019"),
+    Measure("unbiased_cka_rbf", _cka("rbf", True), False, True, "RBF-kernel CKA, unbiased HSIC", invariances=_SHAPE,
+            source="Kornblith et al. 2019"),
     Measure("cknna", lambda ra, rb, k, opts: kernel_measures.cknna(ra, rb, k), True, True,
-            "CKA restricted to mutual k nearest neighbours (Huh et al. 2024)", ("neighbours", "centred")),
+            "CKA restricted to mutual k nearest neighbours (Huh et al. 2024)", ("neighbours", "centred"),
+            symmetric=False, source="platonic-rep"),  # k-NN masks are not symmetric, nor is its HSIC of them
+    Measure("distance_correlation", _pair(distance_measures.distance_correlation), False, True,
+            "distance correlation of the Euclidean distance matrices (Székely et al. 2007)", invariances=_SHAPE,
+            source="Székely et al. 2007 (dcor)"),
+    # Subspaces, CCA and regression.
     Measure("svcca", lambda ra, rb, k, opts: subspace_measures.svcca(ra, rb, opts["cca_dim"]), False, True,
-            "mean canonical correlation of the top singular directions (Raghu et al. 2017)"),
+            "mean canonical correlation of the top singular directions (Raghu et al. 2017)",
+            invariances=_CENTRED_ONLY, source="platonic-rep"),
+    Measure("pwcca", _pair(subspace_measures.pwcca), False, True,
+            "projection-weighted mean canonical correlation (Morcos et al. 2018)", invariances=_CENTRED_ONLY,
+            symmetric=False, source="Morcos et al. 2018"),
+    Measure("eigenspace_overlap", _pair(subspace_measures.eigenspace_overlap), False, True,
+            "overlap of the sets' column spaces (May et al. 2019)", (),
+            invariances=frozenset({"orthogonal", "isotropic_scaling", "permutation", "invertible_linear"}),
+            source=_RESI),
+    Measure("linear_regression", _pair(subspace_measures.linear_regression), False, True,
+            "R^2 of regressing the centred A on the centred B", invariances=_SHAPE, symmetric=False,
+            source=_RESI),
+    Measure("gulp", lambda ra, rb, k, opts: subspace_measures.gulp(ra, rb, opts["gulp_lambda"]), False, False,
+            "squared distance of the sets' ridge predictors (Boix-Adsera et al. 2022)", invariances=_LINEAR,
+            best=0.0, source=_RESI),
+    # Pairwise distances (RSA).
     Measure("rsa", _rsa("spearman"), False, True, "Spearman correlation of the pairwise distances (RSA)",
-            ("distances",)),
+            ("distances",), source="Kriegeskorte et al. 2008"),
     Measure("rsa_pearson", _rsa("pearson"), False, True, "Pearson correlation of the pairwise distances (RSA)",
-            ("distances",)),
+            ("distances",), source="Kriegeskorte et al. 2008"),
+    Measure("rsa_cosine", _rsa("cosine"), False, True, "cosine of the two vectors of pairwise distances (RSA)",
+            ("distances",), source="rsatoolbox"),
+    Measure("rsa_rho_a", _rsa("rho_a"), False, True, "rho-a of the pairwise distances' ranks (RSA)",
+            ("distances",), source="rsatoolbox"),
+    Measure("rsa_tau_a", _rsa("tau_a"), False, True, "Kendall's tau-a of the pairwise distances (RSA)",
+            ("distances",), source="rsatoolbox"),
+    Measure("rsm_norm_difference", _pair(distance_measures.rsm_norm_difference), False, False,
+            "Frobenius norm of the difference of the Euclidean distance matrices", (),
+            invariances=frozenset({"orthogonal", "translation", "permutation"}), is_metric=True, best=0.0,
+            source=_RESI),
+    # Alignment by rotation or matching.
     Measure("procrustes", lambda ra, rb, k, opts: subspace_measures.procrustes(ra, rb), False, False,
-            "orthogonal Procrustes distance of the centred, unit-norm sets (0 = same shape)", best=0.0),
+            "orthogonal Procrustes distance of the centred, unit-norm sets (0 = same shape)", best=0.0,
+            invariances=_SHAPE, is_metric=True, source="Ding et al. 2021 (ReSi)"),
+    Measure("procrustes_angular", _pair(subspace_measures.procrustes_angular), False, False,
+            "angular shape metric of the centred sets (Williams et al. 2021)", best=0.0, invariances=_SHAPE,
+            is_metric=True, source="Williams et al. 2021 (netrep)"),
+    Measure("procrustes_size_shape", _pair(subspace_measures.procrustes_size_shape), False, False,
+            "Procrustes distance of the centred sets, not rescaled", (), best=0.0,
+            invariances=frozenset({"orthogonal", "translation", "permutation"}), is_metric=True, source=_RESI),
+    Measure("permutation_procrustes", _pair(subspace_measures.permutation_procrustes), False, False,
+            "distance of the sets after the best matching of their columns", (), best=0.0,
+            invariances=frozenset({"permutation"}), is_metric=True, source=_RESI),
+    Measure("aligned_cosine", _pair(subspace_measures.aligned_cosine), False, True,
+            "mean cosine of the rows after the orthogonal Procrustes rotation", (), source=_RESI),
+    Measure("hard_correlation_match", _pair(subspace_measures.hard_correlation_match), False, True,
+            "mean correlation of the columns matched one to one (Li et al. 2015)", invariances=_CENTRED_ONLY,
+            source=_RESI),
+    Measure("soft_correlation_match", _pair(subspace_measures.soft_correlation_match), False, True,
+            "mean best correlation of each column with one of the other set (Li et al. 2015)",
+            invariances=_CENTRED_ONLY, source=_RESI),
+    # One-set statistics compared.
+    Measure("magnitude_difference", _pair(statistic_measures.magnitude_difference), False, False,
+            "difference of the norms of the sets' means", (), best=0.0,
+            invariances=frozenset({"orthogonal", "permutation"}), source=_RESI),
+    Measure("concentricity_difference", _pair(statistic_measures.concentricity_difference), False, False,
+            "difference of the rows' mean cosine with their set's mean", (), best=0.0, source=_RESI),
+    Measure("uniformity_difference", _pair(statistic_measures.uniformity_difference), False, False,
+            "difference of the sets' uniformity (Wang & Isola 2020)", (), best=0.0,
+            invariances=frozenset({"orthogonal", "translation", "permutation"}), source=_RESI),
 ]
 MEASURES: dict[str, Measure] = {m.name: m for m in _ALL}
 # The three pairs of a cross-modal evaluation: report key suffix -> (set, set).

@@ -30,7 +30,7 @@ from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.representation import Representation, paired
 from bridgeeval.metrics.tiles import symmetric_tiles
 
-METHODS = ("spearman", "pearson")
+METHODS = ("spearman", "pearson", "cosine", "rho_a", "tau_a")
 _BLOCK = 2048
 _LEAF = 256  # rows of the smallest diagonal tile (metrics.tiles)
 _SAMPLE_BLOCK = 512  # rows and columns of each sampled block: 512^2 triples a round
@@ -56,20 +56,24 @@ def rsa(
         (1.0, 1.0)
     """
     if method not in METHODS:
-        raise BridgeEvalError(f"rsa: unknown method {method!r}; choose spearman or pearson")
+        raise BridgeEvalError(f"rsa: unknown method {method!r}; choose one of {', '.join(METHODS)}")
     ra, rb = paired(a, b, metric)
     if ra.n < 3:
         raise BridgeEvalError(f"rsa needs at least 3 items (2 pairs), got {ra.n}")
-    if method == "pearson":
-        return _pearson_streamed(ra, rb, metric)
+    if method in ("pearson", "cosine"):
+        return _streamed(ra, rb, metric, centred=method == "pearson")
     if _n_pairs(ra.n) <= max_pairs:
-        return _spearman_exact(ra, rb, metric)
-    return rsa_sampled(ra, rb, metric, n_samples, seed)[0]
+        return {"spearman": _spearman_exact, "rho_a": _rho_a_exact, "tau_a": _tau_a_exact}[method](ra, rb, metric)
+    # Beyond, untied pair distances make rho-a Spearman's rho; Kendall's tau-a has its own estimate.
+    return rsa_sampled(ra, rb, metric, n_samples, seed, kendall=method == "tau_a")[0]
 
 
-def rsa_sampled(a, b, metric: str = "cosine", n_samples: int = N_SAMPLES, seed: int = 0) -> tuple[float, float]:
+def rsa_sampled(a, b, metric: str = "cosine", n_samples: int = N_SAMPLES, seed: int = 0,
+                kendall: bool = False) -> tuple[float, float]:
     """Unbiased estimate of the Spearman RSA from ``n_samples`` random triples of pairs, with its
-    standard error: ``(estimate, stderr)`` (see the module's docstring)."""
+    standard error: ``(estimate, stderr)`` (see the module's docstring). With ``kendall``, of
+    Kendall's tau-a: E[s_A(p, q) s_B(p, q)] over independent uniform pairs p, q is
+    tau-a (M - 1) / M (p = q contributes 0)."""
     ra, rb = paired(a, b, metric)
     if ra.n < 3:
         raise BridgeEvalError(f"rsa needs at least 3 items (2 pairs), got {ra.n}")
@@ -82,10 +86,10 @@ def rsa_sampled(a, b, metric: str = "cosine", n_samples: int = N_SAMPLES, seed: 
         rows = torch.randint(ra.n, (6, side), generator=gen).to(ra.x.device)
         p, q, r = (rows[0], rows[1]), (rows[2], rows[3]), (rows[4], rows[5])
         s_a = torch.sign(_distances_at(ra, metric, *p) - _distances_at(ra, metric, *q))
-        s_b = torch.sign(_distances_at(rb, metric, *p) - _distances_at(rb, metric, *r))
+        s_b = torch.sign(_distances_at(rb, metric, *p) - _distances_at(rb, metric, *(q if kendall else r)))
         valid = _distinct(*p) & _distinct(*q) & _distinct(*r)
         means.append(float((s_a * s_b)[valid].mean()))
-    scale = 3.0 * m * m / (m * m - 1.0)  # (M^2 / 4) / ((M^2 - 1) / 12)
+    scale = m / (m - 1.0) if kendall else 3.0 * m * m / (m * m - 1.0)  # (M^2 / 4) / ((M^2 - 1) / 12)
     values = torch.tensor(means, dtype=torch.float64) * scale
     return float(values.mean()), float(values.std(unbiased=True) / math.sqrt(rounds))
 
@@ -98,7 +102,7 @@ def _distinct(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     return rows.unsqueeze(1) != cols.unsqueeze(0)
 
 
-def _search_copy(r: Representation, metric: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+def distance_copy(r: Representation, metric: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """float64 unit rows (cosine) or rows and their squared norms (Euclidean)."""
     def compute():
         x = r.float64_copy()
@@ -116,15 +120,31 @@ def _search_copy(r: Representation, metric: str) -> tuple[torch.Tensor, torch.Te
 def _distances_at(r: Representation, metric: str, rows, cols) -> torch.Tensor:
     """Distances of every (rows[u], cols[v]), rows and cols index tensors or slices:
     ``[len(rows), len(cols)]``."""
-    x, sq = _search_copy(r, metric)
+    x, sq = distance_copy(r, metric)
     prod = x[rows] @ x[cols].T
     if sq is None:
         return prod.neg_().add_(1.0).clamp_(min=0.0)
     return (sq[rows].unsqueeze(1) + sq[cols].unsqueeze(0)).sub_(prod.mul_(2.0)).clamp_(min=0.0).sqrt_()
 
 
-def _pearson_streamed(ra: Representation, rb: Representation, metric: str) -> float:
-    """Pearson correlation of the pair distances from shifted running sums (float64)."""
+def _streamed(ra: Representation, rb: Representation, metric: str, centred: bool) -> float:
+    """Pearson correlation (``centred``) or cosine of the two vectors of pair distances."""
+    m, (shift_a, shift_b), (sa, sb, saa, sbb, sab) = ra.pair_memo(
+        rb, ("rsa_sums", metric), lambda: _shifted_sums(ra, rb, metric))
+    if centred:
+        cov, var_a, var_b = sab - sa * sb / m, saa - sa * sa / m, sbb - sb * sb / m
+    else:  # the raw sums from the shifted ones: sum (a + s)(b + t) = sum ab + t sum a + s sum b + m s t
+        cov = sab + shift_b * sa + shift_a * sb + m * shift_a * shift_b
+        var_a = saa + 2.0 * shift_a * sa + m * shift_a * shift_a
+        var_b = sbb + 2.0 * shift_b * sb + m * shift_b * shift_b
+    if var_a <= 0 or var_b <= 0:
+        return float("nan")  # every pair at the same distance in one set (or at 0, for the cosine)
+    return cov / math.sqrt(var_a * var_b)
+
+
+def _shifted_sums(ra: Representation, rb: Representation, metric: str):
+    """The pair distances' sums about a first estimate of their means (no cancellation): the
+    number of pairs, the shifts, and sum a, sum b, sum a^2, sum b^2, sum ab (float64)."""
     sums = torch.zeros(5, dtype=torch.float64)
     shift = None
     for i0, i1, j0, j1, diagonal in symmetric_tiles(ra.n, _BLOCK, _LEAF):  # pairs i < j: diagonal tiles masked
@@ -137,12 +157,7 @@ def _pearson_streamed(ra: Representation, rb: Representation, metric: str) -> fl
             shift = (float(da.mean()), float(db.mean()))
         da, db = da.reshape(-1) - shift[0], db.reshape(-1) - shift[1]
         sums += torch.stack([da.sum(), db.sum(), (da * da).sum(), (db * db).sum(), (da * db).sum()]).cpu()
-    m = _n_pairs(ra.n)
-    sa, sb, saa, sbb, sab = (float(v) for v in sums)
-    cov, var_a, var_b = sab - sa * sb / m, saa - sa * sa / m, sbb - sb * sb / m
-    if var_a <= 0 or var_b <= 0:
-        return float("nan")  # every pair at the same distance in one set
-    return cov / math.sqrt(var_a * var_b)
+    return _n_pairs(ra.n), shift, tuple(float(v) for v in sums)
 
 
 def condensed_distances(r: Representation, metric: str) -> torch.Tensor:
@@ -190,3 +205,52 @@ def _spearman_exact(ra: Representation, rb: Representation, metric: str) -> floa
     rank_a, rank_b = _centred_ranks(ra, metric), _centred_ranks(rb, metric)
     denominator = float(rank_a.norm() * rank_b.norm())
     return float(rank_a @ rank_b) / denominator if denominator > 0 else float("nan")
+
+
+def _rho_a_exact(ra: Representation, rb: Representation, metric: str) -> float:
+    """rsatoolbox's rho-a: 1 - 6 sum (r_A - r_B)^2 / (M^3 - M) over the M pairs' midranks (both
+    rank vectors have mean (M + 1)/2, so their centred forms give the same differences)."""
+    rank_a, rank_b = _centred_ranks(ra, metric), _centred_ranks(rb, metric)
+    m = float(len(rank_a))
+    return 1.0 - 6.0 * float((rank_a - rank_b).pow(2).sum()) / (m**3 - m)
+
+
+def _tau_a_exact(ra: Representation, rb: Representation, metric: str) -> float:
+    """Kendall's tau-a, (concordant - discordant) / (M (M - 1) / 2), from scipy's tau-b (an
+    O(M log M) count) and the ties: tau-a = tau-b sqrt((n0 - t_A)(n0 - t_B)) / n0."""
+    from scipy.stats import kendalltau
+
+    da, db = condensed_distances(ra, metric), condensed_distances(rb, metric)
+    n0 = len(da) * (len(da) - 1) / 2.0
+    ties_a, ties_b = _tied_pairs(da), _tied_pairs(db)
+    if ties_a == n0 or ties_b == n0:
+        return float("nan")  # every pair at the same distance in one set
+    tau_b = kendalltau(da.cpu().numpy(), db.cpu().numpy()).statistic
+    return float(tau_b) * math.sqrt((n0 - ties_a) * (n0 - ties_b)) / n0
+
+
+def _tied_pairs(values: torch.Tensor) -> float:
+    counts = torch.unique(values, return_counts=True)[1].double()
+    return float((counts * (counts - 1.0)).sum() / 2.0)
+
+
+def compare_vectors(x: torch.Tensor, y: torch.Tensor, method: str) -> float:
+    """One RSA comparator of two given vectors of pair distances (float64), e.g. a bootstrap's."""
+    if method == "tau_a":
+        from scipy.stats import kendalltau
+
+        n0 = len(x) * (len(x) - 1) / 2.0
+        ties_x, ties_y = _tied_pairs(x), _tied_pairs(y)
+        if n0 == 0 or ties_x == n0 or ties_y == n0:
+            return float("nan")
+        tau_b = float(kendalltau(x.cpu().numpy(), y.cpu().numpy()).statistic)
+        return tau_b * math.sqrt((n0 - ties_x) * (n0 - ties_y)) / n0
+    if method in ("spearman", "rho_a"):
+        x, y = midranks(x), midranks(y)
+        if method == "rho_a":
+            m = float(len(x))
+            return 1.0 - 6.0 * float((x - y).pow(2).sum()) / (m**3 - m)
+    if method != "cosine":
+        x, y = x - x.mean(), y - y.mean()
+    denominator = float(x.norm() * y.norm())
+    return float(x @ y) / denominator if denominator > 0 else float("nan")

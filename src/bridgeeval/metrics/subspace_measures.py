@@ -1,4 +1,7 @@
-"""Subspace comparisons: SVCCA (Raghu et al. 2017) and the orthogonal Procrustes distance.
+"""Subspace, CCA, regression and Procrustes comparisons: SVCCA (Raghu et al. 2017), PWCCA,
+eigenspace overlap, linear regression, GULP, the Procrustes family (the distance of the centred unit
+sets, the angular shape metric, size-and-shape, permutation Procrustes, aligned cosine) and the
+correlation matches. The ReSi measures' definitions are in their functions' docstrings; two below.
 
 * ``svcca``: each set centred and scaled per dimension (platonic-rep's preprocessing: divided by
   its standard deviation + 1e-8), reduced to its top ``cca_dim`` left singular vectors, then the
@@ -60,9 +63,7 @@ def procrustes(a, b) -> float:
     scale = _frobenius(ra) * _frobenius(rb)
     if scale == 0.0:
         return float("nan")  # every row of a set the same vector (a collapsed map): no shape to compare
-    cross = _narrow(ra).T @ _narrow(rb)
-    nuclear = float(torch.linalg.svdvals(cross).sum()) / scale
-    return math.sqrt(max(0.0, 2.0 - 2.0 * nuclear))
+    return math.sqrt(max(0.0, 2.0 - 2.0 * _nuclear(ra, rb) / scale))
 
 
 def _narrow(r: Representation) -> torch.Tensor:
@@ -130,3 +131,181 @@ def _top_directions(r: Representation, q: int) -> torch.Tensor | None:
         return None if u is None else torch.linalg.qr(u).Q
 
     return r.memo(("svcca_directions", q), compute)
+
+
+# Orthonormal bases: eigenspace overlap, linear regression, GULP, PWCCA -------------------------
+
+
+def basis(r: Representation, centred: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """An orthonormal basis ``[N, rank]`` of the set's column space (of the centred set where
+    ``centred``) and the matching singular values (the copies' units), largest first.
+
+    The rank counts singular values above ``s_max * max(N, d) * eps``, numpy's ``matrix_rank``
+    rule. A tall set is reduced by a QR first (the SVD is then d x d)."""
+    def compute() -> tuple[torch.Tensor, torch.Tensor]:
+        m = r.centred() if centred else r.float64_copy()
+        if r.dim <= r.n:
+            q, upper = torch.linalg.qr(m)
+            u, s, _ = torch.linalg.svd(upper)
+            u = q @ u
+        else:
+            u, s, _ = torch.linalg.svd(m, full_matrices=False)
+        if s.numel() == 0 or float(s[0]) == 0.0:
+            return u[:, :0], s[:0]
+        rank = int((s > s[0] * max(m.shape) * torch.finfo(torch.float64).eps).sum())
+        return u[:, :rank], s[:rank]
+
+    return r.memo(("basis", centred), compute)
+
+
+def eigenspace_overlap(a, b) -> float:
+    """||U_a^T U_b||_F^2 / max(d_a, d_b), U the left singular vectors of the (uncentred) sets'
+    non-zero singular values (May et al. 2019), in [0, 1].
+
+    Example (an invertible linear map keeps the column space):
+        >>> import torch
+        >>> x = torch.randn(40, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> round(eigenspace_overlap(x, x @ torch.tensor([[2.0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 3, 1], [1, 0, 0, 1]],
+        ...                                             dtype=torch.float64)), 6)
+        1.0
+    """
+    ra, rb = paired(a, b)
+    ua, ub = basis(ra, centred=False)[0], basis(rb, centred=False)[0]
+    return float((ua.T @ ub).pow(2).sum()) / max(ra.dim, rb.dim)
+
+
+def linear_regression(a, b) -> float:
+    """Share of the centred A's variance that a linear map of the centred B explains: the R^2
+    ||P_B A||_F^2 / ||A||_F^2 of regressing A on B (Kornblith et al. 2019), in [0, 1]. Not
+    symmetric: B is the regressor."""
+    ra, rb = paired(a, b)
+    ub = basis(rb, centred=True)[0]
+    ca = ra.centred()
+    total = float(ca.pow(2).sum())
+    return float((ub.T @ ca).pow(2).sum()) / total if total > 0 else float("nan")
+
+
+def gulp(a, b, lam: float = 0.0) -> float:
+    """GULP (Boix-Adsera et al. 2022): the squared distance between the two sets' ridge-regression
+    predictors, ||H_a - H_b||_F^2 with H = X (X^T X + N lam I)^-1 X^T of each set centred and
+    scaled to Frobenius norm sqrt(N) (ReSi's preprocessing). At lam = 0 it is
+    rank_a + rank_b - 2 ||U_a^T U_b||_F^2, the distance of the projections onto the column spaces."""
+    ra, rb = paired(a, b)
+    if lam < 0:
+        raise BridgeEvalError(f"gulp's lambda must be >= 0, got {lam!r}")
+    (ua, sa), (ub, sb) = basis(ra, centred=True), basis(rb, centred=True)
+    wa, wb = _ridge_weights(sa, lam), _ridge_weights(sb, lam)
+    cross = (ua.T @ ub).pow_(2)
+    return float(wa.pow(2).sum() + wb.pow(2).sum() - 2.0 * (wa @ cross @ wb))
+
+
+def _ridge_weights(s: torch.Tensor, lam: float) -> torch.Tensor:
+    """The hat matrix's eigenvalues e / (e + lam), e = s^2 / ||X||_F^2 (the covariance's eigenvalues
+    of the set scaled to ||X||_F^2 = N)."""
+    if lam == 0.0:
+        return torch.ones_like(s)
+    e = s.pow(2) / s.pow(2).sum()
+    return e / (e + lam)
+
+
+def pwcca(a, b) -> float:
+    """Projection-weighted CCA (Morcos et al. 2018), in [0, 1]: the canonical correlations rho_i of
+    the centred sets, weighted by alpha_i = sum_j |<h_i, a_j>|, h_i A's unit canonical variates and
+    a_j A's centred columns. Not symmetric: the weights are A's."""
+    ra, rb = paired(a, b)
+    ua, ub = basis(ra, centred=True)[0], basis(rb, centred=True)[0]
+    if ua.shape[1] == 0 or ub.shape[1] == 0:
+        return float("nan")
+    p, rho, _ = torch.linalg.svd(ua.T @ ub, full_matrices=False)
+    variates = ua @ p  # [N, min(rank_a, rank_b)], orthonormal
+    weights = (variates.T @ ra.centred()).abs_().sum(dim=1)
+    return float((weights * rho.clamp(max=1.0)).sum() / weights.sum())
+
+
+# Procrustes and matching: shape metrics of Williams et al. 2021 and ReSi's relatives --------------
+
+
+def _nuclear(ra: Representation, rb: Representation) -> float:
+    """||A^T B||_* of the centred copies (the copies' units)."""
+    return ra.pair_memo(rb, "centred_nuclear",
+                        lambda: float(torch.linalg.svdvals(_narrow(ra).T @ _narrow(rb)).sum()))
+
+
+def procrustes_angular(a, b) -> float:
+    """The angular shape metric (Williams et al. 2021): arccos of ||A^T B||_* / (||A||_F ||B||_F)
+    on the centred sets, in [0, pi/2]; 0 for sets equal up to rotation, translation and scale."""
+    ra, rb = paired(a, b)
+    scale = _frobenius(ra) * _frobenius(rb)
+    if scale == 0.0:
+        return float("nan")
+    return math.acos(min(1.0, max(-1.0, _nuclear(ra, rb) / scale)))
+
+
+def procrustes_size_shape(a, b) -> float:
+    """The size-and-shape Procrustes distance: min over orthogonal R of ||A - B R||_F on the centred
+    (not rescaled) sets, sqrt(||A||^2 + ||B||^2 - 2 ||A^T B||_*), in the sets' own units."""
+    ra, rb = paired(a, b)
+    fa, fb = math.ldexp(_frobenius(ra), ra.exponent), math.ldexp(_frobenius(rb), rb.exponent)
+    nuclear = math.ldexp(_nuclear(ra, rb), ra.exponent + rb.exponent)
+    return math.sqrt(max(0.0, fa * fa + fb * fb - 2.0 * nuclear))
+
+
+def aligned_cosine(a, b) -> float:
+    """Mean cosine of each row of A R with its row of B, R the orthogonal Procrustes map of the
+    (uncentred) A onto B (ReSi's aligned cosine similarity). Rows zero in either set are left out."""
+    ra, rb = paired(a, b)
+    xa, xb = ra.float64_copy(), rb.float64_copy()
+    u, _, vh = torch.linalg.svd(xa.T @ xb, full_matrices=False)
+    # With the narrower set zero-padded R is orthogonal: rows keep their norms, so each cosine is
+    # <a_i R, b_i> / (|a_i| |b_i|) with the thin R = U V^T.
+    dots = ((xa @ u) @ vh * xb).sum(dim=1)
+    norms = xa.norm(dim=1) * xb.norm(dim=1)
+    kept = norms > 0
+    if not bool(kept.any()):
+        return float("nan")
+    return float((dots[kept] / norms[kept]).mean())
+
+
+def permutation_procrustes(a, b) -> float:
+    """min over permutations P of the columns of ||A - B P||_F (the narrower set zero-padded), on
+    the sets as given (not centred, not rescaled), in their own units."""
+    from scipy.optimize import linear_sum_assignment
+
+    ra, rb = paired(a, b)
+    xa, xb = ra.float64_copy(), rb.float64_copy()
+    cross = (xa.T @ xb).cpu().numpy()
+    rows, cols = linear_sum_assignment(cross, maximize=True)
+    matched = math.ldexp(float(cross[rows, cols].sum()), ra.exponent + rb.exponent)
+    fa, fb = math.ldexp(float(xa.norm()), ra.exponent), math.ldexp(float(xb.norm()), rb.exponent)
+    return math.sqrt(max(0.0, fa * fa + fb * fb - 2.0 * matched))
+
+
+def _column_correlations(ra: Representation, rb: Representation) -> torch.Tensor:
+    """Pearson correlations ``[d_a, d_b]`` of every column of A with every column of B; a constant
+    column correlates 0 with everything (scikit-learn's cosine of a zero vector, as ReSi has it)."""
+    def compute() -> torch.Tensor:
+        ca, cb = ra.centred(), rb.centred()
+        na, nb = ca.norm(dim=0), cb.norm(dim=0)
+        na, nb = torch.where(na > 0, na, torch.inf), torch.where(nb > 0, nb, torch.inf)
+        return (ca.T @ cb).div_(na.unsqueeze(1)).div_(nb.unsqueeze(0))
+
+    return ra.pair_memo(rb, "column_correlations", compute)
+
+
+def hard_correlation_match(a, b) -> float:
+    """Mean correlation of the columns matched one to one (the assignment of largest total
+    correlation; Li et al. 2015), in [-1, 1]."""
+    from scipy.optimize import linear_sum_assignment
+
+    ra, rb = paired(a, b)
+    corr = _column_correlations(ra, rb).cpu().numpy()
+    rows, cols = linear_sum_assignment(corr, maximize=True)
+    return float(corr[rows, cols].mean())
+
+
+def soft_correlation_match(a, b) -> float:
+    """Mean over the columns of each set of their best correlation with a column of the other,
+    averaged over both directions (Li et al. 2015), in [-1, 1]."""
+    ra, rb = paired(a, b)
+    corr = _column_correlations(ra, rb)
+    return float((corr.amax(dim=1).mean() + corr.amax(dim=0).mean()) / 2.0)
