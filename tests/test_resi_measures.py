@@ -183,3 +183,32 @@ def test_every_measure_declares_only_known_transforms():
     for m in MEASURES.values():
         assert set(m.invariances) <= set(TRANSFORMS), m.name
         assert m.source, f"{m.name} names no source"
+
+
+def test_one_set_statistics_get_no_null_and_paired_measures_do():
+    from bridgeeval.metrics.null import permutation_nulls
+    from bridgeeval.metrics.representation import Representation
+
+    a, b = _pair(n=80, seed=9)
+    sets = {"input": Representation(a), "target": Representation(b)}
+    names = ["magnitude_difference", "uniformity_difference", "gulp", "jaccard_knn"]
+    nulls = permutation_nulls(sets, names, K, {"input_target": ("input", "target")}, permutations=30)
+    assert nulls["magnitude_difference_input_target"] is None and nulls["uniformity_difference_input_target"] is None
+    # b is a linear map of a plus noise: the shuffles never come close
+    assert nulls["gulp_input_target"].p_value == pytest.approx(1 / 31)
+    assert nulls["jaccard_knn_input_target"].p_value == pytest.approx(1 / 31)
+
+
+def test_bench_times_the_new_measures_against_their_references():
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "bridgeeval.cli", "bench", "--measures",
+                           "gulp,distance_correlation,rsa_tau_a,jaccard_knn", "--sizes", "300x16", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [r for r in json.loads(proc.stdout)["measures"] if r.get("reference")]
+    assert {r["reference"] for r in rows} == {"dense numpy/scipy", "dcor", "rsatoolbox"}
+    for r in rows:
+        assert r["ours"] == pytest.approx(r["reference_value"], rel=1e-6), r

@@ -1,6 +1,8 @@
 """``bridgeeval bench --measures``: each alignment measure, ours against the dense form
 platonic-rep computes (``bridgeeval.reference.platonic``: N x N kernels, full sorts), or scipy
-where platonic-rep has none (RSA, Procrustes); same data, same process, one measure at a time.
+where platonic-rep has none (RSA, Procrustes), or for ReSi's, netrep's and rsatoolbox's measures
+their plain dense forms (``bridgeeval.reference.dense``), dcor and rsatoolbox; same data, same
+process, one measure at a time.
 SVCCA has two: platonic-rep's form with the exact SVD (the same quantity as ours) and its own
 randomised ``svd_lowrank`` (faster, but another value on flat spectra).
 
@@ -25,7 +27,11 @@ from bridgeeval.metrics.measures import MEASURES, measure
 
 DEFAULT_MEASURE_SIZES = ((10000, 2048), (50000, 2048))
 REFERENCE_MAX_N = 20000  # the dense forms need several N x N float32 matrices (1.6 GB each at 20,000)
-UNIT_ROWS = {"mnno", "mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna"}
+# References that need far more: dcor holds several N x N float64 matrices (7.8 GiB at 2,000 rows);
+# rsatoolbox's exact comparators beyond the pairs that ours computes exactly compare with an estimate.
+REFERENCE_MAX_N_OF = {"distance_correlation": 2000, "rsa_cosine": 4096, "rsa_rho_a": 4096, "rsa_tau_a": 4096}
+UNIT_ROWS = {"mnno", "mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna", "jaccard_knn",
+             "rank_similarity", "second_order_cosine"}
 
 
 class PeakMemory:
@@ -102,7 +108,22 @@ def reference(name: str, k: int, rbf_sigma: tuple[float, float]) -> tuple[str, C
                                                   unbiased=name.startswith("unbiased"))
     if name in ("rsa", "rsa_pearson", "procrustes"):
         return "scipy", lambda a, b: _scipy(name, a.numpy(), b.numpy())
-    return None
+    return _dense_reference(name, k)
+
+
+def _dense_reference(name: str, k: int) -> tuple[str, Callable] | None:
+    """ReSi's, netrep's and rsatoolbox's measures in their plain dense forms (``reference.dense``)."""
+    from bridgeeval.reference import dense
+
+    if name == "distance_correlation":
+        return "dcor", dense.distance_correlation
+    if name.startswith("rsa_"):
+        method = {"rsa_cosine": "cosine", "rsa_rho_a": "rho-a", "rsa_tau_a": "tau-a"}[name]
+        return "rsatoolbox", lambda a, b: dense.rsa_comparator(a, b, method)
+    fn = getattr(dense, name, None)
+    if fn is None:
+        return None
+    return "dense numpy/scipy", (lambda a, b: fn(a, b, k)) if MEASURES[name].takes_k else fn
 
 
 def _scipy(name: str, a: np.ndarray, b: np.ndarray) -> float:
@@ -146,6 +167,7 @@ def run_measure(name: str, x: np.ndarray, y: np.ndarray, k: int, with_reference:
     options = {"rbf_sigma": sigma} if sigma is not None else {}
     value, seconds, extra = _timed(lambda: measure(name, xt, yt, k=k, **options))
     base = _row(name, len(x), x.shape[1], value, seconds, extra)
+    with_reference = with_reference and len(x) <= REFERENCE_MAX_N_OF.get(name, REFERENCE_MAX_N)
     refs = references(name, k, (sigma or 1.0, sigma or 1.0)) if with_reference else []
     rows = []
     for label, fn in refs:

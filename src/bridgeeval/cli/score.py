@@ -219,8 +219,9 @@ def _print_null(args, rows: dict) -> None:
     for column in ("value", "chance", "null mean", "tau", "p", "calibrated"):
         table.add_column(column, justify="right")
     for label, (value, n) in rows.items():
-        if n is None:
-            table.add_row(label, "undefined", *[""] * 5)
+        if n is None:  # undefined, or a one-set statistic (its value printed): the pairing does not enter
+            shown = f"{value:.4f}" if math.isfinite(value) else "undefined"
+            table.add_row(label, shown, *[""] * 4, "no null" if math.isfinite(value) else "")
             continue
         chance = "" if n.chance is None else f"{n.chance:.4f}"
         table.add_row(label, f"{value:.4f}", chance, f"{n.mean:.4f}", f"{n.tau:.4f}", f"{n.p_value:.4g}",

@@ -56,6 +56,7 @@ class Measure:
     symmetric: bool = True  # m(A, B) == m(B, A)
     is_metric: bool = False  # a distance that satisfies the triangle inequality
     source: str = ""  # where its definition comes from
+    paired: bool = True  # reads which row pairs with which (a one-set statistic does not: no null)
 
 
 def _knn(fn) -> Callable:
@@ -172,12 +173,12 @@ _ALL = [
     # One-set statistics compared.
     Measure("magnitude_difference", _pair(statistic_measures.magnitude_difference), False, False,
             "difference of the norms of the sets' means", (), best=0.0,
-            invariances=frozenset({"orthogonal", "permutation"}), source=_RESI),
+            invariances=frozenset({"orthogonal", "permutation"}), source=_RESI, paired=False),
     Measure("concentricity_difference", _pair(statistic_measures.concentricity_difference), False, False,
-            "difference of the rows' mean cosine with their set's mean", (), best=0.0, source=_RESI),
+            "difference of the rows' mean cosine with their set's mean", (), best=0.0, source=_RESI, paired=False),
     Measure("uniformity_difference", _pair(statistic_measures.uniformity_difference), False, False,
             "difference of the sets' uniformity (Wang & Isola 2020)", (), best=0.0,
-            invariances=frozenset({"orthogonal", "translation", "permutation"}), source=_RESI),
+            invariances=frozenset({"orthogonal", "translation", "permutation"}), source=_RESI, paired=False),
 ]
 MEASURES: dict[str, Measure] = {m.name: m for m in _ALL}
 # The three pairs of a cross-modal evaluation: report key suffix -> (set, set).

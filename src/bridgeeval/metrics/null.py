@@ -122,7 +122,8 @@ def permutation_nulls(
     kernel_budget: int = KERNEL_BUDGET,
 ) -> dict[str, Null | None]:
     """``{name}_{pair}`` -> the permutation null of each measure for each pair in ``sets``
-    (``alignment_report``'s keys); None where the observed value is undefined.
+    (``alignment_report``'s keys); None where the observed value is undefined, and for a one-set
+    statistic (``Measure.paired`` False), which no shuffle of the pairing can change.
 
     Each pair's second set is shuffled, the same ``permutations`` shuffles for every measure of
     the pair, drawn by ``torch.randperm`` from a generator seeded with ``seed`` on the sets'
@@ -144,7 +145,7 @@ def permutation_nulls(
         for m in measures:
             if values[m.name] is None:
                 values[m.name] = _value(m, ra, rb, k, opts)[0]
-        live = [m for m in measures if math.isfinite(values[m.name])]
+        live = [m for m in measures if m.paired and math.isfinite(values[m.name])]
         by_kernel = {m.name: kernels.cka(m.name, ra, rb) for m in live if m.name in _KERNEL_CKA}
         null = {m.name: torch.empty(permutations, dtype=torch.float64) for m in live}
         generator = torch.Generator(device=rb.x.device).manual_seed(seed)

@@ -157,7 +157,8 @@ def paired(a, b, metric: str = "cosine", include_self: bool = False) -> tuple[Re
 
 
 # Memo entries a reordering of the rows leaves as they are, and those whose rows move with it.
-_UNCHANGED = ("exponent", "centred_frobenius", "rms_distance", "flat", "cknna_self")
+_UNCHANGED = ("exponent", "centred_frobenius", "rms_distance", "flat", "cknna_self", "mean_norm", "concentricity",
+              "uniformity")
 _ROWWISE = ("centred", "centred_sq_norms", "procrustes_narrow", "svcca_directions", "rsa_copy", "list_dots")
 
 
@@ -194,6 +195,8 @@ class _Permuted(Representation):
             from bridgeeval.metrics.rsa_measures import condensed_index
 
             return value[condensed_index(self._perm)]
+        if kind == "basis":  # an orthonormal basis of the columns: its rows move, its values do not
+            return value[0][self._perm], value[1]
         if kind in _UNCHANGED:
             return value
         if kind in _ROWWISE:
