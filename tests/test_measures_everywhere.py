@@ -18,7 +18,7 @@ from bridgeeval.metrics.torchmetric import CrossModalReport
 from bridgeeval.training import train
 from test_train import make_cfg
 
-HOOK_MEASURES = ["mnno", "cka", "cknna", "rsa", "procrustes", "lcs_knn"]
+HOOK_MEASURES = ["mnno", "cka", "cknna", "rsa", "procrustes", "lcs_knn", "gulp", "jaccard_knn", "magnitude_difference"]
 
 
 def cli(capsys, *args):
