@@ -108,3 +108,22 @@ def test_score_bootstrap_json_mirrors_the_measures(tmp_path):
     assert got["mnno"]["low"] <= json.loads(out)["mnno"] <= got["mnno"]["high"]
     code, out, err = run_cli("score", tmp_path / "x.npy", tmp_path / "y.npy", "--bootstrap", "1")
     assert code == 2 and "must be 1 or more" not in err and "resamples=1" in err and "Traceback" not in err
+
+
+def test_a_value_outside_its_own_interval_is_flagged_with_the_reason():
+    """GULP on resampled rows is biased (duplicates raise its cross term): the report says so
+    rather than print an interval that silently misses the value."""
+    from bridgeeval.metrics.bootstrap import OUTSIDE_NOTE
+    from bridgeeval.reports.calibrated import intervals_markdown
+
+    interval = {"low": 79.35, "high": 79.88, "level": 0.95, "resamples": 200, "method": "rows"}
+    inside = {"low": 0.38, "high": 0.40, "level": 0.95, "resamples": 200, "method": "items"}
+    row = {"setting": "iaprtc text2image lin",
+           "values": {f"{m}_{p}": v for m, v in (("mnno", 0.39), ("gulp", 80.39))
+                      for p in ("input_mapped", "target_mapped", "input_target")},
+           "interval": {f"{m}_{p}": i for m, i in (("mnno", inside), ("gulp", interval))
+                        for p in ("input_mapped", "target_mapped", "input_target")}}
+    text = intervals_markdown([row], ("gulp",))
+    assert "| iaprtc text2image lin | gulp | 80.390 [79.350, 79.880] † |" in text
+    assert "| iaprtc text2image lin | mnno | 0.390 [0.380, 0.400] |" in text
+    assert OUTSIDE_NOTE in text

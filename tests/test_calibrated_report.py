@@ -67,4 +67,26 @@ def test_a_job_whose_data_changed_is_refused_in_one_line(job, tmp_path):
     code, out, err = run_cli("report", copy, "--null", "5", "--no-paper")
     assert code == 2 and "the data set changed since the job ran" in err and "Traceback" not in err
     code, out, err = run_cli("report", job, "--null", "5", "--format", "csv")
-    assert code == 2 and "--null adds a markdown table" in err
+    assert code == 2 and "--null and --bootstrap add markdown tables" in err
+
+
+def test_report_bootstrap_equals_score_bootstrap_on_the_jobs_arrays(job, tmp_path):
+    """The same items, seed and resamples: report's intervals are score's, for mNNO and CKA."""
+    code, out, err = run_cli("report", job, "--bootstrap", "30", "--measures", "cka", "--no-paper")
+    assert code == 0, err
+    table = out[out.index("Bootstrap intervals over items (95%, 30 resamples)"):]
+    rows = {r[1]: r for r in _rows(table)}
+    record = json.loads((job / "metrics.json").read_text())
+    data = load_paired({"name": "imagenet1k"}, None, record["direction"])
+    np.save(tmp_path / "x.npy", data.input)
+    np.save(tmp_path / "y.npy", data.target)
+    code, out, err = run_cli("score", tmp_path / "x.npy", tmp_path / "y.npy", job / "mapped.npy", "--measures",
+                             "mnno,cka", "--bootstrap", "30", "--json")
+    assert code == 0, err
+    scored = json.loads(out)
+    for name in ("mnno", "cka"):
+        for column, pair in ((2, "input_mapped"), (3, "target_mapped"), (4, "input_target")):
+            value, low, high = map(float, re.match(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", rows[name][column]).groups())
+            interval = scored["interval"][pair][name]
+            assert value == pytest.approx(scored[pair][name], abs=5e-4)
+            assert (low, high) == (pytest.approx(interval["low"], abs=5e-4), pytest.approx(interval["high"], abs=5e-4))

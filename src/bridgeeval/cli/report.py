@@ -46,6 +46,10 @@ def _add_report(sub) -> None:
                    help="markdown: each job with mapped.npy also calibrated against a permutation null of K shuffles, "
                    "with retrieval plain and by CSLS")
     p.add_argument("--null-alpha", type=probability, default=0.05, help="level of the null's threshold (default 0.05)")
+    p.add_argument("--bootstrap", type=positive_int, default=None, metavar="B",
+                   help="markdown: each job with mapped.npy also gets bootstrap intervals over items (B resamples) "
+                   "for mNNO and the --measures")
+    p.add_argument("--level", type=probability, default=0.95, help="the --bootstrap intervals' level (default 0.95)")
     p.set_defaults(handler=_report)
 
 
@@ -115,9 +119,10 @@ def _report(args) -> int:
 
         gaps = closed_form_gaps(jobs, args.evaluation)
         text += "\n" + gaps_markdown(gaps) if gaps else ""
-        text += _calibrated(jobs, args)
-    elif args.null is not None:
-        raise BridgeEvalError("--null adds a markdown table: leave out --format, or use bridgeeval score --null --json")
+        text += _calibrated(jobs, args) + _intervals(jobs, args, measures)
+    elif args.null is not None or args.bootstrap is not None:
+        raise BridgeEvalError("--null and --bootstrap add markdown tables: leave out --format, or use "
+                              "bridgeeval score --null/--bootstrap --json")
     if args.out:
         from bridgeeval.files import write_text_atomic
 
@@ -156,6 +161,22 @@ def _calibrated(jobs: list, args) -> str:
               file=sys.stderr)
         return ""
     return "\n" + calibrated_markdown(rows)
+
+
+def _intervals(jobs: list, args, measures: tuple[str, ...]) -> str:
+    """The --bootstrap table, or a line saying why no job could have one."""
+    if args.bootstrap is None:
+        return ""
+    from bridgeeval.metrics.bootstrap import check_bootstrap_options
+    from bridgeeval.reports.calibrated import interval_rows, intervals_markdown
+
+    check_bootstrap_options(args.bootstrap, args.level)
+    rows = interval_rows(jobs, measures, args.bootstrap, args.level)
+    if not rows:
+        print("bridgeeval: --bootstrap: no job kept its mapped vectors (mapped.npy: a pooled evaluation over all "
+              "folds)", file=sys.stderr)
+        return ""
+    return "\n" + intervals_markdown(rows, measures)
 
 
 def _measures(text: str | None, jobs: list) -> tuple[str, ...]:

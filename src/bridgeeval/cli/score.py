@@ -195,12 +195,20 @@ def _print_intervals(args, rows: dict) -> None:
     table = Table(title=f"bootstrap {args.level:.0%} intervals ({args.bootstrap} resamples, seed {args.seed})")
     for column in ("measure", "value", "low", "high", "resampled"):
         table.add_column(column, justify="left" if column in ("measure", "resampled") else "right", no_wrap=True)
+    outside_any = False
     for label, (value, interval) in rows.items():
         if interval is None:
             table.add_row(label, f"{value:.4f}" if math.isfinite(value) else "undefined", "", "", "no interval")
         else:
-            table.add_row(label, f"{value:.4f}", f"{interval.low:.4f}", f"{interval.high:.4f}", interval.method)
+            outside = not interval.low <= value <= interval.high
+            outside_any = outside_any or outside
+            table.add_row(label, f"{value:.4f}" + (" †" if outside else ""), f"{interval.low:.4f}",
+                          f"{interval.high:.4f}", interval.method)
     Console().print(table)
+    if outside_any:
+        from bridgeeval.metrics.bootstrap import OUTSIDE_NOTE
+
+        print(OUTSIDE_NOTE)
 
 
 def _as_json(results: dict) -> dict:

@@ -62,6 +62,10 @@ PER_ITEM: dict[str, Callable[[Representation, Representation, int], torch.Tensor
     "rank_similarity": _lists(rank_similarity_rows),
     "second_order_cosine": second_order_cosine_rows,  # NaN rows (duplicated items) left out, as by the mean
 }
+# Printed under a table where a value lies outside its own interval.
+OUTSIDE_NOTE = ("† the value lies outside its own percentile interval: the measure is biased under resampling "
+                "(duplicated rows shrink the effective sample, which raises canonical correlations and GULP's and "
+                "PWCCA's cross terms); read the interval's width, not its position")
 NO_INTERVAL = {"cknna": "neither a mean over items nor safe to resample (copies would be each other's neighbours)"}
 
 

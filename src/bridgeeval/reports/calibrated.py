@@ -120,3 +120,53 @@ def _p(null: dict) -> str:
     return f"p <= {floor:.4f}" if null["p_value"] <= floor else f"p = {null['p_value']:.4f}"
 
 
+
+
+def interval_rows(jobs: list[Job], names: tuple[str, ...], resamples: int, level: float = 0.95,
+                  seed: int = 0) -> list[dict]:
+    """One row per job with its mapped vectors: each measure of ``names`` (mNNO first) for the
+    three pairs, with its bootstrap interval over items (``metrics.bootstrap``)."""
+    from bridgeeval.metrics.bootstrap import bootstrap_intervals
+    from bridgeeval.metrics.measures import alignment_report
+
+    names = tuple(dict.fromkeys(("mnno", *names)))
+    rows = []
+    for job in jobs:
+        tensors = job_sets(job)
+        if tensors is None:
+            continue
+        r = job.record
+        sets = {name: Representation(t, metric=r.neighbor_metric, include_self=r.include_self, name=name)
+                for name, t in tensors.items()}
+        values = alignment_report(sets, names, r.k)
+        intervals = bootstrap_intervals(sets, names, r.k, resamples=resamples, level=level, seed=seed)
+        rows.append({"job": str(job.path), "setting": f"{r.dataset} {r.direction} {r.mapper}", "values": values,
+                     "interval": {key: None if i is None else i.as_dict() for key, i in intervals.items()}})
+    return rows
+
+
+def intervals_markdown(rows: list[dict], names: tuple[str, ...]) -> str:
+    """The rows as one table: each measure's value [low, high] for (X, f(X)), (Y, f(X)), (X, Y)."""
+    names = tuple(dict.fromkeys(("mnno", *names)))
+    head = ["setting", "measure", "(X, f(X))", "(Y, f(X))", "(X, Y)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        for name in names:
+            cells = [row["setting"], name]
+            for pair, _ in SHOWN:
+                value, interval = row["values"].get(f"{name}_{pair}"), row["interval"].get(f"{name}_{pair}")
+                if value is None or not math.isfinite(value):
+                    cells.append("undefined")
+                else:
+                    outside = interval is not None and not interval["low"] <= value <= interval["high"]
+                    cells.append(f"{value:.3f}" if interval is None
+                                 else f"{value:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+                                 + (" †" if outside else ""))
+            lines.append("| " + " | ".join(cells) + " |")
+    first = next((i for row in rows for i in row["interval"].values() if i), None)
+    how = "" if first is None else f" ({first['level']:.0%}, {first['resamples']} resamples)"
+    from bridgeeval.metrics.bootstrap import OUTSIDE_NOTE
+
+    note = "\n" + OUTSIDE_NOTE + "\n" if any(" †" in line for line in lines) else ""
+    return (f"Bootstrap intervals over items{how}: k-NN means resample the items' values, the other measures "
+            "the paired rows (docs/scoring.md)\n\n" + "\n".join(lines) + "\n" + note)
