@@ -62,14 +62,9 @@ def _job_data(job: Job):
 def calibrated_rows(jobs: list[Job], permutations: int, alpha: float = 0.05, seed: int = 0) -> list[dict]:
     """One row per job with ``mapped.npy``: the three mNNOs with their nulls, and retrieval."""
     rows = []
-    for job in jobs:
-        tensors = job_sets(job)
-        if tensors is None:
-            continue
+    for job, tensors, sets in _kept(jobs):
         r = job.record
-        sets = {name: Representation(t, metric=r.neighbor_metric, include_self=r.include_self, name=name)
-                for name, t in tensors.items()}
-        row = {"job": str(job.path), "setting": f"{r.dataset} {r.direction} {r.mapper}", "values": {}, "null": {}}
+        row = {"job": str(job.path), "setting": _setting(job), "values": {}, "null": {}}
         for pair in PAIRS:
             observed = _observed(sets, pair, r.k)
             recorded = r.values.get(f"{'val' if job.single_split else 'pooled'}/mnno_{pair}")
@@ -131,18 +126,30 @@ def interval_rows(jobs: list[Job], names: tuple[str, ...], resamples: int, level
 
     names = tuple(dict.fromkeys(("mnno", *names)))
     rows = []
+    for job, _, sets in _kept(jobs):
+        k = job.record.k
+        values = alignment_report(sets, names, k)
+        intervals = bootstrap_intervals(sets, names, k, resamples=resamples, level=level, seed=seed)
+        rows.append({"job": str(job.path), "setting": _setting(job), "values": values,
+                     "interval": {key: None if i is None else i.as_dict() for key, i in intervals.items()}})
+    return rows
+
+
+def _kept(jobs: list[Job]):
+    """(job, its tensors, their Representations under the job's neighbour convention) for each job
+    that kept its mapped vectors."""
     for job in jobs:
         tensors = job_sets(job)
         if tensors is None:
             continue
         r = job.record
-        sets = {name: Representation(t, metric=r.neighbor_metric, include_self=r.include_self, name=name)
-                for name, t in tensors.items()}
-        values = alignment_report(sets, names, r.k)
-        intervals = bootstrap_intervals(sets, names, r.k, resamples=resamples, level=level, seed=seed)
-        rows.append({"job": str(job.path), "setting": f"{r.dataset} {r.direction} {r.mapper}", "values": values,
-                     "interval": {key: None if i is None else i.as_dict() for key, i in intervals.items()}})
-    return rows
+        yield job, tensors, {name: Representation(t, metric=r.neighbor_metric, include_self=r.include_self, name=name)
+                             for name, t in tensors.items()}
+
+
+def _setting(job: Job) -> str:
+    r = job.record
+    return f"{r.dataset} {r.direction} {r.mapper}"
 
 
 def intervals_markdown(rows: list[dict], names: tuple[str, ...]) -> str:
