@@ -212,3 +212,19 @@ def test_bench_times_the_new_measures_against_their_references():
     assert {r["reference"] for r in rows} == {"dense numpy/scipy", "dcor", "rsatoolbox"}
     for r in rows:
         assert r["ours"] == pytest.approx(r["reference_value"], rel=1e-6), r
+
+
+def test_a_float32_set_of_low_rank_has_that_rank_not_its_rounding_noise():
+    """f(X) of a net with a 6-unit bottleneck, stored in float32: rank 6 by numpy's rule on the
+    float32 array (ReSi's matrix_rank call), so eigenspace overlap sees 6 directions, not 20."""
+    from bridgeeval.metrics.representation import Representation
+    from bridgeeval.metrics.subspace_measures import basis
+
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn(200, 20, generator=g)
+    low = torch.relu(x @ torch.randn(20, 6, generator=g)) @ torch.randn(6, 20, generator=g)
+    assert np.linalg.matrix_rank(low.numpy()) == 6
+    assert basis(Representation(low), centred=False)[0].shape[1] == 6
+    value = measure("eigenspace_overlap", x, low)
+    assert value == pytest.approx(dense.eigenspace_overlap(x.numpy(), low.numpy()), rel=1e-6)
+    assert value <= 6 / 20  # 6 directions of overlap at most, over max(d) = 20

@@ -140,8 +140,10 @@ def basis(r: Representation, centred: bool) -> tuple[torch.Tensor, torch.Tensor]
     """An orthonormal basis ``[N, rank]`` of the set's column space (of the centred set where
     ``centred``) and the matching singular values (the copies' units), largest first.
 
-    The rank counts singular values above ``s_max * max(N, d) * eps``, numpy's ``matrix_rank``
-    rule. A tall set is reduced by a QR first (the SVD is then d x d)."""
+    The rank counts singular values above ``s_max * max(N, d) * eps`` with the storage's eps,
+    numpy's ``matrix_rank`` rule (which takes a float32 array's eps too): a float32 set of rank 64
+    has 64, not 64 plus its rounding noise. A tall set is reduced by a QR first (the SVD is then
+    d x d)."""
     def compute() -> tuple[torch.Tensor, torch.Tensor]:
         m = r.centred() if centred else r.float64_copy()
         if r.dim <= r.n:
@@ -152,7 +154,8 @@ def basis(r: Representation, centred: bool) -> tuple[torch.Tensor, torch.Tensor]
             u, s, _ = torch.linalg.svd(m, full_matrices=False)
         if s.numel() == 0 or float(s[0]) == 0.0:
             return u[:, :0], s[:0]
-        rank = int((s > s[0] * max(m.shape) * torch.finfo(torch.float64).eps).sum())
+        eps = torch.finfo(r.x.dtype if r.x.dtype.is_floating_point else torch.float64).eps
+        rank = int((s > s[0] * max(m.shape) * eps).sum())
         return u[:, :rank], s[:rank]
 
     return r.memo(("basis", centred), compute)

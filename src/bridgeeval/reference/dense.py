@@ -93,9 +93,11 @@ def rsm_norm_difference(a, b) -> float:
 
 
 def eigenspace_overlap(a, b) -> float:
+    """The ranks by ``matrix_rank`` of the arrays as given (a float32 array: float32's eps), as ReSi calls it."""
+    rank_a, rank_b = (np.linalg.matrix_rank(np.asarray(x.numpy() if hasattr(x, "numpy") else x)) for x in (a, b))
     a, b = _np(a), _np(b)
-    ua = np.linalg.svd(a, full_matrices=False)[0][:, : np.linalg.matrix_rank(a)]
-    ub = np.linalg.svd(b, full_matrices=False)[0][:, : np.linalg.matrix_rank(b)]
+    ua = np.linalg.svd(a, full_matrices=False)[0][:, :rank_a]
+    ub = np.linalg.svd(b, full_matrices=False)[0][:, :rank_b]
     return float(np.linalg.norm(ua.T @ ub, "fro") ** 2 / max(a.shape[1], b.shape[1]))
 
 
