@@ -182,3 +182,23 @@ def test_kept_kernels_give_cka_s_null_as_computing_it_again():
 def _nulls_with_budget(a, b, names, budget):
     sets = {"input": Representation(a), "target": Representation(b)}
     return permutation_nulls(sets, names, K_NN, permutations=15, seed=2, kernel_budget=budget)
+
+
+def test_no_closed_form_chance_where_duplicates_push_self_out_of_its_list():
+    """Self counted, the closed form assumes each item in its own list; duplicated rows (a
+    collapsed map) tie at distance 0 and the lower index wins, so it no longer holds: the null
+    (whose mean then sits below the formula) is reported without a chance level."""
+    import numpy as np
+
+    from bridgeeval.metrics.null import permutation_nulls
+    from bridgeeval.metrics.overlap import mnno_chance
+    from bridgeeval.metrics.representation import Representation
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(60, 5)))
+    dup = x[torch.arange(60) % 10]  # ten rows, six copies each: the lowest five indices fill every copy's list
+    for other, has_chance in ((x * 2 + 1, True), (dup, False)):
+        sets = {"input": Representation(x, include_self=True), "target": Representation(other, include_self=True)}
+        null = permutation_nulls(sets, ["mnno"], 5, {"input_target": ("input", "target")}, permutations=200)
+        chance = null["mnno_input_target"].chance
+        assert (chance == pytest.approx(mnno_chance(60, 5, True))) if has_chance else chance is None

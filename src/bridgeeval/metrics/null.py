@@ -159,19 +159,29 @@ def permutation_nulls(
             if on_step is not None:
                 on_step(done, total)
         for m in measures:
-            out[f"{m.name}_{pair}"] = _summary(m, values[m.name], null.get(m.name), alpha, ra, k)
+            out[f"{m.name}_{pair}"] = _summary(m, values[m.name], null.get(m.name), alpha, ra, rb, k)
     return out
 
 
 def _summary(m: Measure, observed: float, null: torch.Tensor | None, alpha: float, ra: Representation,
-             k: int) -> Null | None:
+             rb: Representation, k: int) -> Null | None:
     if null is None:
         return None
     if not bool(torch.isfinite(null).all()):
         raise BridgeEvalError(f"{m.name}: undefined for a shuffled pairing although defined for the observed one")
     result = calibrate_value(observed, null, alpha, m.higher_is_better, m.best)
-    chance = chance_level(m.name, ra.n, k, ra.include_self)
+    chance = chance_level(m.name, ra.n, k, ra.include_self) if _self_first(ra, rb, k) else None
     return result if chance is None else Null(**{**asdict(result), "chance": chance})
+
+
+def _self_first(ra: Representation, rb: Representation, k: int) -> bool:
+    """Whether the closed-form chance holds: with self counted it assumes each item in its own
+    list, which rows tied at distance 0 (duplicates: a collapsed map) break, ties going to the
+    lower index. The null itself needs no such assumption."""
+    if not ra.include_self:
+        return True
+    return all(bool((r.neighbours(k) == torch.arange(r.n, device=r.x.device).unsqueeze(1)).any(dim=1).all())
+               for r in (ra, rb))
 
 
 class _Kernels:
