@@ -72,16 +72,16 @@ def test_a_job_whose_data_changed_is_refused_in_one_line(job, tmp_path):
 
 def test_report_bootstrap_equals_score_bootstrap_on_the_jobs_arrays(job, tmp_path):
     """The same items, seed and resamples: report's intervals are score's, for mNNO and CKA."""
-    code, out, err = run_cli("report", job, "--bootstrap", "30", "--measures", "cka", "--no-paper")
+    code, out, err = run_cli("report", job, "--bootstrap", "10", "--measures", "cka", "--no-paper")
     assert code == 0, err
-    table = out[out.index("Bootstrap intervals over items (95%, 30 resamples)"):]
+    table = out[out.index("Bootstrap intervals over items (95%, 10 resamples)"):]
     rows = {r[1]: r for r in _rows(table)}
     record = json.loads((job / "metrics.json").read_text())
     data = load_paired({"name": "imagenet1k"}, None, record["direction"])
     np.save(tmp_path / "x.npy", data.input)
     np.save(tmp_path / "y.npy", data.target)
     code, out, err = run_cli("score", tmp_path / "x.npy", tmp_path / "y.npy", job / "mapped.npy", "--measures",
-                             "mnno,cka", "--bootstrap", "30", "--json")
+                             "mnno,cka", "--bootstrap", "10", "--json")
     assert code == 0, err
     scored = json.loads(out)
     for name in ("mnno", "cka"):
