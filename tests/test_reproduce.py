@@ -116,3 +116,14 @@ def test_the_quick_grid_of_a_net_is_its_rates_units_and_dropouts():
     assert sorted(net, key=key) == [{"optimizer.lr": lr, "mapper.hidden_units": 256, "mapper.dropout": 0.25}
                                     for lr in (0.001, 0.01)]
     assert sorted(space("lin"), key=key) == [{"optimizer.lr": 0.001}, {"optimizer.lr": 0.01}]
+
+
+def test_quick_reproduction_of_the_closed_form_searches_its_whole_alpha_grid(tmp_path):
+    """The quick grid once overrode lstsq's alphas with a key the sweeper config does not hold,
+    and the cell failed; the closed form fits in one step, so its 8 alphas all run."""
+    proc = _reproduce(tmp_path, "--datasets", "imagenet1k", "--directions", "text2image", "--mappers", "lstsq",
+                      "--quick", "--null", "0", "--override", "cv.folds=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (cell,) = json.loads((tmp_path / "out" / "reproduce.json").read_text())["cells"]
+    assert cell["trials"] == 8 and set(cell["params"]) == {"mapper.alpha"}
+    assert "closed form" in (tmp_path / "out" / "table1.md").read_text()
