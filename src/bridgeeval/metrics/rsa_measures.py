@@ -216,17 +216,8 @@ def _rho_a_exact(ra: Representation, rb: Representation, metric: str) -> float:
 
 
 def _tau_a_exact(ra: Representation, rb: Representation, metric: str) -> float:
-    """Kendall's tau-a, (concordant - discordant) / (M (M - 1) / 2), from scipy's tau-b (an
-    O(M log M) count) and the ties: tau-a = tau-b sqrt((n0 - t_A)(n0 - t_B)) / n0."""
-    from scipy.stats import kendalltau
-
-    da, db = condensed_distances(ra, metric), condensed_distances(rb, metric)
-    n0 = len(da) * (len(da) - 1) / 2.0
-    ties_a, ties_b = _tied_pairs(da), _tied_pairs(db)
-    if ties_a == n0 or ties_b == n0:
-        return float("nan")  # every pair at the same distance in one set
-    tau_b = kendalltau(da.cpu().numpy(), db.cpu().numpy()).statistic
-    return float(tau_b) * math.sqrt((n0 - ties_a) * (n0 - ties_b)) / n0
+    """Kendall's tau-a of all the pair distances (``compare_vectors``)."""
+    return compare_vectors(condensed_distances(ra, metric), condensed_distances(rb, metric), "tau_a")
 
 
 def _tied_pairs(values: torch.Tensor) -> float:
@@ -236,7 +227,8 @@ def _tied_pairs(values: torch.Tensor) -> float:
 
 def compare_vectors(x: torch.Tensor, y: torch.Tensor, method: str) -> float:
     """One RSA comparator of two given vectors of pair distances (float64), e.g. a bootstrap's."""
-    if method == "tau_a":
+    if method == "tau_a":  # (concordant - discordant) / (M (M - 1) / 2), from scipy's O(M log M)
+        # tau-b and the ties: tau-a = tau-b sqrt((n0 - t_x)(n0 - t_y)) / n0
         from scipy.stats import kendalltau
 
         n0 = len(x) * (len(x) - 1) / 2.0
