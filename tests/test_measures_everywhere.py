@@ -111,6 +111,7 @@ def test_score_measures_bad_options_are_one_line(tmp_path, capsys, args, message
     ("metrics.measures=[mnno,ckka]", "metrics.measures: unknown 'ckka'"),
     ("metrics.measures=[]", "metrics.measures=[]: name at least one"),
     ("+metrics.measure_options.rbf_sigma=-1", "metrics.measure_options.rbf_sigma=-1"),
+    ("+metrics.measure_options.gulp_lambda=-0.5", "metrics.measure_options.gulp_lambda=-0.5: must be a finite"),
     ("+metrics.measure_options.sigma=1", "metrics.measure_options.unknown measure option 'sigma'"),
 ])
 def test_bad_measure_configs_fail_before_training(tmp_path, override, message):

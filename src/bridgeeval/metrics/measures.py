@@ -282,6 +282,9 @@ def check_measure_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         value = opts[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise BridgeEvalError(f"{key}={value!r}: must be an integer, {low} or more")
+    lam = opts["gulp_lambda"]
+    if not (isinstance(lam, (int, float)) and not isinstance(lam, bool) and math.isfinite(lam) and lam >= 0):
+        raise BridgeEvalError(f"gulp_lambda={lam!r}: must be a finite number, 0 or more")
     return opts
 
 
