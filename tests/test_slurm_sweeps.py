@@ -298,6 +298,17 @@ def test_a_job_killed_by_sigkill_is_lost_with_its_state_exit_code_and_signal(tmp
     assert len(completed_points(study_of(url))) == 1  # rerun, and done
 
 
+def test_a_signal_only_the_step_has_on_record_still_names_the_kill():
+    """Under load accounting held the killed step's "0:9" while the job's derived code was still
+    "0:0": the reason said only "FAILED, exit code 9" (a CI failure). The step's signal is used."""
+    from bridgeeval.sweeps.slurm import _step_signal, describe_exit
+
+    derived = _step_signal("0:0", ["9:0", "0:9"])  # the batch step, then the killed task's step
+    assert derived == "0:9" and "signal 9 (SIGKILL, often the out-of-memory killer" in describe_exit("FAILED", "9:0", derived)
+    assert _step_signal("0:15", ["0:9"]) == "0:15"  # the job's own record wins where it has one
+    assert _step_signal("0:0", ["1:0"]) == "0:0" and describe_exit("FAILED", "1:0", "0:0") == "FAILED, exit code 1"
+
+
 def _kill_job_task(job_id: str) -> list[int]:
     """SIGKILL to the job's task process (the one node is this machine): found by its environment."""
     killed = []

@@ -297,12 +297,30 @@ class Follower:
                 f"hydra.launcher.pending_limit={self.pending_limit:g} s"))
 
 
-def exit_details(job_id: str) -> str | None:
-    """How a job ended, from accounting (None without it): its state, exit code and signal."""
-    proc = _run(["sacct", "-X", "-n", "-P", "-o", "State,ExitCode,DerivedExitCode", "-j", job_id])
-    line = proc.stdout.strip().splitlines()[0] if proc is not None and proc.returncode == 0 and proc.stdout.strip() else ""
-    parts = line.split("|")
-    return describe_exit(*parts) if len(parts) == 3 else None
+def exit_details(job_id: str, tries: int = 3, pause: float = 2.0) -> str | None:
+    """How a job ended, from accounting (None without it): its state, exit code and signal.
+
+    A step's end can reach accounting after its job's (seen under load: "FAILED, exit code 9" with
+    no signal yet), so a failure with no signal on record is read again a few times."""
+    for attempt in range(tries):
+        proc = _run(["sacct", "-n", "-P", "-o", "JobID,State,ExitCode,DerivedExitCode", "-j", job_id])
+        rows = [ln.split("|") for ln in proc.stdout.splitlines()] if proc is not None and proc.returncode == 0 else []
+        job = next((r for r in rows if len(r) == 4 and r[0] == job_id), None)
+        if job is None:
+            return None
+        derived = _step_signal(job[3], [r[2] for r in rows if len(r) == 4 and r[0].startswith(f"{job_id}.")])
+        settled = not job[1].startswith("FAILED") or derived.partition(":")[2] not in ("", "0")
+        if settled or attempt == tries - 1:
+            return describe_exit(job[1], job[2], derived)
+        time.sleep(pause)
+    return None
+
+
+def _step_signal(derived: str, step_codes: list[str]) -> str:
+    """The job's derived exit code, or a step's ``code:signal`` where only the step has one on record."""
+    if derived.partition(":")[2] not in ("", "0"):
+        return derived
+    return next((c for c in step_codes if c.partition(":")[2] not in ("", "0")), derived)
 
 
 def describe_exit(state: str, exit_code: str, derived: str) -> str:
