@@ -91,7 +91,9 @@ def _read_npy(path: Path) -> Matrix:
     if head != _NPY_MAGIC:  # numpy would call a text or zip file "pickled (object) data"
         raise BridgeEvalError(f"{path}: not a .npy file (no NumPy header; write it with numpy.save)")
     try:
-        values = np.load(path, allow_pickle=False)
+        # Mapped, not read: a set larger than comfortable in memory is paged in block by block by
+        # the search (copy-on-write: the arrays stay writable and the file is never changed).
+        values = np.load(path, allow_pickle=False, mmap_mode="c")
     except (ValueError, OSError, EOFError) as err:
         raise BridgeEvalError(f"{path}: not a readable .npy array ({err})") from None
     _check_dtype(path, values.dtype)
