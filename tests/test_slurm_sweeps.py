@@ -9,6 +9,7 @@ none lost, none run twice.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -380,3 +381,18 @@ def test_a_maintenance_reservation_is_waited_out(tmp_path, cluster):
     assert proc.returncode == 0, err[-3000:]
     assert "Reserved for maintenance); waiting up to hydra.launcher.pending_limit=3600 s" in out + err
     assert len(completed_points(study_of(url))) == 1
+
+
+def test_score_under_srun_with_two_tasks_prints_what_one_process_does(tmp_path, cluster):
+    """`srun -n 2 bridgeeval score`: the tasks join one gloo group from Slurm's variables (rank,
+    size, the step's first node), share each search and print one JSON, equal to one process's."""
+    from test_sharding import KNN_MEASURES, _single, _write_sets
+
+    paths = _write_sets(tmp_path)
+    env = {**cluster.client_env(), "OMP_NUM_THREADS": "1"}
+    args = ["score", *paths, "--json", "--measures", KNN_MEASURES]
+    two = subprocess.run(["srun", "-n", "2", "--cpus-per-task=1", "--time=5", sys.executable, "-m", "bridgeeval.cli",
+                          *args], capture_output=True, text=True, timeout=300, env=env)
+    one = _single(*args)
+    assert two.returncode == 0 == one.returncode, two.stderr[-3000:]
+    assert two.stdout.count('"n": 2600') == 1 and json.loads(two.stdout) == json.loads(one.stdout)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 
 from bridgeeval.cli.options import add_id_column_options, positive_int, torch_device
+from bridgeeval.errors import BridgeEvalError
 from bridgeeval.jsonout import dumps
 
 
@@ -52,10 +55,62 @@ def add_parser(sub) -> None:
 
 
 def _score(args) -> int:
+    """One process, or one of the processes ``torchrun``/``srun`` launched: they share each exact
+    neighbour search (metrics.sharding) and the first one prints."""
+    import os
+
+    import torch
+
+    from bridgeeval.cli.progress_bar import LazyBar
+    from bridgeeval.metrics import progress, sharding
+
+    if sharding.launched_world() < 2:
+        with LazyBar() as bar, progress.reporting(bar):
+            return _score_here(args)
+    import torch.distributed as dist
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and device.index is None:  # one GPU per process of the node
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))))
+        args.device = str(device)
+    rank = sharding.init_from_environment(device)
+    if rank:  # the readers' notes once, from the first process
+        import logging
+
+        logging.getLogger("bridgeeval").setLevel(logging.ERROR)
+    try:
+        with LazyBar(enabled=rank == 0) as bar, progress.reporting(bar), sharding.sharded_search(), \
+                _stdout_unless(rank == 0):
+            return _score_here(args)
+    except BridgeEvalError:
+        if rank:  # every process reads the same files: the first one says it
+            return 2
+        raise
+    finally:
+        dist.destroy_process_group()
+
+
+def _is_first_process() -> bool:
+    from bridgeeval.metrics import sharding
+
+    shards = sharding.active()
+    return shards is None or shards.rank == 0
+
+
+@contextlib.contextmanager
+def _stdout_unless(keep: bool):
+    """stdout as it is where ``keep``, else discarded (the other processes print the same result)."""
+    if keep:
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+def _score_here(args) -> int:
     import torch
 
     from bridgeeval.data.formats import read_matrix
-    from bridgeeval.errors import BridgeEvalError
     from bridgeeval.metrics import cross_modal_report, mnno, mnno_from_indices, mnno_sampled
     from bridgeeval.metrics.report import undefined_keys
     from bridgeeval.metrics.validation import check_paired, check_points
@@ -154,31 +209,13 @@ def _print_extras(args, extras: dict[str, dict], rows: dict[str, tuple[str, floa
 
 def _nulls(args, sets: dict, names, observed: dict, options: dict | None = None) -> dict:
     """The permutation null of each measure and pair, with a progress bar past a second's work."""
-    import time
-
+    from bridgeeval.cli.progress_bar import LazyBar
     from bridgeeval.metrics.null import permutation_nulls
 
-    started, bar = time.monotonic(), {}
-
-    def on_step(done: int, total: int) -> None:
-        if not bar and time.monotonic() - started > 1.0 and done < total:
-            from rich.console import Console
-            from rich.progress import Progress, TimeRemainingColumn
-
-            bar["p"] = Progress(*Progress.get_default_columns()[:-1], TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=True)
-            bar["p"].start()
-            bar["task"] = bar["p"].add_task("permutation null", total=total)
-        if bar:
-            bar["p"].update(bar["task"], completed=done)
-
-    try:
+    with LazyBar(after=1.0, enabled=_is_first_process()) as bar:
         return permutation_nulls(sets, names, args.k, options=options,
                                  permutations=args.null, alpha=args.alpha, seed=args.seed, observed=observed,
-                                 on_step=on_step)
-    finally:
-        if bar:
-            bar["p"].stop()
+                                 on_step=lambda done, total: bar("permutation null", done, total))
 
 
 def _intervals(args, sets: dict, names, options: dict | None = None) -> dict:

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from bridgeeval.metrics import selection
+from bridgeeval.metrics import progress, selection, sharding
 from bridgeeval.metrics.gemm import block_products
 from bridgeeval.metrics.tiles import diagonal_tiles
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points, rowwise
@@ -34,6 +34,7 @@ _RESCORE_ELEMENTS = 1 << 22  # float64 elements per rescoring chunk (32 MiB)
 _DENSE_MAX_N = 1024
 _DENSE_MIN_D = 1024
 _DIAGONAL_LEAF = 256  # rows of the smallest diagonal block of the running selection
+_SEARCH = "exact k-NN search"  # what the progress reports call it
 
 
 def knn_indices(
@@ -74,9 +75,16 @@ def knn_indices(
         return _dense_knn(space, k, include_self)
     n_cand = min(n if include_self else n - 1, k + _margin(k))
     block = block_size or _default_block(n, x.device)
+    exhaustive = n_cand == n - (not include_self)
+    shards = sharding.active()
+    if shards is not None:  # this process's rows against the whole set, the lists gathered
+        start, stop = shards.share(n)
+        scores, cand = _share_candidates(space, start, stop, n_cand, include_self, block)
+        rows = torch.arange(start, stop, device=x.device)
+        return shards.gather(_refine(space, rows, cand, scores, k, include_self, exhaustive), n)
     scores, cand = _symmetric_candidates(space, n_cand, include_self, block)
     rows = torch.arange(n, device=x.device)
-    return _refine(space, rows, cand, scores, k, include_self, exhaustive=n_cand == n - (not include_self))
+    return _refine(space, rows, cand, scores, k, include_self, exhaustive)
 
 
 def knn_indices_of_rows(
@@ -365,6 +373,7 @@ def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int)
                 continue
             found[a].add(s_rows, j0)
             found[b].add(s_cols.contiguous(), i0)
+        progress.step(_SEARCH, a + 1, len(starts))  # row blocks: each later one has fewer pairs
     parts = [f.result() for f in found]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
@@ -402,12 +411,43 @@ def _symmetric_candidates_running(space: _Space, c: int, include_self: bool, blo
     row_buffer, col_buffer = (torch.empty(block, space.dim, device=space.x.device) for _ in range(2))
     # Diagonal blocks first: every row's kept scores are then high before the other blocks, whose
     # scores mostly fall below them and are skipped a chunk at a time.
+    total, done = len(bounds) * (len(bounds) + 1) // 2, 0
     for i0, i1 in bounds:
         diagonal(i0, space.search_rows(slice(i0, i1), row_buffer))
+        done += 1
+        progress.step(_SEARCH, done, total)
     for a, (i0, i1) in enumerate(bounds):
         rows = space.search_rows(slice(i0, i1), row_buffer)
         for j0, j1 in bounds[a + 1 :]:
             pair(i0, j0, rows, space.search_rows(slice(j0, j1), col_buffer))
+            done += 1
+            progress.step(_SEARCH, done, total)
+    return found.result()
+
+
+def _share_candidates(space: _Space, start: int, stop: int, c: int, include_self: bool, block: int):
+    """Top-``c`` float32 candidates of the rows ``[start, stop)`` against all points: by the running
+    selection on the CPU (each column block read once per row block, the block holding the rows
+    first so that later blocks are mostly skipped), else by ``topk`` per block."""
+    if not (space.x.device.type == "cpu" and selection.available()):
+        return _row_candidates(space, torch.arange(start, stop, device=space.x.device), c, include_self, block)
+    n, euclidean = space.n, space.metric == "euclidean"
+    found = selection.RunningTopC(stop - start, c)
+    row_buffer, col_buffer = (torch.empty(block, space.dim, device=space.x.device) for _ in range(2))
+    for q0 in range(start, stop, block):
+        q1 = min(q0 + block, stop)
+        rows = space.search_rows(slice(q0, q1), row_buffer)
+        col_starts = sorted(range(0, n, block), key=lambda j0: not (j0 <= q0 < j0 + block))
+        for j0 in col_starts:
+            j1 = min(j0 + block, n)
+            gram = block_products(rows, space.search_rows(slice(j0, j1), col_buffer))
+            lo, hi = max(q0, j0), min(q1, j1)  # rows whose own column is in this block
+            if lo < hi:
+                own = torch.arange(lo, hi, device=space.x.device)
+                gram[own - q0, own - j0] = math.inf if include_self else -math.inf
+            found.add_rows(gram, q0 - start, j0, space.sq_norm32[j0:j1] if euclidean else None,
+                           2.0 if euclidean else 1.0)
+        progress.step(_SEARCH, q1 - start, stop - start)
     return found.result()
 
 
@@ -425,6 +465,7 @@ def _row_candidates(space: _Space, rows: torch.Tensor, c: int, include_self: boo
             s[own.nonzero().squeeze(1), q[own] - j0] = math.inf if include_self else -math.inf
             found.add(s, j0)
         parts.append(found.result())
+        progress.step(_SEARCH, min(r0 + block, len(rows)), len(rows))
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 

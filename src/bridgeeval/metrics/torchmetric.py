@@ -12,6 +12,7 @@ from bridgeeval.metrics.hub_retrieval import hub_retrieval
 from bridgeeval.metrics.measures import MappedAlignment
 from bridgeeval.metrics.neighbours import knn_indices
 from bridgeeval.metrics.report import TargetSide, cross_modal_report, neighbour_flatness
+from bridgeeval.metrics.sharding import sharded_search
 from bridgeeval.metrics.validation import check_metric
 
 
@@ -77,6 +78,11 @@ class CrossModalReport(Metric):
             name: neighbour_flatness(t.detach(), name, self.metric) for name, t in (("input", inputs), ("target", targets))}
 
     def compute(self) -> dict[str, float]:
+        # Under DDP every process holds the whole gathered epoch: they share its searches.
+        with sharded_search():
+            return self._compute()
+
+    def _compute(self) -> dict[str, float]:
         order = first_of_each(dim_zero_cat(self.index))
         x, y, f = (dim_zero_cat(s)[order] for s in (self.inputs, self.targets, self.mapped))
         lists = dict(self._cached)

@@ -16,6 +16,7 @@ from torch import nn
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics import NEIGHBOUR_KEYS, CrossModalReport, knn_indices
 from bridgeeval.metrics.measures import MappedAlignment
+from bridgeeval.metrics.sharding import sharded_search
 from bridgeeval.metrics.torchmetric import ItemMean
 from bridgeeval.models.losses import LOSSES
 from bridgeeval.models.mappers import MAPPERS
@@ -104,6 +105,10 @@ class MappingModule(pl.LightningModule):
             self.mapper.fit(*(t.to(self.device) for t in dm.arrays("train")))
         # Neighbours of X and Y never change during training: computed once, on this device.
         stages = ["val"] + (["train"] if self.on_train else [])
+        with sharded_search():  # every process holds the same sets (under DDP): the searches are shared
+            self._reference_neighbours(dm, stages)
+
+    def _reference_neighbours(self, dm, stages: list[str]) -> None:
         for stage in stages:
             x, y = (t.to(self.device) for t in dm.arrays(stage))
             lists = {
@@ -142,7 +147,8 @@ class MappingModule(pl.LightningModule):
             self._log_report("val", name, metric.compute(), primary=i == 0)
             metric.reset()
         if self.on_train and not self.trainer.sanity_checking:
-            self._log_train_report()
+            with sharded_search():  # the whole training set on every process
+                self._log_train_report()
         self.metric_seconds += time.perf_counter() - start
 
     @torch.no_grad()

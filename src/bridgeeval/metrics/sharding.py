@@ -1,0 +1,132 @@
+"""Exact neighbour searches shared by the processes of a ``torch.distributed`` group.
+
+Inside :func:`sharded_search` every :func:`~bridgeeval.metrics.knn_indices` call of the group's
+processes searches only its process's share of the query rows (a contiguous range) against the whole
+set, and the exact lists are gathered: each process ends with the whole ``[N, k]`` result, equal to
+one process's (the lists are exact under the tie rule, so how the rows were shared cannot show).
+Every process must make the same calls on the same set, in the same order: the block is entered
+only where the processes hold the same data (``bridgeeval score`` under ``torchrun`` or ``srun``;
+the validation hook's gathered epoch under DDP).
+
+Launch: ``torchrun --nproc-per-node P`` sets ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``; under
+``srun -n P`` they are derived from Slurm's variables (:func:`init_from_environment`). Backend:
+NCCL where the set is on a GPU, gloo on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from bridgeeval.errors import BridgeEvalError
+
+
+@dataclass(frozen=True)
+class Shards:
+    """This process's place in the group: which rows it searches, and how the parts are gathered."""
+
+    rank: int
+    world: int
+    group: Any = None
+
+    def share(self, n: int) -> tuple[int, int]:
+        """The contiguous rows ``[start, stop)`` of ``n`` this process searches (sizes differ by one
+        at most).
+
+        Example:
+            >>> [Shards(r, 3).share(10) for r in range(3)]
+            [(0, 4), (4, 7), (7, 10)]
+        """
+        per, extra = divmod(n, self.world)
+        start = self.rank * per + min(self.rank, extra)
+        return start, start + per + (self.rank < extra)
+
+    def gather(self, part: torch.Tensor, n: int) -> torch.Tensor:
+        """Every process's ``part`` (its share's rows) joined in rank order: ``[n, ...]`` on each."""
+        import torch.distributed as dist
+
+        size = -(-n // self.world)  # all_gather takes equal shapes: shares padded to the largest
+        padded = part.new_zeros((size, *part.shape[1:]))
+        padded[: len(part)] = part
+        parts = [torch.empty_like(padded) for _ in range(self.world)]
+        dist.all_gather(parts, padded, group=self.group)
+        return torch.cat([p[: stop - start] for p, (start, stop) in
+                          zip(parts, (Shards(r, self.world).share(n) for r in range(self.world)), strict=True)])
+
+
+_ACTIVE: contextvars.ContextVar[Shards | None] = contextvars.ContextVar("bridgeeval_shards", default=None)
+
+
+def active() -> Shards | None:
+    """The group the searches are shared with now (None: each process searches alone)."""
+    return _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def sharded_search(group: Any = None) -> Iterator[Shards | None]:
+    """Within the block, neighbour searches are shared by ``group``'s processes (the default group
+    where None); a no-op where ``torch.distributed`` is not initialised or the group has one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) < 2:
+        yield None
+        return
+    token = _ACTIVE.set(Shards(dist.get_rank(group), dist.get_world_size(group), group))
+    try:
+        yield _ACTIVE.get()
+    finally:
+        _ACTIVE.reset(token)
+
+
+def launched_world() -> int:
+    """Processes this one was launched among: ``WORLD_SIZE`` (torchrun), else Slurm's task count
+    of this step (srun), else 1."""
+    for key in ("WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 1
+
+
+def init_from_environment(device: torch.device) -> int:
+    """Joins the launch's process group (torchrun's variables, or srun's translated to them) and
+    returns this process's rank; a no-op returning 0 for a single process."""
+    import torch.distributed as dist
+
+    if launched_world() < 2:
+        return 0
+    if not dist.is_initialized():
+        env = os.environ
+        if "RANK" not in env:  # srun: rank and size from Slurm, the rendezvous on its first node
+            env.setdefault("RANK", env["SLURM_PROCID"])
+            env.setdefault("WORLD_SIZE", env["SLURM_STEP_NUM_TASKS"])
+            env.setdefault("LOCAL_RANK", env.get("SLURM_LOCALID", "0"))
+            env.setdefault("MASTER_ADDR", _first_node(env.get("SLURM_STEP_NODELIST", "127.0.0.1")))
+            env.setdefault("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        try:
+            dist.init_process_group(backend)
+        except (RuntimeError, ValueError) as err:
+            raise BridgeEvalError(f"torch.distributed: cannot join the {backend} group of "
+                                  f"{env.get('WORLD_SIZE')} processes at {env.get('MASTER_ADDR')}:"
+                                  f"{env.get('MASTER_PORT')} ({str(err).splitlines()[0]})") from None
+    return dist.get_rank()
+
+
+def _first_node(nodelist: str) -> str:
+    """The first host of a Slurm node list (``node[03-05,07],gpu1`` gives ``node03``).
+
+    Example:
+        >>> _first_node("node[03-05,07],gpu1"), _first_node("vm")
+        ('node03', 'vm')
+    """
+    head = nodelist.split(",")[0]
+    if "[" not in head:
+        return head
+    prefix, _, ranges = nodelist.partition("[")
+    return prefix + ranges.split(",")[0].split("-")[0].rstrip("]")
