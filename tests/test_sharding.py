@@ -153,3 +153,15 @@ def test_a_long_search_reports_its_progress_to_the_end():
     dones = [done for _, done, _ in seen]
     assert seen and {what for what, _, _ in seen} == {"exact k-NN search"}
     assert dones == sorted(dones) and dones[-1] == seen[-1][2] == 6  # 3 diagonal blocks + 3 pairs
+
+
+@pytest.mark.slow
+def test_bench_scale_times_each_process_count_and_their_lists_agree():
+    done = _single("bench", "--scale", "1,2", "--sizes", "3000x16", "-k", "5", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout)["scale"]
+    assert [r["processes"] for r in rows] == [1, 2] and [len(r["rank_s"]) for r in rows] == [1, 2]
+    assert all(r["equal_to_first"] and r["wall_s"] == max(r["rank_s"]) > 0 for r in rows)
+    assert rows[0]["speedup"] == 1.0 and "machine:" in done.stderr
+    bad = _single("bench", "--scale", "0,2")
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("process counts must be at least 1, got '0,2'")

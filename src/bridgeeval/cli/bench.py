@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
     p.add_argument("--null", type=positive_int, default=None, metavar="K",
                    help="with --measures: time each measure's permutation null of K shuffles against one value "
                    "of it (default sizes 10000x2048)")
+    p.add_argument("--scale", nargs="?", const="1,2", default=None, metavar="P",
+                   help="time the search of one large set by these process counts (default 1,2; torch.distributed, "
+                   "gloo; default size 100000x64), each rank's time and memory")
     p.set_defaults(handler=_bench)
 
 
@@ -70,6 +73,8 @@ def _parse_sizes(text: str | None, default=None):
 
 
 def _bench(args) -> int:
+    if args.scale is not None:
+        return _bench_scale(args)
     if args.hook:
         return _bench_hook(args)
     if args.null is not None:
@@ -103,6 +108,33 @@ def _bench(args) -> int:
             print(table_row(row, methods), flush=True)  # each case as it finishes
     if args.json:
         print(dumps({"gemm_gflops": flops / 1e9, "cases": rows}))
+    return 0
+
+
+def _bench_scale(args) -> int:
+    from bridgeeval.bench.scale import run_scale, table
+
+    try:
+        processes = [int(p) for p in args.scale.split(",")]
+    except ValueError:
+        raise BridgeEvalError(f"--scale: expected process counts like 1,2,4, got {args.scale!r}") from None
+    if not processes or min(processes) < 1:
+        raise BridgeEvalError(f"--scale: process counts must be at least 1, got {args.scale!r}")
+    sizes = _parse_sizes(args.sizes, default=((100000, 64),))
+    _say_machine(args.json)
+    rows = []
+    if not args.json:
+        print(f"exact {args.metric} kNN, k = {args.k}, shared by processes (gloo), cores divided among them\n")
+        for line in table([])[:2]:
+            print(line, flush=True)
+    for n, d in sizes:
+        case = run_scale(n, d, args.k, args.metric, processes)
+        rows += case
+        if not args.json:
+            for line in table(case)[2:]:
+                print(line, flush=True)
+    if args.json:
+        print(dumps({"scale": rows}))
     return 0
 
 
