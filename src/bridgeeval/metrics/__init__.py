@@ -1,44 +1,56 @@
-"""Neighbourhood metrics: a functional core that knows nothing of Lightning or Hydra."""
+"""Neighbourhood metrics: a functional core that knows nothing of Lightning or Hydra.
 
-from bridgeeval.metrics.neighbours import knn_indices, knn_indices_of_rows
-from bridgeeval.metrics.overlap import mnno, mnno_from_indices, mnno_sampled, nn_overlap
-from bridgeeval.metrics.report import NEIGHBOUR_KEYS, REPORT_KEYS, cross_modal_report, hubness, r2_score, recall_at_k
-from bridgeeval.metrics.torchmetric import CrossModalReport, MeanNearestNeighborOverlap
-from bridgeeval.metrics.kernel_measures import cka, cknna
-from bridgeeval.metrics.knn_measures import cycle_knn, edit_distance_knn, lcs_knn, mutual_knn
-from bridgeeval.metrics.measures import MEASURES, MappedAlignment, alignment_report, measure
-from bridgeeval.metrics.representation import Representation
-from bridgeeval.metrics.rsa_measures import rsa, rsa_sampled
-from bridgeeval.metrics.subspace_measures import procrustes, svcca
+The names below are loaded on first use (PEP 562): a command that needs the search alone does not
+pay for torchmetrics and SciPy's signal package (about 1.4 s of every start-up otherwise).
+"""
 
-__all__ = [
-    "MEASURES",
-    "MappedAlignment",
-    "Representation",
-    "alignment_report",
-    "cka",
-    "cknna",
-    "cycle_knn",
-    "edit_distance_knn",
-    "lcs_knn",
-    "measure",
-    "mutual_knn",
-    "procrustes",
-    "rsa",
-    "rsa_sampled",
-    "svcca",
-    "NEIGHBOUR_KEYS",
-    "REPORT_KEYS",
-    "CrossModalReport",
-    "MeanNearestNeighborOverlap",
-    "cross_modal_report",
-    "hubness",
-    "knn_indices",
-    "knn_indices_of_rows",
-    "mnno",
-    "mnno_from_indices",
-    "mnno_sampled",
-    "nn_overlap",
-    "r2_score",
-    "recall_at_k",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {  # public name -> the submodule defining it
+    "MEASURES": "measures",
+    "MappedAlignment": "measures",
+    "Representation": "representation",
+    "alignment_report": "measures",
+    "cka": "kernel_measures",
+    "cknna": "kernel_measures",
+    "cycle_knn": "knn_measures",
+    "edit_distance_knn": "knn_measures",
+    "lcs_knn": "knn_measures",
+    "measure": "measures",
+    "mutual_knn": "knn_measures",
+    "procrustes": "subspace_measures",
+    "rsa": "rsa_measures",
+    "rsa_sampled": "rsa_measures",
+    "svcca": "subspace_measures",
+    "NEIGHBOUR_KEYS": "report",
+    "REPORT_KEYS": "report",
+    "CrossModalReport": "torchmetric",
+    "MeanNearestNeighborOverlap": "torchmetric",
+    "cross_modal_report": "report",
+    "hubness": "report",
+    "knn_indices": "neighbours",
+    "knn_indices_of_rows": "neighbours",
+    "mnno": "overlap",
+    "mnno_from_indices": "overlap",
+    "mnno_sampled": "overlap",
+    "nn_overlap": "overlap",
+    "r2_score": "report",
+    "recall_at_k": "report",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value  # once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
