@@ -37,6 +37,8 @@ def _rank(rank: int, port: int, out: str) -> None:
     x, seen = _tied_set(), []
     with sharded_search() as shards, progress.reporting(lambda what, done, total: seen.append(total)):
         lists = {f"{m}-{s}": knn_indices(x, 7, m, s, block_size=512).tolist() for m, s in CASES}
+        # One block: each process's rows against the whole set (as on a GPU)
+        lists.update({f"{m}-{s}-one-block": knn_indices(x, 7, m, s).tolist() for m, s in CASES})
     with open(f"{out}.{rank}", "w") as handle:
         json.dump({"lists": lists, "share": shards.share(len(x)), "totals": sorted(set(seen))}, handle)
     dist.destroy_process_group()
@@ -55,10 +57,12 @@ def test_two_processes_find_the_single_process_lists_each_searching_its_share(tm
     ranks = [json.loads(open(f"{out}.{r}").read()) for r in range(2)]
     for metric, include_self in CASES:
         single = knn_indices(x, 7, metric, include_self, block_size=512).tolist()
-        for r in ranks:  # each process ends with the whole result
+        for r in ranks:  # each process ends with the whole result, both ways of sharing
             assert r["lists"][f"{metric}-{include_self}"] == single, (metric, include_self)
-    # Each searched only its rows: its progress counted its share (750 rows), not the 1,500.
-    assert [r["share"] for r in ranks] == [[0, 750], [750, 1500]] and all(r["totals"] == [750] for r in ranks)
+            assert r["lists"][f"{metric}-{include_self}-one-block"] == single, (metric, include_self)
+    # Each did only its share: 3 of the 6 block tasks (3 diagonal blocks of 512 rows, 3 pairs), and
+    # with one block its 750 rows against the whole set, never all 1,500.
+    assert [r["share"] for r in ranks] == [[0, 750], [750, 1500]] and all(r["totals"] == [3, 750] for r in ranks)
     # The tie rule, against a brute-force float64 sort (stable: lower index first among equals).
     dist64 = torch.cdist(x, x).pow(2)
     dist64.fill_diagonal_(float("inf"))

@@ -77,9 +77,14 @@ def knn_indices(
     block = block_size or _default_block(n, x.device)
     exhaustive = n_cand == n - (not include_self)
     shards = sharding.active()
-    if shards is not None:  # this process's rows against the whole set, the lists gathered
+    if shards is not None:  # this process's share of the work; its rows refined; the lists gathered
         start, stop = shards.share(n)
-        scores, cand = _share_candidates(space, start, stop, n_cand, include_self, block)
+        if space.x.device.type == "cpu" and n > block and selection.available():
+            # Its share of the block pairs (each pair once, for both sides), then each row's
+            # candidates from every process meet at the process that refines the row.
+            scores, cand = shards.exchange(*_symmetric_candidates_running(space, n_cand, include_self, block, shards))
+        else:  # one block, or a GPU: its rows against the whole set
+            scores, cand = _share_candidates(space, start, stop, n_cand, include_self, block)
         rows = torch.arange(start, stop, device=x.device)
         return shards.gather(_refine(space, rows, cand, scores, k, include_self, exhaustive), n)
     scores, cand = _symmetric_candidates(space, n_cand, include_self, block)
@@ -378,9 +383,12 @@ def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int)
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def _symmetric_candidates_running(space: _Space, c: int, include_self: bool, block: int):
+def _symmetric_candidates_running(space: _Space, c: int, include_self: bool, block: int,
+                                  shards: sharding.Shards | None = None):
     """The same candidates by one running selection per row over both sides of each block pair,
-    read in place (metrics.selection): no ``topk`` and no transposed copy per block."""
+    read in place (metrics.selection): no ``topk`` and no transposed copy per block. With
+    ``shards``, this process takes every ``world``-th of the tasks (diagonal blocks, then block
+    pairs) and its candidates cover only the pairs it visited (merged by ``Shards.exchange``)."""
     n = space.n
     found = selection.RunningTopC(n, c)
     euclidean = space.metric == "euclidean"
@@ -411,14 +419,24 @@ def _symmetric_candidates_running(space: _Space, c: int, include_self: bool, blo
     row_buffer, col_buffer = (torch.empty(block, space.dim, device=space.x.device) for _ in range(2))
     # Diagonal blocks first: every row's kept scores are then high before the other blocks, whose
     # scores mostly fall below them and are skipped a chunk at a time.
-    total, done = len(bounds) * (len(bounds) + 1) // 2, 0
+    tasks = len(bounds) * (len(bounds) + 1) // 2
+    rank, world = (shards.rank, shards.world) if shards is not None else (0, 1)
+    mine = [t % world == rank for t in range(tasks)]  # round robin: diagonals spread, pairs alike
+    total, done, task = sum(mine), 0, -1
     for i0, i1 in bounds:
-        diagonal(i0, space.search_rows(slice(i0, i1), row_buffer))
-        done += 1
-        progress.step(_SEARCH, done, total)
+        task += 1
+        if mine[task]:
+            diagonal(i0, space.search_rows(slice(i0, i1), row_buffer))
+            done += 1
+            progress.step(_SEARCH, done, total)
     for a, (i0, i1) in enumerate(bounds):
-        rows = space.search_rows(slice(i0, i1), row_buffer)
+        rows = None
         for j0, j1 in bounds[a + 1 :]:
+            task += 1
+            if not mine[task]:
+                continue
+            if rows is None:
+                rows = space.search_rows(slice(i0, i1), row_buffer)
             pair(i0, j0, rows, space.search_rows(slice(j0, j1), col_buffer))
             done += 1
             progress.step(_SEARCH, done, total)

@@ -124,7 +124,7 @@ def cross_modal_report(
         "mnno_input_mapped": mnno_from_indices(idx["input"], idx["mapped"]),
         "mnno_target_mapped": mnno_from_indices(idx["target"], idx["mapped"]),
         "mnno_input_target": mnno_from_indices(idx["input"], idx["target"]),
-        "mse": _in_data_units(float(sq_err.mean()), 2 * exponent),
+        "mse": _in_data_units(_mean(sq_err), 2 * exponent),
         "r2": r2_score(mapped, y, sq_err, None if targets is None else targets.ss_tot),
         "recall_at_k": recall_at_k(mapped, y, k, metric, None if targets is None else targets.retrieval_scale),
         "hubness": hubness(idx["mapped"], n),
@@ -164,6 +164,13 @@ def _in_data_units(value: float, exponent: int) -> float:
         return math.ldexp(value, exponent)
     except OverflowError:
         return math.inf  # an MSE beyond float64's range: infinite, as float arithmetic has it
+
+
+def _mean(values: torch.Tensor) -> float:
+    """The mean of a ``[N, d]`` tensor independent of the thread count (torch's ``mean`` adds in an
+    order that depends on it, so one process and a torchrun group differed in the last bit): rows
+    summed in float64, then those sums exactly (``math.fsum``)."""
+    return math.fsum(values.sum(dim=1, dtype=torch.float64).tolist()) / max(1, values.numel())
 
 
 def r2_score(pred: torch.Tensor, target: torch.Tensor, sq_err: torch.Tensor | None = None,

@@ -13,6 +13,8 @@ once per process), so small searches (the validation hook's) never pay it.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -24,6 +26,10 @@ def available() -> bool:
     """Whether the numba kernels can run here (imports them on the first call)."""
     global _kernels
     if _kernels is None:
+        # numba's thread pool sized to torch's thread budget before numba starts it: processes
+        # sharing a machine (torchrun sets OMP_NUM_THREADS=1) would otherwise each keep one pool
+        # thread per core, which spin between kernels and took 2-3x a shared search's time.
+        os.environ.setdefault("NUMBA_NUM_THREADS", str(torch.get_num_threads()))
         try:
             from bridgeeval.metrics import _selection_kernels as kernels
         except ImportError:  # numba is a dependency; kept optional for platforms without its wheels
@@ -56,6 +62,9 @@ class RunningTopC:
     def __init__(self, n: int, c: int):
         if not available():
             raise RuntimeError("the running selection needs numba")
+        # torch's thread budget, where numba was imported before available() could size its pool
+        numba = _kernels.numba
+        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, torch.get_num_threads())))
         self.values = np.full((n, c), -np.inf, dtype=np.float32)
         self.indices = np.full((n, c), -1, dtype=np.int64)
 

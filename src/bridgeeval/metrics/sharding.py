@@ -1,9 +1,12 @@
 """Exact neighbour searches shared by the processes of a ``torch.distributed`` group.
 
-Inside :func:`sharded_search` every :func:`~bridgeeval.metrics.knn_indices` call of the group's
-processes searches only its process's share of the query rows (a contiguous range) against the whole
-set, and the exact lists are gathered: each process ends with the whole ``[N, k]`` result, equal to
-one process's (the lists are exact under the tie rule, so how the rows were shared cannot show).
+Inside :func:`sharded_search` every :func:`~bridgeeval.metrics.knn_indices` call is shared by the
+group's processes. On the CPU each takes every ``world``-th of the symmetric search's block pairs
+(each pair multiplied once, for both its sides, as one process does), an all-to-all brings each
+row's candidates to the process that owns the row (a contiguous share), which refines them to the
+exact list; on a GPU, or for a set of one block, each process searches its rows against the whole
+set. The lists are then gathered: each process ends with the whole ``[N, k]`` result, equal to one
+process's (exact under the tie rule, so how the work was shared cannot show).
 Every process must make the same calls on the same set, in the same order: the block is entered
 only where the processes hold the same data (``bridgeeval score`` under ``torchrun`` or ``srun``;
 the validation hook's gathered epoch under DDP).
@@ -58,6 +61,25 @@ class Shards:
         dist.all_gather(parts, padded, group=self.group)
         return torch.cat([p[: stop - start] for p, (start, stop) in
                           zip(parts, (Shards(r, self.world).share(n) for r in range(self.world)), strict=True)])
+
+    def exchange(self, scores: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each process's top-``c`` candidates ``[N, c]`` of every row (from the block pairs it
+        visited) in, the top ``c`` over all processes of this process's share of rows out: one
+        all-to-all, so no process ever holds another's whole candidate table."""
+        import torch.distributed as dist
+
+        n, c = scores.shape
+        start, stop = self.share(n)
+        sizes = [b - a for a, b in (Shards(r, self.world).share(n) for r in range(self.world))]
+        merged = []
+        for table in (scores, indices):
+            out = table.new_empty((self.world * (stop - start), c))
+            dist.all_to_all_single(out, table.contiguous(), output_split_sizes=[stop - start] * self.world,
+                                   input_split_sizes=sizes, group=self.group)
+            # [world, rows, c] by sender -> [rows, world * c]: every sender's candidates of a row side by side
+            merged.append(out.view(self.world, stop - start, c).transpose(0, 1).reshape(stop - start, -1))
+        top, pos = torch.topk(merged[0], c, dim=1, sorted=False)
+        return top, merged[1].gather(1, pos)
 
 
 _ACTIVE: contextvars.ContextVar[Shards | None] = contextvars.ContextVar("bridgeeval_shards", default=None)
