@@ -13,8 +13,6 @@ from omegaconf import DictConfig
 
 from bridgeeval.config.entry import prepare_entry_point
 from bridgeeval.jobs import run_task
-from bridgeeval.training import SkippedJob, train
-from bridgeeval.training.run import optimized_value
 
 log = logging.getLogger("train")
 
@@ -23,6 +21,11 @@ prepare_entry_point()  # before Hydra composes: the resolvers, its errors as one
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    # Lightning (3.5 s of imports) only where a job runs: a bad override, or a sweep's driver whose
+    # jobs run elsewhere (Slurm, submitit), never loads it.
+    from bridgeeval.training import SkippedJob, train
+    from bridgeeval.training.run import optimized_value
+
     try:
         summary = run_task(train, cfg, passthrough=(SkippedJob,))
     except SkippedJob as skip:
