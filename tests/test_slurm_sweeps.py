@@ -390,7 +390,7 @@ def test_score_under_srun_with_two_tasks_prints_what_one_process_does(tmp_path, 
 
     paths = _write_sets(tmp_path)
     env = {**cluster.client_env(), "OMP_NUM_THREADS": "1"}
-    args = ["score", *paths, "--json", "--measures", KNN_MEASURES]
+    args = ["score", *paths, "--json", "--measures", KNN_MEASURES, "--metric", "euclidean"]
     two = subprocess.run(["srun", "-n", "2", "--cpus-per-task=1", "--time=5", sys.executable, "-m", "bridgeeval.cli",
                           *args], capture_output=True, text=True, timeout=300, env=env)
     one = _single(*args)
