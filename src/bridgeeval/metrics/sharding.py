@@ -129,7 +129,7 @@ def init_from_environment(device: torch.device) -> int:
             env.setdefault("WORLD_SIZE", env["SLURM_STEP_NUM_TASKS"])
             env.setdefault("LOCAL_RANK", env.get("SLURM_LOCALID", "0"))
             env.setdefault("MASTER_ADDR", _first_node(env.get("SLURM_STEP_NODELIST", "127.0.0.1")))
-            env.setdefault("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))
+            env.setdefault("MASTER_PORT", str(_step_port(env.get("SLURM_JOB_ID", "0"), env.get("SLURM_STEP_ID", "0"))))
         backend = "nccl" if device.type == "cuda" else "gloo"
         try:
             dist.init_process_group(backend)
@@ -138,6 +138,19 @@ def init_from_environment(device: torch.device) -> int:
                                   f"{env.get('WORLD_SIZE')} processes at {env.get('MASTER_ADDR')}:"
                                   f"{env.get('MASTER_PORT')} ({str(err).splitlines()[0]})") from None
     return dist.get_rank()
+
+
+def _step_port(job_id: str, step_id: str) -> int:
+    """A rendezvous port for one Slurm step: two steps of one allocation (``srun ... &`` twice) or
+    two jobs sharing a node get different ports.
+
+    Example:
+        >>> _step_port("4711", "0"), _step_port("4711", "1"), _step_port("4712", "0")
+        (55376, 55377, 55392)
+    """
+    job = int(job_id) if job_id.isdigit() else 0
+    step = int(step_id) if step_id.isdigit() else 0
+    return 20000 + (job * 16 + step % 16) % 40000
 
 
 def _first_node(nodelist: str) -> str:
