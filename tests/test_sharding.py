@@ -170,3 +170,19 @@ def test_bench_scale_times_each_process_count_and_their_lists_agree():
     assert rows[0]["speedup"] == 1.0 and "machine:" in done.stderr
     bad = _single("bench", "--scale", "0,2")
     assert bad.returncode == 2 and bad.stderr.strip().endswith("process counts must be at least 1, got '0,2'")
+
+
+def test_the_progress_bar_draws_on_a_terminal_and_leaves_a_log_file_clean(tmp_path):
+    import shlex
+    import shutil
+
+    code = ("import time\nfrom bridgeeval.cli.progress_bar import LazyBar\nwith LazyBar(after=0.0) as bar:\n"
+            "    for i in range(5):\n        time.sleep(0.05)\n        bar('exact k-NN search', i, 4)\n")
+    to_file = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert to_file.returncode == 0 and to_file.stderr == ""  # a Slurm log gets no bar and no stray line
+    if shutil.which("script") is None:
+        pytest.skip("util-linux 'script' (a pseudo-terminal) is not installed")
+    typescript = tmp_path / "tty"
+    subprocess.run(["script", "-qec", f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}", str(typescript)],
+                   capture_output=True, timeout=60, check=True)
+    assert "exact k-NN search" in typescript.read_text(errors="replace")

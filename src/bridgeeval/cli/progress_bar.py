@@ -20,7 +20,11 @@ class LazyBar:
             return
         started, task = self._tasks.setdefault(what, (time.monotonic(), None))
         if task is None and done < total and time.monotonic() - started > self.after:
-            task = self._bar().add_task(what, total=total)
+            bar = self._bar()
+            if bar is None:  # stderr is a file (a Slurm log): no bar, and no stray line either
+                self.enabled = False
+                return
+            task = bar.add_task(what, total=total)
             self._tasks[what] = (started, task)
         if task is not None:
             self._progress.update(task, completed=done)
@@ -34,8 +38,11 @@ class LazyBar:
             from rich.console import Console
             from rich.progress import Progress, TimeRemainingColumn
 
+            console = Console(stderr=True)
+            if not console.is_terminal:
+                return None
             self._progress = Progress(*Progress.get_default_columns()[:-1], TimeRemainingColumn(),
-                                      console=Console(stderr=True), transient=True)
+                                      console=console, transient=True)
             self._progress.start()
         return self._progress
 
