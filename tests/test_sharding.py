@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from bridgeeval.metrics import knn_indices, progress
+from bridgeeval.metrics import knn_indices, progress, selection
 from bridgeeval.metrics.sharding import Shards, _first_node, sharded_search
 
 KNN_MEASURES = "mnno,mutual_knn,cycle_knn,lcs_knn,edit_distance_knn,jaccard_knn,rank_similarity,second_order_cosine"
@@ -37,8 +37,13 @@ def _rank(rank: int, port: int, out: str) -> None:
     x, seen = _tied_set(), []
     with sharded_search() as shards, progress.reporting(lambda what, done, total: seen.append(total)):
         lists = {f"{m}-{s}": knn_indices(x, 7, m, s, block_size=512).tolist() for m, s in CASES}
-        # One block: each process's rows against the whole set (as on a GPU)
+        # One block: each process's rows against the whole set
         lists.update({f"{m}-{s}-one-block": knn_indices(x, 7, m, s).tolist() for m, s in CASES})
+        # The block pairs by torch.topk, as on a GPU (or without numba): rows a process's pairs
+        # never reach are placeholders that the merge drops
+        kernels, selection._kernels = selection._kernels, False
+        lists.update({f"{m}-{s}-topk": knn_indices(x, 7, m, s, block_size=512).tolist() for m, s in CASES})
+        selection._kernels = kernels
     with open(f"{out}.{rank}", "w") as handle:
         json.dump({"lists": lists, "share": shards.share(len(x)), "totals": sorted(set(seen))}, handle)
     dist.destroy_process_group()
@@ -60,8 +65,9 @@ def test_two_processes_find_the_single_process_lists_each_searching_its_share(tm
         for r in ranks:  # each process ends with the whole result, both ways of sharing
             assert r["lists"][f"{metric}-{include_self}"] == single, (metric, include_self)
             assert r["lists"][f"{metric}-{include_self}-one-block"] == single, (metric, include_self)
-    # Each did only its share: 3 of the 6 block tasks (3 diagonal blocks of 512 rows, 3 pairs), and
-    # with one block its 750 rows against the whole set, never all 1,500.
+            assert r["lists"][f"{metric}-{include_self}-topk"] == single, (metric, include_self)
+    # Each did only its share: 3 of the 6 block tasks (3 diagonal blocks of 512 rows, 3 pairs; the
+    # topk path counts its 3 row blocks), and with one block its 750 rows, never all 1,500.
     assert [r["share"] for r in ranks] == [[0, 750], [750, 1500]] and all(r["totals"] == [3, 750] for r in ranks)
     # The tie rule, against a brute-force float64 sort (stable: lower index first among equals).
     dist64 = torch.cdist(x, x).pow(2)
@@ -186,3 +192,24 @@ def test_the_progress_bar_draws_on_a_terminal_and_leaves_a_log_file_clean(tmp_pa
     subprocess.run(["script", "-qec", f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}", str(typescript)],
                    capture_output=True, timeout=60, check=True)
     assert "exact k-NN search" in typescript.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("running", [True, False], ids=["numba", "topk"])
+def test_three_shares_of_the_block_pairs_merge_to_the_exact_lists(monkeypatch, running):
+    """Three processes' shares of 2 blocks' 3 tasks, merged as Shards.exchange does: the third
+    process meets block 0's rows in none of its pairs (placeholders only), the second sees them
+    against block 1 alone; the merged candidates still refine to the exact lists."""
+    from bridgeeval.metrics import neighbours as nb
+
+    if not running:
+        monkeypatch.setattr(selection, "_kernels", False)
+    x = _tied_set(1000)
+    for metric, include_self in CASES:
+        single = knn_indices(x, 7, metric, include_self, block_size=512)
+        space, c = nb._Space(x, metric), 7 + nb._margin(7)
+        parts = [nb._symmetric_candidates(space, c, include_self, 512, Shards(r, 3)) for r in range(3)]
+        assert all(p[0].shape == (1000, c) for p in parts)
+        scores, indices = torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
+        top, pos = torch.topk(scores, c, dim=1)
+        merged = nb._refine(space, torch.arange(1000), indices.gather(1, pos), top, 7, include_self, exhaustive=False)
+        assert torch.equal(merged, single), (metric, include_self)

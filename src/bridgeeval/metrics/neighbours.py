@@ -79,11 +79,11 @@ def knn_indices(
     shards = sharding.active()
     if shards is not None:  # this process's share of the work; its rows refined; the lists gathered
         start, stop = shards.share(n)
-        if space.x.device.type == "cpu" and n > block and selection.available():
+        if n > block:
             # Its share of the block pairs (each pair once, for both sides), then each row's
             # candidates from every process meet at the process that refines the row.
-            scores, cand = shards.exchange(*_symmetric_candidates_running(space, n_cand, include_self, block, shards))
-        else:  # one block, or a GPU: its rows against the whole set
+            scores, cand = shards.exchange(*_symmetric_candidates(space, n_cand, include_self, block, shards))
+        else:  # one block: its rows against the whole set
             scores, cand = _share_candidates(space, start, stop, n_cand, include_self, block)
         rows = torch.arange(start, stop, device=x.device)
         return shards.gather(_refine(space, rows, cand, scores, k, include_self, exhaustive), n)
@@ -331,8 +331,8 @@ class _Candidates:
 
     _MERGE_EVERY = 8
 
-    def __init__(self, c: int):
-        self.c = c
+    def __init__(self, c: int, rows: int = 0, device: torch.device | None = None):
+        self.c, self.rows, self.device = c, rows, device
         self.pieces: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def add(self, scores: torch.Tensor, col0: int) -> None:
@@ -342,26 +342,44 @@ class _Candidates:
             self.pieces = [self.result()]
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[rows, c]`` scores and indices; where a shared search showed the rows fewer than ``c``
+        points (or none), the rest are -inf placeholders, which the merge over processes drops."""
         if len(self.pieces) == 1:
-            return self.pieces[0]
-        s = torch.cat([p[0] for p in self.pieces], dim=1)
-        i = torch.cat([p[1] for p in self.pieces], dim=1)
-        top, pos = torch.topk(s, min(self.c, s.shape[1]), dim=1, sorted=False)
-        return top, torch.gather(i, 1, pos)
+            top, idx = self.pieces[0]
+        elif self.pieces:
+            s = torch.cat([p[0] for p in self.pieces], dim=1)
+            i = torch.cat([p[1] for p in self.pieces], dim=1)
+            top, pos = torch.topk(s, min(self.c, s.shape[1]), dim=1, sorted=False)
+            idx = torch.gather(i, 1, pos)
+        else:
+            top = torch.empty((self.rows, 0), device=self.device)
+            idx = torch.empty((self.rows, 0), dtype=torch.long, device=self.device)
+        missing = self.c - top.shape[1]
+        if missing > 0 and self.rows:  # only a shared search's partial view (rows given) is padded
+            top = torch.cat([top, top.new_full((len(top), missing), -math.inf)], dim=1)
+            idx = torch.cat([idx, idx.new_zeros((len(idx), missing))], dim=1)
+        return top, idx
 
 
-def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int):
-    """Top-``c`` float32 candidates per row, visiting each pair of row blocks once."""
+def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int,
+                          shards: sharding.Shards | None = None):
+    """Top-``c`` float32 candidates per row, visiting each pair of row blocks once; with ``shards``,
+    only this process's share of the block pairs (rows that meet none of them: -inf placeholders)."""
     # One block (the validation hook's sets) gains nothing from it: no column side, no transposes.
     if space.x.device.type == "cpu" and space.n > block and selection.available():
-        return _symmetric_candidates_running(space, c, include_self, block)
+        return _symmetric_candidates_running(space, c, include_self, block, shards)
     n = space.n
+    rank, world = (shards.rank, shards.world) if shards is not None else (0, 1)
     starts = list(range(0, n, block))
-    found = [_Candidates(c) for _ in starts]
+    found = [_Candidates(c, min(i0 + block, n) - i0, space.x.device) for i0 in starts]
+    task = -1
     for a, i0 in enumerate(starts):
         i1 = min(i0 + block, n)
         rows = space.search_rows(slice(i0, i1))
         for b in range(a, len(starts)):
+            task += 1
+            if task % world != rank:
+                continue
             j0 = starts[b]
             j1 = min(j0 + block, n)
             gram = block_products(rows, space.search_rows(slice(j0, j1))) if b != a else block_products(rows, rows)

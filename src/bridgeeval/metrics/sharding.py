@@ -1,11 +1,10 @@
 """Exact neighbour searches shared by the processes of a ``torch.distributed`` group.
 
 Inside :func:`sharded_search` every :func:`~bridgeeval.metrics.knn_indices` call is shared by the
-group's processes. On the CPU each takes every ``world``-th of the symmetric search's block pairs
-(each pair multiplied once, for both its sides, as one process does), an all-to-all brings each
-row's candidates to the process that owns the row (a contiguous share), which refines them to the
-exact list; on a GPU, or for a set of one block, each process searches its rows against the whole
-set. The lists are then gathered: each process ends with the whole ``[N, k]`` result, equal to one
+group's processes. Each takes every ``world``-th of the symmetric search's block pairs (each pair
+multiplied once, for both its sides, as one process does), an all-to-all brings each row's
+candidates to the process that owns the row (a contiguous share), which refines them to the exact
+list; for a set of one block, each process searches its rows against the whole set. The lists are then gathered: each process ends with the whole ``[N, k]`` result, equal to one
 process's (exact under the tie rule, so how the work was shared cannot show).
 Every process must make the same calls on the same set, in the same order: the block is entered
 only where the processes hold the same data (``bridgeeval score`` under ``torchrun`` or ``srun``;
