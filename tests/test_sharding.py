@@ -139,6 +139,9 @@ def test_a_bad_file_under_torchrun_is_one_error_line(tmp_path):
     said = [ln for ln in two.stderr.splitlines() if ln.startswith("bridgeeval: error:")]
     assert len(said) == 1 and "short.npy" in said[0] and "Traceback (most recent call last)" not in two.stderr.split(
         "bridgeeval: error:")[0], two.stderr[-2000:]
+    usage = _torchrun("score", paths[0], "-k", "0")  # argparse's refusal, before any group exists
+    said = [ln for ln in usage.stderr.splitlines() if "error:" in ln and "bridgeeval" in ln]
+    assert usage.returncode != 0 and len(said) == 1 and "-k" in said[0], usage.stderr[-2000:]
 
 
 def test_npy_sets_are_mapped_not_read_and_the_file_never_changes(tmp_path):

@@ -66,7 +66,21 @@ class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line (argparse prints the whole usage block first)."""
 
     def error(self, message: str):
+        if launched_rank() > 0:  # every process torchrun or srun started parsed the same words
+            self.exit(2)
         self.exit(2, f"{self.prog}: error: {message} (--help for usage)\n")
+
+
+def launched_rank() -> int:
+    """This process's rank among those torchrun or srun launched together (0 alone): the first
+    one speaks for all. Read from the environment, so a usage error costs no torch import."""
+    import os
+
+    for size, rank in (("WORLD_SIZE", "RANK"), ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID")):
+        if os.environ.get(size, "").isdigit() and int(os.environ[size]) > 1:
+            value = os.environ.get(rank, "0")
+            return int(value) if value.isdigit() else 0
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
