@@ -57,8 +57,6 @@ def add_parser(sub) -> None:
 def _score(args) -> int:
     """One process, or one of the processes ``torchrun``/``srun`` launched: they share each exact
     neighbour search (metrics.sharding) and the first one prints."""
-    import os
-
     import torch
 
     from bridgeeval.cli.progress_bar import LazyBar

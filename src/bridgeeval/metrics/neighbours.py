@@ -355,7 +355,8 @@ class _Candidates:
             top = torch.empty((self.rows, 0), device=self.device)
             idx = torch.empty((self.rows, 0), dtype=torch.long, device=self.device)
         missing = self.c - top.shape[1]
-        if missing > 0 and self.rows:  # only a shared search's partial view (rows given) is padded
+        # Alone, every row sees all N >= c points; a process sharing the search may see fewer.
+        if missing > 0 and self.rows:
             top = torch.cat([top, top.new_full((len(top), missing), -math.inf)], dim=1)
             idx = torch.cat([idx, idx.new_zeros((len(idx), missing))], dim=1)
         return top, idx

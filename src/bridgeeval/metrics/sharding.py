@@ -4,8 +4,9 @@ Inside :func:`sharded_search` every :func:`~bridgeeval.metrics.knn_indices` call
 group's processes. Each takes every ``world``-th of the symmetric search's block pairs (each pair
 multiplied once, for both its sides, as one process does), an all-to-all brings each row's
 candidates to the process that owns the row (a contiguous share), which refines them to the exact
-list; for a set of one block, each process searches its rows against the whole set. The lists are then gathered: each process ends with the whole ``[N, k]`` result, equal to one
-process's (exact under the tie rule, so how the work was shared cannot show).
+list; for a set of one block, each process searches its rows against the whole set. The lists are
+then gathered: each process ends with the whole ``[N, k]`` result, equal to one process's (exact
+under the tie rule, so how the work was shared cannot show).
 Every process must make the same calls on the same set, in the same order: the block is entered
 only where the processes hold the same data (``bridgeeval score`` under ``torchrun`` or ``srun``;
 the validation hook's gathered epoch under DDP).
@@ -49,6 +50,10 @@ class Shards:
         start = self.rank * per + min(self.rank, extra)
         return start, start + per + (self.rank < extra)
 
+    def shares(self, n: int) -> list[tuple[int, int]]:
+        """Every process's rows, in rank order."""
+        return [Shards(r, self.world).share(n) for r in range(self.world)]
+
     def gather(self, part: torch.Tensor, n: int) -> torch.Tensor:
         """Every process's ``part`` (its share's rows) joined in rank order: ``[n, ...]`` on each."""
         import torch.distributed as dist
@@ -58,8 +63,7 @@ class Shards:
         padded[: len(part)] = part
         parts = [torch.empty_like(padded) for _ in range(self.world)]
         dist.all_gather(parts, padded, group=self.group)
-        return torch.cat([p[: stop - start] for p, (start, stop) in
-                          zip(parts, (Shards(r, self.world).share(n) for r in range(self.world)), strict=True)])
+        return torch.cat([p[: stop - start] for p, (start, stop) in zip(parts, self.shares(n), strict=True)])
 
     def exchange(self, scores: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each process's top-``c`` candidates ``[N, c]`` of every row (from the block pairs it
@@ -69,7 +73,7 @@ class Shards:
 
         n, c = scores.shape
         start, stop = self.share(n)
-        sizes = [b - a for a, b in (Shards(r, self.world).share(n) for r in range(self.world))]
+        sizes = [b - a for a, b in self.shares(n)]
         merged = []
         for table in (scores, indices):
             out = table.new_empty((self.world * (stop - start), c))
