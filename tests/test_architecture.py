@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "bridgeeval"
 
 # A module may import its own part and the parts of lower layers, never a sibling or a higher one.
 LAYERS = [
-    {"errors", "jsonout", "reference", "__init__"},  # neutral plumbing, in three steps
+    {"errors", "jsonout", "launch", "reference", "__init__"},  # neutral plumbing, in three steps
     {"files"},
     {"records", "tables", "jobs", "runfolder", "significance"},
     {"metrics", "data"},

@@ -10,6 +10,7 @@ import sys
 
 from bridgeeval.cli import apply, bench, data, report, reproduce, score, sweep
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.launch import launched_rank
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,18 +70,6 @@ class OneLineParser(argparse.ArgumentParser):
         if launched_rank() > 0:  # every process torchrun or srun started parsed the same words
             self.exit(2)
         self.exit(2, f"{self.prog}: error: {message} (--help for usage)\n")
-
-
-def launched_rank() -> int:
-    """This process's rank among those torchrun or srun launched together (0 alone): the first
-    one speaks for all. Read from the environment, so a usage error costs no torch import."""
-    import os
-
-    for size, rank in (("WORLD_SIZE", "RANK"), ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID")):
-        if os.environ.get(size, "").isdigit() and int(os.environ[size]) > 1:
-            value = os.environ.get(rank, "0")
-            return int(value) if value.isdigit() else 0
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,9 +60,10 @@ def _score(args) -> int:
     import torch
 
     from bridgeeval.cli.progress_bar import LazyBar
+    from bridgeeval.launch import launched_world
     from bridgeeval.metrics import progress, sharding
 
-    if sharding.launched_world() < 2:
+    if launched_world() < 2:
         with LazyBar() as bar, progress.reporting(bar):
             return _score_here(args)
     import torch.distributed as dist

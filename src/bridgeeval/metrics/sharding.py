@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.launch import launched_world
 
 
 @dataclass(frozen=True)
@@ -107,15 +108,6 @@ def sharded_search(group: Any = None) -> Iterator[Shards | None]:
         yield _ACTIVE.get()
     finally:
         _ACTIVE.reset(token)
-
-
-def launched_world() -> int:
-    """Processes this one was launched among: ``WORLD_SIZE`` (torchrun), else Slurm's task count
-    of this step (srun), else 1."""
-    for key in ("WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key])
-    return 1
 
 
 def init_from_environment(device: torch.device) -> int:
