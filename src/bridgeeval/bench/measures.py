@@ -29,7 +29,10 @@ DEFAULT_MEASURE_SIZES = ((10000, 2048), (50000, 2048))
 REFERENCE_MAX_N = 20000  # the dense forms need several N x N float32 matrices (1.6 GB each at 20,000)
 # References that need far more: dcor holds several N x N float64 matrices (7.8 GiB at 2,000 rows);
 # rsatoolbox's exact comparators beyond the pairs that ours computes exactly compare with an estimate.
-REFERENCE_MAX_N_OF = {"distance_correlation": 2000, "rsa_cosine": 4096, "rsa_rho_a": 4096, "rsa_tau_a": 4096}
+REFERENCE_MAX_N_OF = {"distance_correlation": 2000, "rsa_cosine": 4096, "rsa_rho_a": 4096, "rsa_tau_a": 4096,
+                      # every triangle of 2N points; 256 dense expm: (the Geometry Score's brute-force
+                      # witness filtration has no bench row: tests only, at 8 landmarks)
+                      "rtd": 20, "imd": 600}
 UNIT_ROWS = {"mnno", "mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna", "jaccard_knn",
              "rank_similarity", "second_order_cosine"}
 
@@ -120,6 +123,10 @@ def _dense_reference(name: str, k: int) -> tuple[str, Callable] | None:
     if name.startswith("rsa_"):
         method = {"rsa_cosine": "cosine", "rsa_rho_a": "rho-a", "rsa_tau_a": "tau-a"}[name]
         return "rsatoolbox", lambda a, b: dense.rsa_comparator(a, b, method)
+    if name in ("rtd", "imd"):  # gudhi's full Rips complex, expm: small sets only (REFERENCE_MAX_N_OF)
+        from bridgeeval.reference import topology
+
+        return ("gudhi Rips" if name == "rtd" else "scipy expm"), getattr(topology, name)
     fn = getattr(dense, name, None)
     if fn is None:
         return None

@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--rbf-sigma", type=float, default=None, help="RBF kernel width of cka_rbf (default: each set's RMS distance)")
     p.add_argument("--cca-dim", type=positive_int, default=10, help="directions kept by svcca (default 10)")
+    p.add_argument("--option", action="append", default=[], type=_measure_option, metavar="KEY=VALUE",
+                   help="any other measure option, repeatable (e.g. rtd_trials=20, gs_gamma=0.05, rsa_seed=1; "
+                   "the list: docs/measure.md)")
     p.add_argument("--isf-beta", type=float, default=None, metavar="BETA",
                    help="with three files, also retrieval by inverted softmax at this inverse temperature")
     p.add_argument("--null", type=positive_int, default=None, metavar="K",
@@ -52,6 +55,24 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", type=torch_device, help="torch device, e.g. cuda")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_score)
+
+
+def _measure_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE an integer, a number or null (checked against the options later)."""
+    import argparse
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. rtd_trials=20")
+    raw = raw.strip()
+    if raw.lower() in ("null", "none"):
+        return key.strip(), None
+    for parse in (int, float):
+        try:
+            return key.strip(), parse(raw)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"{text!r}: the value must be a number or null")
 
 
 def _score(args) -> int:
@@ -301,7 +322,7 @@ def _score_measures(args, values: dict, meta: dict) -> int:
         print(f"bridgeeval: svcca left out: it needs {args.cca_dim} dimensions (--cca-dim), the narrowest set has "
               f"{narrowest}", file=sys.stderr)
         names = tuple(n for n in names if n != "svcca")
-    options = check_measure_options({"rbf_sigma": args.rbf_sigma, "cca_dim": args.cca_dim})
+    options = check_measure_options({"rbf_sigma": args.rbf_sigma, "cca_dim": args.cca_dim, **dict(args.option)})
     sets = _representations(args, values)
     reasons: dict[str, str] = {}
     report = alignment_report(sets, names, args.k, options=options, reasons=reasons)

@@ -23,6 +23,7 @@ from bridgeeval.metrics import (
     knn_measures,
     statistic_measures,
     subspace_measures,
+    topology_measures,
 )
 from bridgeeval.metrics import (
     rsa_measures as rsa_module,
@@ -31,7 +32,15 @@ from bridgeeval.metrics.representation import Representation, paired
 
 # Options a user may set (metrics.measure_options, score's --rbf-sigma ...) and their defaults.
 OPTIONS: dict[str, Any] = {"rbf_sigma": None, "cca_dim": 10, "rsa_max_pairs": rsa_module.MAX_PAIRS,
-                           "rsa_samples": rsa_module.N_SAMPLES, "rsa_seed": 0, "gulp_lambda": 0.0}
+                           "rsa_samples": rsa_module.N_SAMPLES, "rsa_seed": 0, "gulp_lambda": 0.0,
+                           "rtd_trials": 10, "rtd_batch": 500, "rtd_seed": 0,
+                           "imd_k": 5, "imd_probes": 1000, "imd_lanczos_steps": 10, "imd_exact_max": 2048,
+                           "imd_seed": 0,
+                           "gs_landmarks": 64, "gs_gamma": None, "gs_i_max": 100, "gs_repeats": 100, "gs_seed": 0}
+# Integer options and their least value (checked by check_measure_options).
+_INT_OPTIONS = {"cca_dim": 1, "rsa_max_pairs": 1, "rsa_samples": 1, "rsa_seed": 0, "rtd_trials": 1, "rtd_batch": 3,
+                "rtd_seed": 0, "imd_k": 1, "imd_probes": 1, "imd_lanczos_steps": 1, "imd_exact_max": 0,
+                "imd_seed": 0, "gs_landmarks": 3, "gs_i_max": 1, "gs_repeats": 1, "gs_seed": 0}
 
 # Transformations of one set that a measure may be invariant to (ReSi's vocabulary): an orthogonal
 # map, multiplication by a scalar, adding a vector to every row, a permutation of the columns, an
@@ -57,6 +66,7 @@ class Measure:
     is_metric: bool = False  # a distance that satisfies the triangle inequality
     source: str = ""  # where its definition comes from
     paired: bool = True  # reads which row pairs with which (a one-set statistic does not: no null)
+    tolerance: float = 1e-8  # relative agreement of values that should be equal (float32 engines: looser)
 
 
 def _knn(fn) -> Callable:
@@ -179,6 +189,21 @@ _ALL = [
     Measure("uniformity_difference", _pair(statistic_measures.uniformity_difference), False, False,
             "difference of the sets' uniformity (Wang & Isola 2020)", (), best=0.0,
             invariances=frozenset({"orthogonal", "translation", "permutation"}), source=_RESI, paired=False),
+    # Topology and heat-kernel spectra, seeded (Euclidean, as their sources define them).
+    Measure("rtd", lambda ra, rb, k, opts: topology_measures.rtd(
+        ra, rb, opts["rtd_trials"], opts["rtd_batch"], opts["rtd_seed"]), False, False,
+        "representation topology divergence: H1 bars of the R-Cross-Barcode (Barannikov et al. 2022)",
+        best=0.0, invariances=_SHAPE, source="Barannikov et al. 2022 (ReSi)", tolerance=1e-5),
+    Measure("imd", lambda ra, rb, k, opts: topology_measures.imd(
+        ra, rb, opts["imd_k"], opts["imd_probes"], opts["imd_lanczos_steps"], opts["imd_exact_max"],
+        opts["imd_seed"]), False, False,
+        "largest weighted gap of the k-NN graphs' heat traces (Tsitsulin et al. 2020)", best=0.0,
+        invariances=_SHAPE, source="Tsitsulin et al. 2020 (ReSi)", paired=False),
+    Measure("geometry_score", lambda ra, rb, k, opts: topology_measures.geometry_score(
+        ra, rb, opts["gs_landmarks"], opts["gs_gamma"], opts["gs_i_max"], opts["gs_repeats"], opts["gs_seed"]),
+        False, False, "squared distance of the witness complexes' mean relative living times of H1 "
+        "(Khrulkov & Oseledets 2018)", best=0.0, invariances=_SHAPE, source="Khrulkov & Oseledets 2018 (ReSi)",
+        paired=False),
 ]
 MEASURES: dict[str, Measure] = {m.name: m for m in _ALL}
 # The three pairs of a cross-modal evaluation: report key suffix -> (set, set).
@@ -278,13 +303,17 @@ def check_measure_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     sigma = opts["rbf_sigma"]
     if sigma is not None and not (isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and sigma > 0):
         raise BridgeEvalError(f"rbf_sigma={sigma!r}: must be a positive number, or null for each set's RMS distance")
-    for key, low in (("cca_dim", 1), ("rsa_max_pairs", 1), ("rsa_samples", 1), ("rsa_seed", 0)):
+    for key, low in _INT_OPTIONS.items():
         value = opts[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise BridgeEvalError(f"{key}={value!r}: must be an integer, {low} or more")
     lam = opts["gulp_lambda"]
     if not (isinstance(lam, (int, float)) and not isinstance(lam, bool) and math.isfinite(lam) and lam >= 0):
         raise BridgeEvalError(f"gulp_lambda={lam!r}: must be a finite number, 0 or more")
+    gamma = opts["gs_gamma"]
+    if gamma is not None and not (isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
+                                  and math.isfinite(gamma) and gamma > 0):
+        raise BridgeEvalError(f"gs_gamma={gamma!r}: must be a positive number, or null for the source's N / 5000 / 128")
     return opts
 
 
