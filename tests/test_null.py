@@ -70,14 +70,15 @@ def test_every_measure_s_null_equals_shuffling_from_scratch():
     exactly what a new representation of the shuffled rows gives."""
     text, image = _iapr(300)
     permutations = 4
-    ours = _nulls(text, image, list(MEASURES), permutations, seed=11)
+    small = {"rtd_trials": 2, "rtd_batch": 40, "gs_repeats": 5}  # the topological ones at a test's cost
+    ours = _nulls(text, image, list(MEASURES), permutations, seed=11, **small)
     generator = torch.Generator().manual_seed(11)
     shuffles = [torch.randperm(len(image), generator=generator) for _ in range(permutations)]
     for name in MEASURES:
         if not MEASURES[name].paired:  # a one-set statistic: no shuffle moves it, so no null
             assert ours[f"{name}_input_target"] is None
             continue
-        values = [measure(name, text, image[p], k=K_NN) for p in shuffles]
+        values = [measure(name, text, image[p], k=K_NN, **small) for p in shuffles]
         assert ours[f"{name}_input_target"].mean == pytest.approx(float(np.mean(values)), rel=1e-9, abs=1e-12), name
 
 

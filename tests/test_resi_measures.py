@@ -50,6 +50,8 @@ REFERENCES = {
     "rsa_cosine": lambda a, b: dense.rsa_comparator(a, b, "cosine"),
     "rsa_rho_a": lambda a, b: dense.rsa_comparator(a, b, "rho-a"),
     "rsa_tau_a": lambda a, b: dense.rsa_comparator(a, b, "tau-a"),
+    "rsa_cosine_cov": lambda a, b: dense.rsa_comparator(a, b, "cosine_cov"),
+    "rsa_corr_cov": lambda a, b: dense.rsa_comparator(a, b, "corr_cov"),
 }
 
 

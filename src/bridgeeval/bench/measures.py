@@ -30,6 +30,7 @@ REFERENCE_MAX_N = 20000  # the dense forms need several N x N float32 matrices (
 # References that need far more: dcor holds several N x N float64 matrices (7.8 GiB at 2,000 rows);
 # rsatoolbox's exact comparators beyond the pairs that ours computes exactly compare with an estimate.
 REFERENCE_MAX_N_OF = {"distance_correlation": 2000, "rsa_cosine": 4096, "rsa_rho_a": 4096, "rsa_tau_a": 4096,
+                      "rsa_cosine_cov": 2000, "rsa_corr_cov": 2000,  # rsatoolbox's sparse N^2 x N indicators
                       # every triangle of 2N points; 256 dense expm: (the Geometry Score's brute-force
                       # witness filtration has no bench row: tests only, at 8 landmarks)
                       "rtd": 20, "imd": 600}
@@ -121,7 +122,8 @@ def _dense_reference(name: str, k: int) -> tuple[str, Callable] | None:
     if name == "distance_correlation":
         return "dcor", dense.distance_correlation
     if name.startswith("rsa_"):
-        method = {"rsa_cosine": "cosine", "rsa_rho_a": "rho-a", "rsa_tau_a": "tau-a"}[name]
+        method = {"rsa_cosine": "cosine", "rsa_rho_a": "rho-a", "rsa_tau_a": "tau-a", "rsa_cosine_cov": "cosine_cov",
+                  "rsa_corr_cov": "corr_cov"}[name]
         return "rsatoolbox", lambda a, b: dense.rsa_comparator(a, b, method)
     if name in ("rtd", "imd"):  # gudhi's full Rips complex, expm: small sets only (REFERENCE_MAX_N_OF)
         from bridgeeval.reference import topology

@@ -58,20 +58,61 @@ def rsm_norm_difference(a, b) -> float:
     return math.sqrt(max(0.0, _sums(ra, rb)["diff_sq"]))
 
 
-def _distances(x: torch.Tensor, sq: torch.Tensor, i0: int, i1: int, j0: int, j1: int) -> torch.Tensor:
+def rsa_whitened(ra: Representation, rb: Representation, method: str = "cosine") -> float:
+    """rsatoolbox's whitened RDM comparators with its default (identity) pattern covariance:
+    ``"cosine"`` (``cosine_cov``) is the cosine of the double-centred distance matrices H D H
+    (Diedrichsen et al. 2021), ``"corr"`` (``corr_cov``) the same after each RDM's mean pair
+    distance c is subtracted, H (D - c(11' - I)) H = H D H + c H. Distances follow the sets'
+    metric (1 - cos, or Euclidean), as the other RSA measures'.
+
+    Example:
+        >>> import torch
+        >>> from bridgeeval.metrics.representation import paired
+        >>> x = torch.tensor([[0.0, 1.0], [1.0, 0.0], [3.0, 1.0], [2.0, 5.0]])
+        >>> round(rsa_whitened(*paired(x, 3 * x), "corr"), 6)
+        1.0
+    """
+    s = _sums(ra, rb, ra.metric)
+    n = ra.n
+    sums = {"a": float(s["row_a"].sum()), "b": float(s["row_b"].sum())}
+    rows = {"a": s["row_a"], "b": s["row_b"]}
+    prods = {"ab": s["ab"], "aa": s["aa"], "bb": s["bb"]}
+
+    def inner(x: str, y: str) -> float:  # <H D_x H + c_x H, H D_y H + c_y H>_F
+        value = prods[x + y] - 2.0 / n * float(rows[x] @ rows[y]) + sums[x] * sums[y] / (n * n)
+        if method == "corr":
+            c_x, c_y = sums[x] / (n * (n - 1)), sums[y] / (n * (n - 1))
+            value += -c_y * sums[x] / n - c_x * sums[y] / n + c_x * c_y * (n - 1)  # tr(H D H) = -sum(D) / n
+        return value
+
+    ab, aa, bb = inner("a", "b"), inner("a", "a"), inner("b", "b")
+    return ab / math.sqrt(aa * bb) if aa > 0 and bb > 0 else float("nan")
+
+
+def _distances(x: torch.Tensor, sq: torch.Tensor | None, i0: int, i1: int, j0: int, j1: int) -> torch.Tensor:
+    if sq is None:  # unit rows: cosine distance
+        d = (x[i0:i1] @ x[j0:j1].T).neg_().add_(1.0).clamp_(min=0.0)
+        if i0 == j0:
+            d.fill_diagonal_(0.0)
+        return d
     d2 = (sq[i0:i1].unsqueeze(1) + sq[j0:j1].unsqueeze(0)).sub_(2.0 * (x[i0:i1] @ x[j0:j1].T)).clamp_(min=0.0)
     if i0 == j0:
         d2.fill_diagonal_(0.0)
     return d2.sqrt_()
 
 
-def _sums(ra: Representation, rb: Representation) -> dict:
+def _sums(ra: Representation, rb: Representation, metric: str = "euclidean") -> dict:
     """One pass over the pairs: sum(D_A D_B), sum(D_A^2), sum(D_B^2), the row sums (the copies'
-    units) and sum((D_A - D_B)^2) in the sets' own units."""
+    units) and sum((D_A - D_B)^2) in the sets' own units; D Euclidean, or 1 - cos."""
     def compute() -> dict:
-        xa, xb = ra.centred(), rb.centred()
-        sq_a, sq_b = xa.pow(2).sum(dim=1), xb.pow(2).sum(dim=1)
-        scale_a, scale_b = 2.0 ** ra.exponent, 2.0 ** rb.exponent
+        if metric == "cosine":  # unit rows, no norms: 1 - u.v
+            xa, xb = (_unit_rows(r) for r in (ra, rb))
+            sq_a = sq_b = None
+            scale_a = scale_b = 1.0
+        else:
+            xa, xb = ra.centred(), rb.centred()
+            sq_a, sq_b = xa.pow(2).sum(dim=1), xb.pow(2).sum(dim=1)
+            scale_a, scale_b = 2.0 ** ra.exponent, 2.0 ** rb.exponent
         row_a = torch.zeros(ra.n, dtype=torch.float64, device=xa.device)
         row_b = torch.zeros_like(row_a)
         ab = aa = bb = diff_sq = 0.0
@@ -89,4 +130,9 @@ def _sums(ra: Representation, rb: Representation) -> dict:
                 row_b[j0:j1] += db.sum(dim=0)
         return {"ab": ab, "aa": aa, "bb": bb, "row_a": row_a, "row_b": row_b, "diff_sq": diff_sq}
 
-    return ra.pair_memo(rb, "distance_sums", compute)
+    return ra.pair_memo(rb, ("distance_sums", metric), compute)
+
+
+def _unit_rows(r: Representation) -> torch.Tensor:
+    x = r.float64_copy()
+    return x.div_(x.norm(dim=1, keepdim=True))

@@ -192,7 +192,8 @@ def distance_correlation(a, b) -> float:
 
 
 def rsa_comparator(a, b, method: str) -> float:
-    """rsatoolbox's comparison (``"cosine"``, ``"rho-a"``, ``"tau-a"``) of the cosine-distance RDMs."""
+    """rsatoolbox's comparison (``"cosine"``, ``"rho-a"``, ``"tau-a"``, ``"cosine_cov"``, ``"corr_cov"``)
+    of the cosine-distance RDMs."""
     import rsatoolbox
     from scipy.spatial.distance import pdist
 
