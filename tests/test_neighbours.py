@@ -46,7 +46,7 @@ def test_collapsed_map_with_large_duplicate_groups_equals_brute_force(metric, in
     More pairs are near-identical than there are rows, so identical ones are set to 0 at once."""
     from bridgeeval.metrics import neighbours
 
-    monkeypatch.setattr(neighbours, "_DENSE_MIN_D", 0 if dense else 10**9)
+    monkeypatch.setattr(neighbours, "_dense_route", lambda space: dense)
     rng = np.random.default_rng(2)
     base = rng.normal(size=(1, 64)).astype(np.float32) + 5.0
     x = np.repeat(base, 320, axis=0) + rng.normal(scale=1e-4, size=(320, 64)).astype(np.float32)
@@ -181,7 +181,7 @@ def test_planted_duplicate_groups_keep_the_tie_rule(n, dense, metric, monkeypatc
     candidates tie exactly, so the lower index always comes first (float64 brute force agrees)."""
     from bridgeeval.metrics import neighbours
 
-    monkeypatch.setattr(neighbours, "_DENSE_MIN_D", 0 if dense else 10**9)
+    monkeypatch.setattr(neighbours, "_dense_route", lambda space: dense)
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, 48))
     for size in (17, 33) * 6:
