@@ -1,4 +1,5 @@
-"""The job's Lightning trainer: Lightning's ``Trainer`` with the CPU threads it runs on."""
+"""The job's Lightning trainer: Lightning's ``Trainer`` with the CPU threads it runs on (and
+Lightning's logging without its redundant moves, ``training.lightning_fixes``)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import hydra
 import pytorch_lightning as pl
 import torch
 
+from bridgeeval.training.lightning_fixes import skip_redundant_log_moves
+
 
 class Trainer(pl.Trainer):
     """Lightning's ``Trainer`` plus ``threads``, the CPU threads torch runs on (``use_threads``)."""
 
     def __init__(self, *args, threads: int | None = None, **kwargs) -> None:
         use_threads(threads)
+        skip_redundant_log_moves()
         super().__init__(*args, **kwargs)
 
 
