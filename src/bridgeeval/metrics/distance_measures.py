@@ -1,17 +1,20 @@
-"""Comparisons of the two sets' Euclidean distance matrices D_A, D_B (N x N), one block of row
-pairs at a time (``metrics.tiles``), never holding either matrix.
+"""Comparisons of the two sets' distance matrices D_A, D_B (N x N; Euclidean, or 1 - cos for the
+whitened RSA under cosine), one block of row pairs at a time (``metrics.tiles``), never holding
+either matrix.
 
 * ``distance_correlation`` (Székely et al. 2007): dCor = sqrt(dCov^2(A, B) / sqrt(dVar^2(A)
   dVar^2(B))) with the double-centred distance matrices' V-statistics, in [0, 1]. Summed as
   sum_ij a_ij b_ij - 2/N sum_i a_i. b_i. + (sum a)(sum b)/N^2 from the blocks' products and the
   row sums, which the double-centred matrices equal.
+* ``rsa_whitened``: rsatoolbox's whitened comparators, the cosine of H D_A H and H D_B H (the
+  same sums, distances under the sets' metric).
 * ``rsm_norm_difference``: ||D_A - D_B||_F over all N^2 entries, in the sets' own units (ReSi's
   RSM norm difference with Euclidean distances; ReSi's code takes numpy's 2-norm of the square
   matrices, which is their largest singular value, where its paper states the Frobenius norm:
   we follow the paper).
 
 The distances are float64, of the centred copies (distances do not change; smaller norms, less
-cancellation in |a|^2 + |b|^2 - 2 a.b).
+cancellation in |a|^2 + |b|^2 - 2 a.b), or of the unit rows for 1 - cos.
 """
 
 from __future__ import annotations
@@ -39,13 +42,8 @@ def distance_correlation(a, b) -> float:
     """
     ra, rb = paired(a, b)
     s = _sums(ra, rb)
-    n = ra.n
-
-    def centred(prod: float, r1: torch.Tensor, r2: torch.Tensor) -> float:
-        return prod - 2.0 / n * float(r1 @ r2) + float(r1.sum()) * float(r2.sum()) / (n * n)
-
-    cov = centred(s["ab"], s["row_a"], s["row_b"])
-    var_a, var_b = centred(s["aa"], s["row_a"], s["row_a"]), centred(s["bb"], s["row_b"], s["row_b"])
+    cov = _double_centred(s["ab"], s["row_a"], s["row_b"])
+    var_a, var_b = _double_centred(s["aa"], s["row_a"], s["row_a"]), _double_centred(s["bb"], s["row_b"], s["row_b"])
     if not (var_a > 0 and var_b > 0):
         return float("nan")
     return math.sqrt(max(0.0, cov / math.sqrt(var_a * var_b)))
@@ -56,6 +54,12 @@ def rsm_norm_difference(a, b) -> float:
     up to rotation and translation."""
     ra, rb = paired(a, b)
     return math.sqrt(max(0.0, _sums(ra, rb)["diff_sq"]))
+
+
+def _double_centred(prod: float, rows_1: torch.Tensor, rows_2: torch.Tensor) -> float:
+    """<H D_1 H, H D_2 H>_F from sum(D_1 D_2) and the row sums (H = I - 11'/N, D symmetric)."""
+    n = len(rows_1)
+    return prod - 2.0 / n * float(rows_1 @ rows_2) + float(rows_1.sum()) * float(rows_2.sum()) / (n * n)
 
 
 def rsa_whitened(ra: Representation, rb: Representation, method: str = "cosine") -> float:
@@ -79,7 +83,7 @@ def rsa_whitened(ra: Representation, rb: Representation, method: str = "cosine")
     prods = {"ab": s["ab"], "aa": s["aa"], "bb": s["bb"]}
 
     def inner(x: str, y: str) -> float:  # <H D_x H + c_x H, H D_y H + c_y H>_F
-        value = prods[x + y] - 2.0 / n * float(rows[x] @ rows[y]) + sums[x] * sums[y] / (n * n)
+        value = _double_centred(prods[x + y], rows[x], rows[y])
         if method == "corr":
             c_x, c_y = sums[x] / (n * (n - 1)), sums[y] / (n * (n - 1))
             value += -c_y * sums[x] / n - c_x * sums[y] / n + c_x * c_y * (n - 1)  # tr(H D H) = -sum(D) / n
