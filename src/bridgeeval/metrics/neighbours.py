@@ -292,8 +292,12 @@ def _dense_route(space: _Space) -> bool:
     """Whether all float64 distances at once beat float32 candidates and their rescoring: for
     small, wide sets only where the numba selection and rescoring are missing (with them, the
     float32 route took 0.5-0.6 of the dense one's time at 500 and 1,000 x 2,048)."""
-    numba_route = space.x.device.type == "cpu" and selection.available()
-    return space.n <= _DENSE_MAX_N and space.dim >= _DENSE_MIN_D and not numba_route
+    return space.n <= _DENSE_MAX_N and space.dim >= _DENSE_MIN_D and not _numba_route(space)
+
+
+def _numba_route(space: _Space) -> bool:
+    """Whether the numba running selection serves this search (CPU sets, numba installed)."""
+    return space.x.device.type == "cpu" and selection.available()
 
 
 def _dense_knn(space: _Space, k: int, include_self: bool) -> torch.Tensor:
@@ -375,7 +379,7 @@ def _symmetric_candidates(space: _Space, c: int, include_self: bool, block: int,
     """Top-``c`` float32 candidates per row, visiting each pair of row blocks once; with ``shards``,
     only this process's share of the block pairs (rows that meet none of them: -inf placeholders)."""
     # One block too (the validation hook's sets): one running pass beats topk's full selection.
-    if space.x.device.type == "cpu" and selection.available():
+    if _numba_route(space):
         return _symmetric_candidates_running(space, c, include_self, block, shards)
     n = space.n
     rank, world = (shards.rank, shards.world) if shards is not None else (0, 1)
@@ -474,7 +478,7 @@ def _share_candidates(space: _Space, start: int, stop: int, c: int, include_self
     """Top-``c`` float32 candidates of the rows ``[start, stop)`` against all points: by the running
     selection on the CPU (each column block read once per row block, the block holding the rows
     first so that later blocks are mostly skipped), else by ``topk`` per block."""
-    if not (space.x.device.type == "cpu" and selection.available()):
+    if not _numba_route(space):
         return _row_candidates(space, torch.arange(start, stop, device=space.x.device), c, include_self, block)
     n, euclidean = space.n, space.metric == "euclidean"
     found = selection.RunningTopC(stop - start, c)
