@@ -31,8 +31,8 @@ REFERENCE_MAX_N = 20000  # the dense forms need several N x N float32 matrices (
 # rsatoolbox's exact comparators beyond the pairs that ours computes exactly compare with an estimate.
 REFERENCE_MAX_N_OF = {"distance_correlation": 2000, "rsa_cosine": 4096, "rsa_rho_a": 4096, "rsa_tau_a": 4096,
                       "rsa_cosine_cov": 2000, "rsa_corr_cov": 2000,  # rsatoolbox's sparse N^2 x N indicators
-                      # every triangle of 2N points; 256 dense expm: (the Geometry Score's brute-force
-                      # witness filtration has no bench row: tests only, at 8 landmarks)
+                      # gudhi's Rips builds every triangle of 2N points; IMD's takes 256 dense expm. (The
+                      # Geometry Score's brute-force witness filtration is in the tests only, at 8 landmarks.)
                       "rtd": 20, "imd": 600}
 UNIT_ROWS = {"mnno", "mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna", "jaccard_knn",
              "rank_similarity", "second_order_cosine"}

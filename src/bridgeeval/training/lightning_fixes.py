@@ -42,6 +42,6 @@ def _already_on(holder, device) -> bool:
     target = torch.device(device)
     if target.type != "cpu" and target.index is None:
         return False  # "cuda" names no index: let Lightning resolve it
-    states = [getattr(holder, name, None) for name in ("value", "cumulated_batch_size")]
-    return all(s is None or (isinstance(s, torch.Tensor) and s.device == target) for s in states) and isinstance(
-        states[0], torch.Tensor)
+    value, count = getattr(holder, "value", None), getattr(holder, "cumulated_batch_size", None)
+    # the batch-size count exists only for a mean
+    return isinstance(value, torch.Tensor) and value.device == target and (count is None or count.device == target)
