@@ -348,6 +348,39 @@ def test_selection_imports_and_runs_where_numba_has_nowhere_to_cache(tmp_path):
     np.testing.assert_array_equal(np.load(out), brute_knn(x, 5))
 
 
+@pytest.mark.parametrize("started", [True, False], ids=["pool-started", "only-imported"])
+def test_numba_imported_by_another_library_first_still_works(tmp_path, started):
+    """Another library imported numba (and maybe started its pool, one thread per core) before the
+    first search, and torch runs another number of threads: numba re-reads its thread count from
+    the environment at every later compilation and raises if it no longer matches the pool's."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numba, numpy as np, torch\n"
+        "@numba.njit(parallel=True)\n"
+        "def other_library(a):\n"
+        "    total = 0.0\n"
+        "    for i in numba.prange(a.shape[0]):\n"
+        "        total += a[i]\n"
+        "    return total\n"
+        + ("other_library(np.ones(64))\n" if started else "")
+        + "torch.set_num_threads(numba.config.NUMBA_DEFAULT_NUM_THREADS + 1)\n"
+        "from bridgeeval.metrics import knn_indices\n"
+        "x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
+        "lists = knn_indices(x, 5, block_size=64).numpy()\n"
+        "numba.njit(lambda a: a.sum())(np.ones(3))  # a later compilation re-reads the environment\n"
+        "np.save(sys.argv[1], lists)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_NUM_THREADS"}
+    out = tmp_path / "lists.npy"
+    done = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    np.testing.assert_array_equal(np.load(out), brute_knn(x, 5))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_checks_by_row_chunks_name_the_first_bad_row_in_a_later_chunk(dtype):
     """The input checks and norms run by cache-sized chunks of rows (4,096 rows of 64 here): the row

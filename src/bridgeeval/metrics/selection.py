@@ -14,6 +14,7 @@ once per process), so small searches (the validation hook's) never pay it.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import torch
@@ -26,16 +27,24 @@ def available() -> bool:
     """Whether the numba kernels can run here (imports them on the first call)."""
     global _kernels
     if _kernels is None:
-        # numba's thread pool sized to torch's thread budget before numba starts it: processes
-        # sharing a machine (torchrun sets OMP_NUM_THREADS=1) would otherwise each keep one pool
-        # thread per core, which spin between kernels and took 2-3x a shared search's time.
-        os.environ.setdefault("NUMBA_NUM_THREADS", str(torch.get_num_threads()))
+        _size_numba_pool(torch.get_num_threads())
         try:
             from bridgeeval.metrics import _selection_kernels as kernels
         except ImportError:  # numba is a dependency; kept optional for platforms without its wheels
             kernels = False
         _kernels = kernels
     return _kernels is not False
+
+
+def _size_numba_pool(threads: int) -> None:
+    """numba's thread pool sized to torch's thread budget before numba is imported: processes
+    sharing a machine (torchrun sets OMP_NUM_THREADS=1) would otherwise each keep one pool thread
+    per core, which spin between kernels and took 2-3x a shared search's time. Where another
+    library imported numba first, its configuration is left as it is (numba re-reads the variable
+    at every compilation and raises once it no longer matches a started pool) and ``RunningTopC``
+    uses fewer of the pool's threads instead."""
+    if "NUMBA_NUM_THREADS" not in os.environ and "numba" not in sys.modules:
+        os.environ["NUMBA_NUM_THREADS"] = str(threads)
 
 
 def pair_dots(x: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor) -> torch.Tensor | None:
