@@ -10,11 +10,23 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-from reaper import start_reaper
+# The jobs the tests start (train.py runs, sweeps, Slurm jobs) run one torch thread each: two
+# xdist workers each starting jobs of two threads put 4-8 spinning OpenMP threads on CI's 2 cores,
+# and a sweep test took 158 s instead of 28. The test processes keep one thread per core (set back
+# below), so the parallel kernels stay covered. A user's OMP_NUM_THREADS wins.
+_JOBS_ONE_THREAD = "OMP_NUM_THREADS" not in os.environ
+if _JOBS_ONE_THREAD:
+    os.environ["OMP_NUM_THREADS"] = "1"
 
-from bridgeeval.config.resolvers import register_resolvers
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from reaper import start_reaper  # noqa: E402
+
+if _JOBS_ONE_THREAD:
+    torch.set_num_threads(os.cpu_count() or 1)
+
+from bridgeeval.config.resolvers import register_resolvers  # noqa: E402
 
 register_resolvers()  # the tests compose configs in-process (an entry point like train.py)
 
