@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from bridgeeval.metrics import MEASURES, cross_modal_report, measure
-from bridgeeval.metrics.flatness import ROUNDING_UNITS, relative_spread
+from bridgeeval.metrics import MEASURES, cross_modal_report, flatness, measure
+from bridgeeval.metrics.flatness import ROUNDING_UNITS, relative_spread, spread_exceeds
 from bridgeeval.metrics.measures import undefined_reason
 from bridgeeval.metrics.representation import paired
 
@@ -76,6 +76,46 @@ def test_the_threshold_is_relative_to_the_storage_rounding():
     # The same data in float64 is structure where float32 storage could not tell it from rounding.
     middle = row + 1e-9 * noise
     assert math.isfinite(measure("cka", middle, _random(torch.float64)))
+
+
+def _spread_cases():
+    """Sets on both sides of the threshold, and those the two-row bound cannot settle."""
+    gen = torch.Generator().manual_seed(11)
+    row = torch.randn(1, D, dtype=torch.float64, generator=gen)
+    noise = torch.randn(N, D, dtype=torch.float64, generator=gen)
+    for dtype in (torch.float32, torch.float64):
+        eps = torch.finfo(dtype).eps
+        for scale in (0.0, 1.0, 4.0, 16.0, 24.0, 32.0, 48.0, 64.0, 1e3, 1e6):
+            yield (row + scale * eps * noise).to(dtype)
+    spread_out = torch.randn(N, D, dtype=torch.float64, generator=gen)
+    alike = spread_out.clone()
+    alike[[N // 2, N - 1]] = alike[0].clone()  # the rows the bound reads are identical, the others not
+    yield alike
+    zero_first = spread_out.clone()
+    zero_first[0] = 0.0
+    yield zero_first
+    for exponent in (-200, 200):  # squares beyond float64's range
+        yield spread_out * 10.0**exponent
+    yield torch.arange(1.0, N + 1, dtype=torch.float64).unsqueeze(1) * row  # one direction
+    yield row  # a single row
+
+
+@pytest.mark.parametrize("by_direction", [False, True])
+def test_the_two_row_shortcut_decides_as_the_full_spread_does(by_direction):
+    for x in _spread_cases():
+        threshold = ROUNDING_UNITS * torch.finfo(x.dtype).eps
+        assert spread_exceeds(x, threshold, by_direction) == (relative_spread(x, by_direction) > threshold)
+
+
+def test_ordinary_data_is_settled_without_the_full_spread(monkeypatch):
+    """The hook asks it of f(X) every epoch: for data with structure two rows settle it."""
+    def full_pass(*args, **kwargs):
+        raise AssertionError("relative_spread was computed")
+
+    monkeypatch.setattr(flatness, "relative_spread", full_pass)
+    x = _random(torch.float32)
+    assert flatness.flat_reason(x, "x") is None
+    assert flatness.flat_reason(x, "x", by_direction=True) is None
 
 
 def test_the_input_is_never_modified():

@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # How many units of the storage's rounding a relative spread must exceed to count as structure.
@@ -61,9 +63,40 @@ def rounding_of(x: torch.Tensor) -> float:
     return torch.finfo(x.dtype if x.is_floating_point() else torch.float64).eps
 
 
+def spread_exceeds(x: torch.Tensor, threshold: float, by_direction: bool = False) -> bool:
+    """Whether ``relative_spread(x, by_direction) > threshold``: decided by two rows where they show
+    it (the validation hook asks it of f(X) every epoch), by the full computation otherwise.
+
+    Any two rows bound the spread from below: ``||x_i - x_j|| <= ||x_i - m|| + ||x_j - m|| <=
+    sqrt(2) ||X - m||_F``, and ``||X||_F`` is at most ``sqrt(N)`` for unit rows. A bound above twice
+    the threshold settles it (the float64 rounding of the bound is far below that margin); an
+    inconclusive or non-finite one (rows alike, values beyond float64's squares) leaves it to
+    :func:`relative_spread`.
+    """
+    n = x.shape[0]
+    if n >= 2 and x.numel():
+        for j in {n - 1, n // 2} - {0}:
+            if _two_row_bound(x, j, by_direction) > 2.0 * threshold:
+                return True
+    return relative_spread(x, by_direction) > threshold
+
+
+def _two_row_bound(x: torch.Tensor, j: int, by_direction: bool) -> float:
+    """``||x_0 - x_j|| / (sqrt(2) ||X||_F)``, a lower bound of the relative spread (0 where not finite)."""
+    pair = x[[0, j]].double()
+    if by_direction:
+        pair = pair / torch.linalg.vector_norm(pair, dim=1, keepdim=True)
+        size = math.sqrt(x.shape[0])
+    else:
+        size = float(torch.linalg.vector_norm(x, dtype=torch.float64))
+    gap = float(torch.linalg.vector_norm(pair[0] - pair[1]))
+    bound = gap / (math.sqrt(2.0) * size) if size > 0 else 0.0
+    return bound if math.isfinite(bound) else 0.0
+
+
 def flat_reason(x: torch.Tensor, name: str, by_direction: bool = False) -> str | None:
     """Why ``x`` has no structure a measure can compare, or None."""
-    if relative_spread(x, by_direction) > ROUNDING_UNITS * rounding_of(x):
+    if spread_exceeds(x, ROUNDING_UNITS * rounding_of(x), by_direction):
         return None
     if by_direction:
         return f"every row of {name} points the same way (to rounding): its cosine structure is all ties"
