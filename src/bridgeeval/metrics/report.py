@@ -204,13 +204,14 @@ def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str,
     scale = _retrieval_scale(t, metric) if target_scale is None else target_scale  # -1/|t|, or |t|^2
     ranks = torch.empty(len(q), dtype=torch.long, device=q.device)
     for start in range(0, len(q), _RANK_BLOCK):
-        rows = torch.arange(start, min(start + _RANK_BLOCK, len(q)), device=q.device)
-        prod = q[rows] @ t.T
+        stop = min(start + _RANK_BLOCK, len(q))
+        rows = torch.arange(start, stop, device=q.device)
+        prod = q[start:stop] @ t.T  # a view of the block's rows, not an indexed copy
         dist = prod.mul_(scale.unsqueeze(0)) if metric == "cosine" else scale.unsqueeze(0) - 2.0 * prod
         own = dist.gather(1, rows.unsqueeze(1))
         cols = torch.arange(len(t), device=q.device).unsqueeze(0)
         before = (dist < own) | ((dist == own) & (cols < rows.unsqueeze(1)))
-        ranks[rows] = before.sum(dim=1)
+        ranks[start:stop] = before.sum(dim=1)
     return ranks
 
 
