@@ -79,17 +79,17 @@ def knn_indices(
     shards = sharding.active()
     if shards is not None:  # this process's share of the work; its rows refined; the lists gathered
         start, stop = shards.share(n)
+        rows = torch.arange(start, stop, device=x.device)
         if n > block:
             # Its share of the block pairs (each pair once, for both sides), then each row's
             # candidates from every process meet at the process that refines the row.
-            scores, cand = shards.exchange(*_symmetric_candidates(space, n_cand, include_self, block, shards))
+            found = [shards.exchange(*_symmetric_candidates(space, n_cand, include_self, block, shards))]
         else:  # one block: its rows against the whole set
-            scores, cand = _share_candidates(space, start, stop, n_cand, include_self, block)
-        rows = torch.arange(start, stop, device=x.device)
-        return shards.gather(_refine(space, rows, cand, scores, k, include_self, exhaustive), n)
-    scores, cand = _symmetric_candidates(space, n_cand, include_self, block)
+            found = [_share_candidates(space, start, stop, n_cand, include_self, block)]
+        return shards.gather(_refine(space, rows, found, k, include_self, exhaustive), n)
     rows = torch.arange(n, device=x.device)
-    return _refine(space, rows, cand, scores, k, include_self, exhaustive)
+    found = [_symmetric_candidates(space, n_cand, include_self, block)]
+    return _refine(space, rows, found, k, include_self, exhaustive)
 
 
 def knn_indices_of_rows(
@@ -113,8 +113,8 @@ def knn_indices_of_rows(
     space = _Space(x, metric)
     n_cand = min(n if include_self else n - 1, k + _margin(k))
     block = block_size or _default_block(n, x.device)
-    scores, cand = _row_candidates(space, rows, n_cand, include_self, block)
-    return _refine(space, rows, cand, scores, k, include_self, exhaustive=n_cand == n - (not include_self))
+    found = [_row_candidates(space, rows, n_cand, include_self, block)]
+    return _refine(space, rows, found, k, include_self, exhaustive=n_cand == n - (not include_self))
 
 
 def _margin(k: int) -> int:
@@ -526,8 +526,10 @@ def _sort_exact(dist: torch.Tensor, idx: torch.Tensor):
     return dist, torch.gather(idx, 1, pos)
 
 
-def _refine(space, rows, cand, cand_scores, k, include_self, exhaustive: bool) -> torch.Tensor:
-    """The exact lists from the float32 candidates, rescoring in float64 only what float32 cannot
+def _refine(space, rows, found: list, k, include_self, exhaustive: bool) -> torch.Tensor:
+    """The exact lists from the float32 candidates (``found``: a list holding the one pair of
+    scores and indices, emptied here so that each N x c copy is freed as soon as it is used: at
+    N = 10^6 they are most of the search's memory), rescoring in float64 only what float32 cannot
     decide.
 
     With float32 scores sorted, s_k the k-th and t the error bound: two points whose float32 scores
@@ -541,11 +543,15 @@ def _refine(space, rows, cand, cand_scores, k, include_self, exhaustive: bool) -
     gives the exact order. When even the last candidate is within 2t of s_k, an unselected point
     could be too: that row takes the slow path.
     """
+    cand_scores, cand = found.pop()
     scores, pos = torch.sort(cand_scores, dim=1, descending=True)
+    del cand_scores
     cand = torch.gather(cand, 1, pos)
+    del pos
     out = cand[:, :k].clone()
     tol2 = 2.0 * space.tolerance(rows).unsqueeze(1)
     s64 = scores.double()
+    del scores
     if include_self:
         # Self is forced in at +inf; its exact score is the largest possible (cos 1, or |q|^2), and a
         # duplicate of q at that score comes first when its index is lower: compare against that.
