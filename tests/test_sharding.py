@@ -214,5 +214,6 @@ def test_three_shares_of_the_block_pairs_merge_to_the_exact_lists(monkeypatch, r
         assert all(p[0].shape == (1000, c) for p in parts)
         scores, indices = torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
         top, pos = torch.topk(scores, c, dim=1)
-        merged = nb._refine(space, torch.arange(1000), [(top, indices.gather(1, pos))], 7, include_self, exhaustive=False)
+        found = [(top, indices.gather(1, pos))]
+        merged = nb._refine(space, torch.arange(1000), found, 7, include_self, exhaustive=False)
         assert torch.equal(merged, single), (metric, include_self)
