@@ -23,8 +23,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from reaper import start_reaper  # noqa: E402
 
-if _JOBS_ONE_THREAD:
-    torch.set_num_threads(os.cpu_count() or 1)
+if _JOBS_ONE_THREAD:  # the cores this process may run on (a CI runner's affinity, not the host's)
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 from bridgeeval.config.resolvers import register_resolvers  # noqa: E402
 
