@@ -75,20 +75,20 @@ def spread_exceeds(x: torch.Tensor, threshold: float, by_direction: bool = False
     """
     n = x.shape[0]
     if n >= 2 and x.numel():
+        # ||X||_F: one pass over the set, shared by both pairs
+        size = math.sqrt(n) if by_direction else float(torch.linalg.vector_norm(x, dtype=torch.float64))
         for j in {n - 1, n // 2} - {0}:
-            if _two_row_bound(x, j, by_direction) > 2.0 * threshold:
+            if _two_row_bound(x, j, by_direction, size) > 2.0 * threshold:
                 return True
     return relative_spread(x, by_direction) > threshold
 
 
-def _two_row_bound(x: torch.Tensor, j: int, by_direction: bool) -> float:
-    """``||x_0 - x_j|| / (sqrt(2) ||X||_F)``, a lower bound of the relative spread (0 where not finite)."""
+def _two_row_bound(x: torch.Tensor, j: int, by_direction: bool, size: float) -> float:
+    """``||x_0 - x_j|| / (sqrt(2) size)``, with ``size`` = ||X||_F (of the unit rows where
+    ``by_direction``): a lower bound of the relative spread (0 where not finite)."""
     pair = x[[0, j]].double()
     if by_direction:
         pair = pair / torch.linalg.vector_norm(pair, dim=1, keepdim=True)
-        size = math.sqrt(x.shape[0])
-    else:
-        size = float(torch.linalg.vector_norm(x, dtype=torch.float64))
     gap = float(torch.linalg.vector_norm(pair[0] - pair[1]))
     bound = gap / (math.sqrt(2.0) * size) if size > 0 else 0.0
     return bound if math.isfinite(bound) else 0.0
