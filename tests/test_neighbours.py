@@ -120,21 +120,45 @@ def test_bad_input_is_named(x, k, message):
         knn_indices(x, k)
 
 
-def test_gpu_error_bound_widens_for_tf32_and_bfloat16_products():
-    from bridgeeval.metrics.neighbours import _gemm_input_roundoff
+@pytest.fixture
+def matmul_settings():
+    """The process's float32 GEMM settings (torch >= 2.9, per backend), put back after the test."""
+    backends = (torch.backends.cuda.matmul, torch.backends.mkldnn.matmul)
+    saved = [b.fp32_precision for b in backends]
+    yield lambda: tuple(b.fp32_precision for b in backends)
+    for b, value in zip(backends, saved, strict=True):
+        b.fp32_precision = value
 
-    cuda, cpu = torch.device("cuda"), torch.device("cpu")  # only the settings are read, no GPU needed
-    before = torch.get_float32_matmul_precision()
-    try:
-        torch.set_float32_matmul_precision("highest")
-        assert _gemm_input_roundoff(cuda) == 0.0
-        torch.set_float32_matmul_precision("high")
-        assert _gemm_input_roundoff(cuda) == 2.0**-11
-        torch.set_float32_matmul_precision("medium")
-        assert _gemm_input_roundoff(cuda) == 2.0**-8
-        assert _gemm_input_roundoff(cpu) == 0.0  # numpy's GEMM on CPU is always full float32
-    finally:
-        torch.set_float32_matmul_precision(before)
+
+@pytest.mark.parametrize("setting", ["high", "medium", "per-backend"])
+def test_products_run_in_ieee_float32_whatever_the_user_set(setting, matmul_settings, monkeypatch):
+    """TF32 or bfloat16 GEMMs (a user's, or Lightning's advice on tensor-core GPUs) would widen
+    the error bound and send rows down the slow path; the search runs its own in IEEE float32 and
+    leaves the user's settings as they were, also after an error. Set per backend (torch's newer
+    API), the process-wide getter raises, so the search must not read it."""
+    from bridgeeval.metrics import gemm, neighbours
+
+    seen = []
+
+    def recording(a, b):
+        seen.append(matmul_settings())
+        return gemm.block_products(a, b)
+
+    monkeypatch.setattr(neighbours, "block_products", recording)
+    if setting == "per-backend":
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+        torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    else:
+        torch.set_float32_matmul_precision(setting)
+    users = matmul_settings()
+    assert "ieee" not in users
+    x = np.random.default_rng(7).normal(size=(700, 24))
+    np.testing.assert_array_equal(knn_indices(x, 5, "cosine", block_size=256).numpy(), brute_knn(x, 5, "cosine"))
+    assert seen and set(seen) == {("ieee", "ieee")}
+    assert matmul_settings() == users
+    with pytest.raises(BridgeEvalError, match="row 1 has NaN"):
+        knn_indices(np.array([[1.0, 0.0], [np.nan, 1.0], [1.0, 1.0]]), 1)
+    assert matmul_settings() == users
 
 
 def test_block_products_stay_full_float32_whichever_cpu_kernel_is_chosen():

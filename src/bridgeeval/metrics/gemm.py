@@ -6,13 +6,17 @@ real products alternate between the two kernels, timed, and the faster per multi
 three calls each) is kept for the process: no timing runs of its own, and a choice made on the
 search's real shapes (a one-off timing at another size picked the slower kernel about half the
 time, the two being close there). GPUs always use ``@`` (cuBLAS). Rates: docs/benchmarks.md.
+
+:func:`ieee_float32` keeps the products in IEEE float32 whatever a user set for their model
+(``torch.set_float32_matmul_precision``, which Lightning recommends on GPUs with tensor cores).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -26,6 +30,37 @@ def block_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.device.type != "cpu" or a.shape[0] * b.shape[0] * a.shape[1] < _MIN_WORK:
         return a @ b.T
     return _CHOICE.run(a, b)
+
+
+@contextlib.contextmanager
+def ieee_float32() -> Iterator[None]:
+    """Within the block, float32 GEMMs run in IEEE float32 on the GPU (cuBLAS) and on the CPU
+    (oneDNN); the user's settings come back on leaving, also after an error.
+
+    Why: TF32 or bfloat16 operands make each product's error bound 8-60x wider, so the exact
+    search would rescore many more candidates in float64 and send many rows down its slow path
+    (docs/benchmarks.md). The setting is process-wide, so a GEMM of another thread during the
+    search runs in IEEE float32 too.
+    """
+    backends = [b for b in (torch.backends.cuda.matmul, getattr(torch.backends.mkldnn, "matmul", None))
+                if hasattr(b, "fp32_precision")]
+    if not backends:  # torch < 2.9: one process-wide setting
+        saved = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(saved)
+        return
+    # Per backend, as set (reading the global getter raises once a user has used this newer API).
+    saved = [b.fp32_precision for b in backends]
+    for b in backends:
+        b.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        for b, value in zip(backends, saved, strict=True):
+            b.fp32_precision = value
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import math
 import torch
 
 from bridgeeval.metrics import progress, selection, sharding
-from bridgeeval.metrics.gemm import block_products
+from bridgeeval.metrics.gemm import block_products, ieee_float32
 from bridgeeval.metrics.tiles import diagonal_tiles
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points, rowwise
 
@@ -37,6 +37,7 @@ _DIAGONAL_LEAF = 256  # rows of the smallest diagonal block of the running selec
 _SEARCH = "exact k-NN search"  # what the progress reports call it
 
 
+@ieee_float32()
 def knn_indices(
     x,
     k: int,
@@ -92,6 +93,7 @@ def knn_indices(
     return _refine(space, rows, found, k, include_self, exhaustive)
 
 
+@ieee_float32()
 def knn_indices_of_rows(
     x,
     rows,
@@ -145,10 +147,9 @@ class _Space:
         else:
             self.sq_norm32 = rowwise(lambda rows: rows.pow(2).sum(dim=1), self.x32)
             self.max_norm = float(norms64.max())
-        # Worst-case error of a float32 score (dot products of length d, input rounding, scaling),
-        # widened where the GPU may round GEMM inputs to TF32 or bfloat16 (a user's
-        # torch.set_float32_matmul_precision), so the preselection stays safe and results exact.
-        self.gamma = 2.0 * (self.dim + 6) * _U32 + 4.0 * _gemm_input_roundoff(x.device)
+        # Worst-case error of a float32 score (dot products of length d, input rounding, scaling):
+        # the products run in IEEE float32 whatever the user set (gemm.ieee_float32).
+        self.gamma = 2.0 * (self.dim + 6) * _U32
 
     def search_rows(self, rows: slice | torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The float32 rows the GEMMs take: unit rows for cosine (scaled per block, never a second
@@ -274,18 +275,6 @@ def _identical_at_one_distance(dist: torch.Tensor, ids: torch.Tensor) -> torch.T
     if first.shape[0] != dist.shape[0]:  # one set of columns for every row (the all-pairs matrix)
         return dist.gather(1, first.expand_as(dist))
     return dist.gather(1, first)
-
-
-def _gemm_input_roundoff(device: torch.device) -> float:
-    """Unit roundoff of the operands of a float32 GEMM on ``device`` (0 when kept in float32)."""
-    if device.type != "cuda":
-        return 0.0  # CPU kernels are checked for full float32 before use (metrics.gemm)
-    precision = torch.get_float32_matmul_precision()
-    if precision == "medium":
-        return 2.0**-8  # bfloat16 operands
-    if precision == "high" or torch.backends.cuda.matmul.allow_tf32:
-        return 2.0**-11  # TF32 operands (10 explicit mantissa bits)
-    return 0.0
 
 
 def _dense_route(space: _Space) -> bool:
