@@ -161,6 +161,28 @@ def test_products_run_in_ieee_float32_whatever_the_user_set(setting, matmul_sett
     assert matmul_settings() == users
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("include_self", [False, True])
+def test_many_rows_on_the_slow_path_keep_exact_lists(metric, include_self, monkeypatch):
+    """Groups of 30 identical rows (more than the 20 candidates of k = 10) and an error bound
+    widened 4,096 times send a quarter of the rows down the slow path, which takes them by chunks; a pair
+    budget of 500 makes it halve its chunks down to single rows. float64 brute force agrees."""
+    from bridgeeval.metrics import neighbours
+
+    slow = []
+    resolve = neighbours._resolve_rows
+    monkeypatch.setattr(neighbours, "_resolve_rows", lambda s, r, p, *a: (slow.append(len(p)), resolve(s, r, p, *a)))
+    monkeypatch.setattr(neighbours, "_U32", neighbours._U32 * 4096)
+    monkeypatch.setattr(neighbours, "_RESOLVE_PAIRS", 500)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(900, 16))
+    for g in range(6):
+        x[g * 30 : (g + 1) * 30] = x[800 + g]
+    got = knn_indices(x, 10, metric, include_self, block_size=128).numpy()
+    np.testing.assert_array_equal(got, brute_knn(x, 10, metric, include_self))
+    assert sum(slow) > 200  # of 900 rows
+
+
 def test_block_products_stay_full_float32_whichever_cpu_kernel_is_chosen():
     from bridgeeval.metrics import gemm
 

@@ -29,6 +29,8 @@ from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, chec
 
 _U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
 _RESCORE_ELEMENTS = 1 << 22  # float64 elements per rescoring chunk (32 MiB)
+_RESOLVE_ELEMENTS = 1 << 22  # slow path: query rows x points of one block's scores
+_RESOLVE_PAIRS = 1 << 24  # slow path: (query, point) pairs held at once, unless one row has more
 # Up to N = 1024 rows of d >= 1024, one float64 distance matrix is cheaper than float32 candidates
 # and their float64 rescoring (each candidate's d-vector gathered); at lower d the candidates win.
 _DENSE_MAX_N = 1024
@@ -595,23 +597,65 @@ def _rescore(space, all_rows, positions, cand, s64, close, tol2, k, include_self
 
 
 def _resolve_rows(space, rows, positions, kth, k, include_self, out) -> None:
-    """Slow path: rescore in float64 every point the float32 bound cannot rule out."""
-    for p, bound in zip(positions.tolist(), kth.tolist()):
-        q = rows[p : p + 1]
-        gram = space.gram(q, slice(0, space.n))
-        approx = space.distance_from_score(space.scores(gram, q, slice(0, space.n)), q).squeeze(0)
-        keep = approx <= bound + float(space.tolerance(q))
-        qi = int(q)
-        if include_self:
-            keep[qi] = True
-        else:
-            keep[qi] = False
-        idx = keep.nonzero().squeeze(1)
-        dist = torch.cat(
-            [space.exact_distances(q, idx[s : s + 4096].unsqueeze(0)) for s in range(0, len(idx), 4096)],
-            dim=1,
-        )
-        if include_self:
-            dist[idx.unsqueeze(0) == qi] = 0.0
-        _, order = _sort_exact(dist, idx.unsqueeze(0))
-        out[p] = order[0, :k]
+    """Slow path, for rows whose candidates all lie within the float32 error of their k-th: every
+    point the float32 bound cannot rule out is rescored in float64. Rows go by chunks, so a set
+    with many such rows (large groups of identical points) takes a few GEMMs, not one per row."""
+    queries = rows[positions]
+    limits = kth + space.tolerance(queries)
+    block = _default_block(space.n, space.x.device)
+    per_chunk = max(1, _RESOLVE_ELEMENTS // block)
+    pending = [(r0, min(r0 + per_chunk, len(queries))) for r0 in range(0, len(queries), per_chunk)]
+    while pending:
+        r0, r1 = pending.pop()
+        found = _within(space, queries[r0:r1], limits[r0:r1], include_self, block,
+                        budget=_RESOLVE_PAIRS if r1 - r0 > 1 else None)
+        if found is None:  # too many points close to these rows to hold at once: half as many rows
+            middle = (r0 + r1) // 2
+            pending += [(r0, middle), (middle, r1)]
+            continue
+        out[positions[r0:r1]] = _exact_lists(space, queries[r0:r1], *found, k)
+
+
+def _within(space, q, limit, include_self, block, budget):
+    """(row in ``q``, point) of every point whose float32 distance to a query of ``q`` is at most
+    its ``limit``, itself counted only with ``include_self``; rows in order, points ascending.
+    None once more than ``budget`` pairs are found, or the rows padded to the longest would be."""
+    found_r, found_j, count = [], [], 0
+    for j0 in range(0, space.n, block):
+        cols = slice(j0, min(j0 + block, space.n))
+        approx = space.distance_from_score(space.scores(space.gram(q, cols), q, cols), q)
+        keep = approx <= limit.unsqueeze(1)
+        own = ((q >= cols.start) & (q < cols.stop)).nonzero().squeeze(1)
+        keep[own, q[own] - j0] = include_self
+        r, j = keep.nonzero(as_tuple=True)
+        count += len(r)
+        if budget is not None and count > budget:
+            return None
+        found_r.append(r)
+        found_j.append(j + j0)
+    r, j = torch.cat(found_r), torch.cat(found_j)
+    if budget is not None and len(q) * int(torch.bincount(r, minlength=len(q)).max()) > budget:
+        return None
+    order = torch.sort(r, stable=True).indices
+    return r[order], j[order]
+
+
+def _exact_lists(space, q, r, cand, k) -> torch.Tensor:
+    """The first ``k`` by exact (distance, index) of each query's points ``cand`` (pairs ``r``)."""
+    step = max(1, _RESCORE_ELEMENTS // space.dim)  # pairs whose float64 vectors fit one chunk
+    dist = torch.cat([space.exact_distances(q[r[s : s + step]], cand[s : s + step].unsqueeze(1)).squeeze(1)
+                      for s in range(0, len(r), step)])
+    # One row of points per query, padded with the query itself at +inf (last in the sort).
+    counts = torch.bincount(r, minlength=len(q))
+    slot = torch.arange(len(r), device=r.device) - (counts.cumsum(0) - counts)[r]
+    table = q.unsqueeze(1).repeat(1, int(counts.max()))
+    table[r, slot] = cand
+    keys = torch.zeros(table.shape, dtype=torch.float64, device=r.device)
+    keys[r, slot] = dist
+    ids = space.duplicate_ids()
+    if ids is not None:  # identical points at one distance, as in a row of candidates
+        keys = _identical_at_one_distance(keys, ids[table])
+    pad = torch.ones(table.shape, dtype=torch.bool, device=r.device)
+    pad[r, slot] = False
+    _, order = _sort_exact(keys.masked_fill_(pad, math.inf), table)
+    return order[:, :k]
