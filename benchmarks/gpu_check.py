@@ -1,11 +1,13 @@
-"""One prepared GPU check: exactness on CUDA, a Lightning training on the GPU, and the benchmark.
+"""One prepared GPU check: the million-row search against plain fp32 GEMM + topk, exactness on
+CUDA, a Lightning training on the GPU, the benchmark, and the CPU search shared by processes.
 
 Run on a machine with a CUDA GPU from the repository root (torch, pytorch-lightning, torchmetrics,
 numpy and scikit-learn must be importable; the rest of bridgeeval's dependencies are not needed):
 
     PYTHONPATH=src python benchmarks/gpu_check.py --out gpu_check.json
 
-Every step prints one JSON line as it finishes, so a run cut short still reports what it did.
+Every step prints one JSON line as it finishes and the file is rewritten after each, so a run cut
+short still reports what it did.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -29,9 +32,78 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
+OUT_PATH = "gpu_check.json"
+
+
 def emit(record: dict, sink: list) -> None:
     sink.append(record)
     print(json.dumps(record), flush=True)
+    with open(OUT_PATH + ".tmp", "w") as handle:
+        json.dump(sink, handle, indent=1)
+    os.replace(OUT_PATH + ".tmp", OUT_PATH)
+
+
+def million(sink: list, n: int, d: int, k: int = 10, sample: int = 512) -> None:
+    """Our exact search of n x d (cosine) against what a user writes first, fp32 products of 4,096
+    row blocks and ``topk`` (not exact), one after the other on the same data; our lists checked
+    on ``sample`` rows (planted duplicates among them) against float64 distances from differences."""
+    gen = torch.Generator(device=DEVICE).manual_seed(1)
+    x = torch.randn(n, d, device=DEVICE, generator=gen)
+    twins = [10, n // 2, n - 1]
+    x[twins] = x[3].clone()  # exact ties: lower index first
+    knn_indices(x[:20000], k, "cosine")  # warm-up: kernels, allocator
+    sync()
+    if DEVICE == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    ours = knn_indices(x, k, "cosine")
+    sync()
+    ours_s = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**30 if DEVICE == "cuda" else None
+    plain_s, plain = plain_topk(x, k)
+    rows = torch.cat([torch.tensor([3] + twins, device=DEVICE),
+                      torch.randint(0, n, (sample - 4,), device=DEVICE, generator=gen)])
+    ref = reference_rows(x, rows, k)
+    flops = gemm_peak_flops(DEVICE)
+    agree = float((plain[rows].unsqueeze(2) == ref.unsqueeze(1)).any(dim=1).float().mean())
+    emit({"step": "million", "device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu",
+          "torch": torch.__version__, "n": n, "d": d, "k": k, "ours_s": ours_s, "plain_fp32_topk_s": plain_s,
+          "ours_over_plain": ours_s / plain_s, "full_gemm_floor_s": 2.0 * n * n * d / flops,
+          "gemm_tflops": flops / 1e12, "ours_gpu_peak_gib": peak, "sample_rows": len(rows),
+          "ours_equal_reference": bool(torch.equal(ours[rows], ref)),
+          "ours_rows_differing": int((ours[rows] != ref).any(dim=1).sum()),
+          "plain_set_agreement": agree}, sink)
+
+
+def plain_topk(x: torch.Tensor, k: int, block: int = 4096) -> tuple[float, torch.Tensor]:
+    unit = torch.nn.functional.normalize(x, dim=1)
+    sync()
+    start = time.perf_counter()
+    out = torch.empty(len(x), k, dtype=torch.long, device=x.device)
+    for s in range(0, len(x), block):
+        scores = unit[s : s + block] @ unit.T
+        scores[torch.arange(len(scores), device=x.device), torch.arange(s, s + len(scores), device=x.device)] = -2.0
+        out[s : s + block] = torch.topk(scores, k, dim=1).indices
+    sync()
+    return time.perf_counter() - start, out
+
+
+def reference_rows(x: torch.Tensor, rows: torch.Tensor, k: int, pool: int = 64) -> torch.Tensor:
+    """Exact cosine lists of ``rows``: float64 products pick ``pool`` candidates, then float64
+    distances from differences of unit vectors, sorted by (distance, index)."""
+    unit = x.double()
+    unit /= unit.norm(dim=1, keepdim=True)
+    out = []
+    for part in rows.split(128):
+        dist = 1.0 - unit[part] @ unit.T
+        dist[torch.arange(len(part), device=x.device), part] = math.inf
+        cand = torch.topk(dist, pool, dim=1, largest=False).indices
+        exact = 0.5 * (unit[part].unsqueeze(1) - unit[cand]).pow(2).sum(-1)
+        cand, pos = torch.sort(cand, dim=1)
+        exact = exact.gather(1, pos)
+        order = torch.sort(exact, dim=1, stable=True).indices
+        out.append(cand.gather(1, order)[:, :k])
+    return torch.cat(out)
 
 
 def brute_knn_gpu(x: torch.Tensor, k: int, metric: str, include_self: bool, rows_per_block: int) -> torch.Tensor:
@@ -97,7 +169,8 @@ def training(sink: list) -> None:
     from bridgeeval.data.datamodule import CrossModalDataModule
     from bridgeeval.data.paired import Modalities, orient
     from bridgeeval.data.splits import kfold
-    from bridgeeval.models.mappers import build_mapper
+    from bridgeeval.models.losses import MSELoss
+    from bridgeeval.models.mappers import MLP
     from bridgeeval.models.module import MappingModule
     from bridgeeval.training.callbacks import EpochHistory
 
@@ -114,7 +187,9 @@ def training(sink: list) -> None:
             self.device = str(module.device)
 
     where, history = Where(), EpochHistory(split.name)
-    module = MappingModule(build_mapper("nn", 300, 2048, hidden_units=256, depth=1), loss="mse", k=10)
+    mapper = MLP(300, 2048, depth=1, hidden_units=256, activation="relu", dropout=0.25)  # conf/mapper/nn.yaml
+    module = MappingModule(mapper, MSELoss(), k=10, neighbour_metrics=["cosine"], include_self=False,
+                           optimizer=lambda params: torch.optim.Adam(params, lr=1e-3))
     trainer = pl.Trainer(
         accelerator="gpu" if DEVICE == "cuda" else "cpu",
         devices=1,
@@ -157,23 +232,41 @@ def bench(sink: list, sizes: list[tuple[int, int]]) -> None:
         emit({"step": "bench", **row}, sink)
 
 
+def scale(sink: list, n: int, d: int, processes: list[int]) -> None:
+    """The CPU search of n x d shared by 1, 2, ... gloo processes on this machine's cores."""
+    from bridgeeval.bench.scale import run_scale
+
+    for row in run_scale(n, d, 10, "cosine", processes):
+        emit({"step": "scale", "cpus": os.cpu_count(), **row}, sink)
+
+
+def size(text: str) -> tuple[int, int]:
+    n, d = text.split("x")
+    return int(n), int(d)
+
+
 def main() -> None:
+    global OUT_PATH
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="gpu_check.json")
-    parser.add_argument("--sizes", default="10000x2048,50000x2048,200000x2048,1000000x300,1000000x2048")
-    parser.add_argument("--skip", default="", help="steps to skip: exact,train,bench")
+    parser.add_argument("--out", default=OUT_PATH)
+    parser.add_argument("--million", default="1000000x1024", type=size, help="N x d of the million-row step")
+    parser.add_argument("--sizes", default="10000x2048,50000x2048,200000x2048")
+    parser.add_argument("--scale", default="200000x64", type=size, help="N x d of the CPU processes step")
+    parser.add_argument("--processes", default="1,2,4,8")
+    parser.add_argument("--skip", default="", help="steps to skip: million,exact,train,bench,scale")
     args = parser.parse_args()
+    OUT_PATH = args.out
     sink: list = []
-    steps = {"exact": exactness, "train": training}
-    try:
-        for name, step in steps.items():
-            if name not in args.skip:
-                step(sink)
-        if "bench" not in args.skip:
-            bench(sink, [tuple(int(v) for v in c.split("x")) for c in args.sizes.split(",")])
-    finally:
-        with open(args.out, "w") as handle:
-            json.dump(sink, handle, indent=1)
+    steps = {
+        "million": lambda: million(sink, *args.million),
+        "exact": lambda: exactness(sink),
+        "train": lambda: training(sink),
+        "bench": lambda: bench(sink, [size(c) for c in args.sizes.split(",")]),
+        "scale": lambda: scale(sink, *args.scale, [int(p) for p in args.processes.split(",")]),
+    }
+    for name, step in steps.items():
+        if name not in args.skip.split(","):
+            step()
 
 
 if __name__ == "__main__":
