@@ -11,6 +11,53 @@ from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics import knn_indices, knn_indices_of_rows
 
 
+ROUTES = ["one-block", "dense", "running"]
+
+
+def use_route(route: str, monkeypatch) -> None:
+    """Small sets (one block) take the one-block route; ``dense`` and ``running`` force the general
+    route's float64 matrix or its blockwise float32 candidates instead."""
+    from bridgeeval.metrics import neighbours
+
+    if route != "one-block":
+        monkeypatch.setattr(neighbours, "_ONE_BLOCK_MAX", 0)
+        monkeypatch.setattr(neighbours, "_dense_route", lambda space: route == "dense")
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("include_self", [False, True])
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_one_block_route_equals_brute_force_on_awkward_sets(metric, include_self, k, monkeypatch):
+    """The one-block route (one gram, one compiled call per set) on sets that exercise every
+    branch of its rule: identical and near-identical rows, a group of 40 copies (more than the
+    candidates: those rows go on to the slow path), exact ties of integer points, float64 input,
+    and sets so small that every point is a candidate."""
+    from bridgeeval.metrics import neighbours, selection
+
+    calls = []
+    one_block = selection.one_block
+    monkeypatch.setattr(selection, "one_block", lambda *a, **kw: calls.append(1) or one_block(*a, **kw))
+    slow = []
+    resolve = neighbours._resolve_rows
+    monkeypatch.setattr(neighbours, "_resolve_rows", lambda s, r, p, *a: (slow.append(len(p)), resolve(s, r, p, *a)))
+    rng = np.random.default_rng(k)
+    mixed = rng.normal(size=(400, 24))
+    mixed[[10, 50, 99]] = mixed[3]
+    mixed[200:240] = mixed[7]
+    mixed[300:310] = mixed[5] + 1e-9 * rng.normal(size=(10, 24))
+    sets = {
+        "mixed float64": mixed,
+        "mixed float32": mixed.astype(np.float32),
+        "integer points": rng.integers(1, 4, size=(300, 3)).astype(np.float32),
+        "every point a candidate": rng.normal(size=(k + 2, 5)).astype(np.float32),
+    }
+    for name, x in sets.items():
+        expected = brute_knn(x, k, metric, include_self)
+        np.testing.assert_array_equal(knn_indices(x, k, metric, include_self).numpy(), expected, err_msg=name)
+    assert len(calls) == len(sets)
+    assert slow  # the 40 copies' rows took the slow path
+
+
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 @pytest.mark.parametrize("include_self", [False, True])
 def test_equals_float64_brute_force_with_duplicates(metric, include_self):
@@ -38,15 +85,13 @@ def test_a_duplicate_with_a_lower_index_precedes_self_at_every_k(metric, k):
         np.testing.assert_array_equal(knn_indices(x, k, metric, True, block_size=block).numpy(), expected)
 
 
-@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 @pytest.mark.parametrize("include_self", [False, True])
-def test_collapsed_map_with_large_duplicate_groups_equals_brute_force(metric, include_self, dense, monkeypatch):
+def test_collapsed_map_with_large_duplicate_groups_equals_brute_force(metric, include_self, route, monkeypatch):
     """A diverged map's outputs: most rows in a few bitwise-identical groups, the rest close by.
     More pairs are near-identical than there are rows, so identical ones are set to 0 at once."""
-    from bridgeeval.metrics import neighbours
-
-    monkeypatch.setattr(neighbours, "_dense_route", lambda space: dense)
+    use_route(route, monkeypatch)
     rng = np.random.default_rng(2)
     base = rng.normal(size=(1, 64)).astype(np.float32) + 5.0
     x = np.repeat(base, 320, axis=0) + rng.normal(scale=1e-4, size=(320, 64)).astype(np.float32)
@@ -220,14 +265,12 @@ def test_the_kernel_choice_keeps_the_faster_kernel_of_the_real_calls():
     assert choice.chosen is gemm._matmul
 
 
-@pytest.mark.parametrize(("n", "dense"), [(800, True), (800, False), (1500, False)])  # both small-N paths
+@pytest.mark.parametrize(("n", "route"), [(800, "one-block"), (800, "dense"), (800, "running"), (1500, "running")])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_planted_duplicate_groups_keep_the_tie_rule(n, dense, metric, monkeypatch):
+def test_planted_duplicate_groups_keep_the_tie_rule(n, route, metric, monkeypatch):
     """Groups of 17 and 33 bitwise-identical rows, each with near neighbours around it: identical
     candidates tie exactly, so the lower index always comes first (float64 brute force agrees)."""
-    from bridgeeval.metrics import neighbours
-
-    monkeypatch.setattr(neighbours, "_dense_route", lambda space: dense)
+    use_route(route, monkeypatch)
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, 48))
     for size in (17, 33) * 6:

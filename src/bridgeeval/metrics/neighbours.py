@@ -14,12 +14,17 @@ its k-th float64 distance lies below every unselected point's distance by more t
 float32 error; the few rows that fail are resolved against all points with a float64 rescoring of
 every point the error bound cannot rule out. The result equals a float64 brute force under the tie
 rule; peak extra memory is O(block^2 + N x (k + margin)), never O(N^2).
+
+A set of at most ``_ONE_BLOCK_MAX`` rows on the CPU takes the same rule in one compiled call
+after one float32 gram (:func:`_one_block_knn`): there, the many small torch calls of the general
+route cost more than the search itself.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from bridgeeval.metrics import progress, selection, sharding
@@ -35,6 +40,7 @@ _RESOLVE_PAIRS = 1 << 24  # slow path: (query, point) pairs held at once, unless
 # and their float64 rescoring (each candidate's d-vector gathered); at lower d the candidates win.
 _DENSE_MAX_N = 1024
 _DENSE_MIN_D = 1024
+_ONE_BLOCK_MAX = 2048  # rows searched by one gram and one compiled call (CPU): _one_block_knn
 _DIAGONAL_LEAF = 256  # rows of the smallest diagonal block of the running selection
 _SEARCH = "exact k-NN search"  # what the progress reports call it
 
@@ -70,6 +76,10 @@ def knn_indices(
     """
     x = as_tensor(x, name)
     check_metric(metric)
+    if block_size is None and sharding.active() is None:
+        lists = _one_block_knn(x, k, metric, include_self)
+        if lists is not None:
+            return lists
     check_points(x, name, metric)
     n = x.shape[0]
     check_k(k, n, include_self)
@@ -204,21 +214,9 @@ class _Space:
         return self.distances_from_dots(x @ x.T, rows, rows.unsqueeze(0), all_pairs=True)
 
     def duplicate_ids(self) -> torch.Tensor | None:
-        """Ids shared by bitwise-identical rows (up to the sign of zero; every other row its own),
-        or None where no two rows are identical. Identical rows have identical squared norms (each summed alone, in one order),
-        so only rows whose norms collide are compared: O(N log N) where none do."""
+        """Ids shared by bitwise-identical rows (:func:`_duplicate_ids`), computed once."""
         if not hasattr(self, "_duplicate_ids"):
-            ordered, order = torch.sort(self.sq_norms64)
-            collide = torch.zeros(self.n, dtype=torch.bool, device=self.x.device)
-            equal = ordered[1:] == ordered[:-1]
-            collide[order[1:][equal]] = True
-            collide[order[:-1][equal]] = True
-            ids = None
-            if bool(collide.any()):
-                rows = collide.nonzero().squeeze(1)
-                ids = torch.arange(self.n, device=self.x.device) + self.n  # distinct for every other row
-                ids[rows] = torch.unique(self.x[rows], dim=0, return_inverse=True)[1]
-            self._duplicate_ids = ids
+            self._duplicate_ids = _duplicate_ids(self.x, self.sq_norms64)
         return self._duplicate_ids
 
     def distances_from_dots(
@@ -260,6 +258,24 @@ class _Space:
         return dist if ids is None else _identical_at_one_distance(dist, ids[columns])
 
 
+def _duplicate_ids(x: torch.Tensor, sq_norms64: torch.Tensor) -> torch.Tensor | None:
+    """Ids shared by bitwise-identical rows (up to the sign of zero; every other row its own), or
+    None where no two rows are identical. Identical rows have identical squared norms (each summed
+    alone, in one order), so only rows whose norms collide are compared: O(N log N) where none do."""
+    n = len(x)
+    ordered, order = torch.sort(sq_norms64)
+    collide = torch.zeros(n, dtype=torch.bool, device=x.device)
+    equal = ordered[1:] == ordered[:-1]
+    collide[order[1:][equal]] = True
+    collide[order[:-1][equal]] = True
+    if not bool(collide.any()):
+        return None
+    rows = collide.nonzero().squeeze(1)
+    ids = torch.arange(n, device=x.device) + n  # distinct for every other row
+    ids[rows] = torch.unique(x[rows], dim=0, return_inverse=True)[1]
+    return ids
+
+
 def _identical_at_one_distance(dist: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Each row's candidates that are bitwise-identical rows (equal ``ids``) take one distance, the
     first one's. Their exact distances are equal, but a GEMM may round the products of identical
@@ -289,6 +305,61 @@ def _dense_route(space: _Space) -> bool:
 def _numba_route(space: _Space) -> bool:
     """Whether the numba running selection serves this search (CPU sets, numba installed)."""
     return space.x.device.type == "cpu" and selection.available()
+
+
+def _one_block_knn(x: torch.Tensor, k: int, metric: str, include_self: bool) -> torch.Tensor | None:
+    """The lists of a small CPU set (up to ``_ONE_BLOCK_MAX`` rows) from one float32 gram and one
+    compiled call that selects, rescores and sorts each row (``selection.one_block``, the rule of
+    :func:`_refine`): where the set fits one block, the dozens of small torch calls and temporaries
+    of the general route cost more than the search (the validation hook searches f(X) every epoch).
+    None where it does not apply (GPU, other dtypes, larger sets, data needing checks or scaling),
+    for the general route, which also names any bad input."""
+    n = x.shape[0] if x.dim() == 2 else 0
+    if not (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and 2 <= n <= _ONE_BLOCK_MAX
+            and x.shape[1] > 0 and selection.available()):
+        return None
+    cosine = metric == "cosine"
+    values = x.detach().contiguous()
+    sums, peaks, squares = selection.row_statistics(values.numpy())
+    if not (np.isfinite(sums).all() and np.isfinite(squares).all() and (peaks.min() > 0 or not cosine)):
+        return None  # the general route's checks name the row
+    exponents = np.frexp(peaks if cosine else peaks.max(keepdims=True))[1]
+    if (np.abs(exponents[peaks > 0] if cosine else exponents) > _SAFE_EXPONENT).any():
+        return None  # scaled into range there
+    check_k(k, n, include_self)
+    norms = np.sqrt(squares)
+    x32 = values.float()
+    gamma = 2.0 * (x.shape[1] + 6) * _U32
+    if cosine:
+        gram = _symmetric_gram(x32 * torch.from_numpy((1.0 / norms).astype(np.float32)).unsqueeze(1))
+        alpha, beta, tol2 = 1.0, np.zeros(n, np.float32), np.full(n, 2.0 * gamma)
+    else:
+        top = norms.max()
+        gram, alpha, beta = _symmetric_gram(x32), 2.0, squares.astype(np.float32)
+        tol2 = 4.0 * gamma * (2.0 * norms * top + top * top)
+    ids = _duplicate_ids(values, torch.from_numpy(squares))
+    c = min(n if include_self else n - 1, k + _margin(k))
+    out, unresolved, kth = selection.one_block(
+        gram, alpha, beta, values.numpy(), squares, norms, tol2, ids, k, c, include_self, cosine,
+        exhaustive=c == n - (not include_self))
+    lists = torch.from_numpy(out)
+    if unresolved.any():
+        rows = torch.from_numpy(np.flatnonzero(unresolved))
+        _resolve_rows(_Space(x, metric), torch.arange(n), rows, torch.from_numpy(kth[unresolved]), k,
+                      include_self, lists)
+    return lists
+
+
+def _symmetric_gram(rows: torch.Tensor) -> torch.Tensor:
+    """``rows @ rows.T`` from the tiles of the diagonal block (9/16 of the products from 1,024
+    rows), each off-diagonal tile mirrored: products written in place, the mirror a copy."""
+    n = rows.shape[0]
+    gram = torch.empty(n, n, dtype=rows.dtype)
+    for i0, i1, j0, j1, diagonal in diagonal_tiles(0, n, _DIAGONAL_LEAF):
+        torch.mm(rows[i0:i1], rows[j0:j1].T, out=gram[i0:i1, j0:j1])
+        if not diagonal:
+            gram[j0:j1, i0:i1] = gram[i0:i1, j0:j1].T
+    return gram
 
 
 def _dense_knn(space: _Space, k: int, include_self: bool) -> torch.Tensor:

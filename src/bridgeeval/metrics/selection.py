@@ -63,6 +63,38 @@ def pair_dots(x: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor) -> torch.
     return torch.from_numpy(out)
 
 
+def row_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of a float32 or float64 array, read once in place: float64 sum, largest magnitude,
+    float64 sum of squares. Needs :func:`available`."""
+    n = x.shape[0]
+    sums, peaks, squares = np.empty(n), np.empty(n), np.empty(n)
+    _use_torch_threads()
+    _kernels.row_statistics(x, sums, peaks, squares)
+    return sums, peaks, squares
+
+
+def one_block(gram: torch.Tensor, alpha: float, beta: np.ndarray, x: np.ndarray, squares: np.ndarray,
+              norms: np.ndarray, tol2: np.ndarray, ids: torch.Tensor | None, k: int, c: int,
+              include_self: bool, cosine: bool, exhaustive: bool):
+    """``_selection_kernels.one_block``: ``[N, k]`` lists, the unresolved rows' mask and their k-th
+    distances."""
+    n = gram.shape[0]
+    out = np.empty((n, k), dtype=np.int64)
+    unresolved, kth = np.zeros(n, dtype=np.bool_), np.zeros(n)
+    no_ids = np.empty(0, dtype=np.int64)
+    _use_torch_threads()
+    _kernels.one_block(_numpy(gram), np.float32(alpha), beta, x, squares, norms, tol2,
+                       no_ids if ids is None else ids.numpy(), k, c, include_self, cosine, exhaustive,
+                       out, unresolved, kth)
+    return out, unresolved, kth
+
+
+def _use_torch_threads() -> None:
+    """torch's thread budget, where numba was imported before available() could size its pool."""
+    numba = _kernels.numba
+    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, torch.get_num_threads())))
+
+
 class RunningTopC:
     """The ``c`` best float32 scores (and their column indices) of each of ``n`` rows, fed block by
     block: :meth:`add_rows` for the rows of a block, :meth:`add_columns` for its columns (the
@@ -71,9 +103,7 @@ class RunningTopC:
     def __init__(self, n: int, c: int):
         if not available():
             raise RuntimeError("the running selection needs numba")
-        # torch's thread budget, where numba was imported before available() could size its pool
-        numba = _kernels.numba
-        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, torch.get_num_threads())))
+        _use_torch_threads()
         self.values = np.full((n, c), -np.inf, dtype=np.float32)
         self.indices = np.full((n, c), -1, dtype=np.int64)
 
