@@ -149,3 +149,43 @@ def test_report_of_targets_and_map_far_outside_float64_squares(metric):
                 assert report["mse"] == pytest.approx(0.0, abs=1e-300)  # 2.5e-401: below float64
             else:
                 assert report["mse"] == pytest.approx(expected_mse, rel=1e-12)
+
+
+def brute_retrieval_ranks(q, t, metric):
+    """Each query's paired target's place among all targets, by float64 distances from
+    differences, ties to the lower index."""
+    q, t = np.asarray(q, dtype=np.float64), np.asarray(t, dtype=np.float64)
+    if metric == "cosine":
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+        t = t / np.linalg.norm(t, axis=1, keepdims=True)
+    dist = ((q[:, None, :] - t[None, :, :]) ** 2).sum(-1)
+    order = np.arange(len(t))
+    return np.array([int(np.flatnonzero(np.lexsort((order, row)) == i)[0]) for i, row in enumerate(dist)])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_retrieval_ranks_equal_brute_force_where_float32_decides_and_where_it_cannot(metric, dtype, monkeypatch):
+    """float32 products rank every pair outside the error band around the paired target; queries
+    with a pair inside it (duplicate targets, a query equal to its target, one equal to another's)
+    are ranked in float64 whole. Sets at 1e-30 are outside float32's safe range: float64 throughout."""
+    from bridgeeval.metrics import report
+
+    recomputed = []
+    ranks64 = report._ranks64
+    monkeypatch.setattr(report, "_ranks64",
+                        lambda q, t, m, s, rows: (recomputed.append(len(rows)), ranks64(q, t, m, s, rows))[1])
+    rng = np.random.default_rng(5)
+    t = rng.normal(size=(300, 40))
+    t[[5, 9, 100]] = t[7]
+    q = t + 0.3 * rng.normal(size=(300, 40))
+    q[50], q[60], q[61] = t[50], t[7], t[9]
+    q, t = q.astype(dtype), t.astype(dtype)
+    expected = brute_retrieval_ranks(q, t, metric)
+    np.testing.assert_array_equal(report.retrieval_ranks(torch.from_numpy(q), torch.from_numpy(t), metric).numpy(), expected)
+    assert 0 < sum(recomputed) < 30  # the tied queries only
+    recomputed.clear()
+    q, t = q * dtype(1e-30), t * dtype(1e-30)
+    tiny = report.retrieval_ranks(torch.from_numpy(q), torch.from_numpy(t), metric).numpy()
+    np.testing.assert_array_equal(tiny, brute_retrieval_ranks(q, t, metric))
+    assert sum(recomputed) == len(q)

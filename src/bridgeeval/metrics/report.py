@@ -26,6 +26,7 @@ REPORT_KEYS = (
 # The values that depend on the neighbour metric (cosine, euclidean); MSE and R^2 do not.
 NEIGHBOUR_KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "recall_at_k", "hubness")
 _RANK_BLOCK = 2048
+_U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
 
 
 class TargetSide:
@@ -198,21 +199,58 @@ def _retrieval_scale(t: torch.Tensor, metric: str) -> torch.Tensor:
 
 def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str,
                     target_scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Rank of the paired target among all targets for each query (0 = nearest; ties by index).
-    ``target_scale`` may pass what the ranking derives from the targets alone (``TargetSide``)."""
+    """Rank of the paired target among all targets for each query (0 = nearest; ties by index),
+    as float64 distances rank them. ``target_scale`` may pass what the ranking derives from the
+    targets alone (``TargetSide``).
+
+    float32 products decide every pair they can: a target whose float32 distance lies more than
+    twice the float32 error bound from the paired one's is on the same side of it in float64. A
+    query with any pair inside that band (a tie, a duplicate target) is ranked in float64 whole.
+    """
     q, t = queries.double(), targets.double()
     scale = _retrieval_scale(t, metric) if target_scale is None else target_scale  # -1/|t|, or |t|^2
     ranks = torch.empty(len(q), dtype=torch.long, device=q.device)
+    q_norms = q.norm(dim=1)
+    t_norms = -1.0 / scale if metric == "cosine" else scale.sqrt()  # |t| from the scale: one pass fewer
+    decides = bool(_in_float32_range(q_norms).all() and _in_float32_range(t_norms).all())
+    q32, t32 = (q.float(), t.float()) if decides else (None, None)
+    # |float32 <q, t> - <q, t>| <= gamma |q| |t|; distances scale it by 1/|t|, or by 2.
+    gamma = 2.0 * (q.shape[1] + 6) * _U32
+    band = 2.0 * gamma * (1.0 + 1e-6) * q_norms * (1.0 if metric == "cosine" else 2.0 * float(t_norms.max()))
     for start in range(0, len(q), _RANK_BLOCK):
         stop = min(start + _RANK_BLOCK, len(q))
-        rows = torch.arange(start, stop, device=q.device)
-        prod = q[start:stop] @ t.T  # a view of the block's rows, not an indexed copy
-        dist = prod.mul_(scale.unsqueeze(0)) if metric == "cosine" else scale.unsqueeze(0) - 2.0 * prod
-        own = dist.gather(1, rows.unsqueeze(1))
-        cols = torch.arange(len(t), device=q.device).unsqueeze(0)
-        before = (dist < own) | ((dist == own) & (cols < rows.unsqueeze(1)))
-        ranks[start:stop] = before.sum(dim=1)
+        if not decides:
+            ranks[start:stop] = _ranks64(q, t, metric, scale, torch.arange(start, stop, device=q.device))
+            continue
+        prod = q32[start:stop] @ t32.T
+        dist = _distances(prod.double(), scale, metric)
+        rows = torch.arange(stop - start, device=q.device)
+        own = dist[rows, rows + start].unsqueeze(1)
+        width = band[start:stop].unsqueeze(1)
+        ranks[start:stop] = (dist < own - width).sum(dim=1)
+        unsure = ((dist - own).abs_() <= width).sum(dim=1) > 1  # the paired target is always in its band
+        if bool(unsure.any()):
+            rows = unsure.nonzero().squeeze(1) + start
+            ranks[rows] = _ranks64(q, t, metric, scale, rows)
     return ranks
+
+
+def _ranks64(q: torch.Tensor, t: torch.Tensor, metric: str, scale: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The ranks of ``rows`` from float64 products."""
+    dist = _distances(q[rows] @ t.T, scale, metric)
+    own = dist.gather(1, rows.unsqueeze(1))
+    cols = torch.arange(len(t), device=q.device).unsqueeze(0)
+    before = (dist < own) | ((dist == own) & (cols < rows.unsqueeze(1)))
+    return before.sum(dim=1)
+
+
+def _distances(prod: torch.Tensor, scale: torch.Tensor, metric: str) -> torch.Tensor:
+    return prod.mul_(scale.unsqueeze(0)) if metric == "cosine" else scale.unsqueeze(0) - 2.0 * prod
+
+
+def _in_float32_range(norms: torch.Tensor) -> torch.Tensor:
+    """Rows whose float32 copies and products neither overflow nor lose relative precision."""
+    return (norms >= 2.0**-40) & (norms <= 2.0**40)
 
 
 def recall_at_k(mapped: torch.Tensor, target: torch.Tensor, k: int, metric: str = "cosine",
