@@ -8,7 +8,11 @@ a chunk of 16 scores is skipped at once unless its maximum beats the row's curre
 after the first block is almost always true (about 0.3 ns an element). The kernels are compiled by
 numba (a wheel from the package index, no compiler needed) on first use and cached on disk; without
 numba the caller keeps ``torch.topk``. numba is imported on the first search that uses it (a cost
-once per process), so small searches (the validation hook's) never pay it.
+once per process).
+
+For a set of one block, :func:`row_statistics` and :func:`one_block` do the whole search after its
+one gram: checks and norms in one pass, then per row the selection, the float64 rescoring and the
+sort (``neighbours._one_block_knn``).
 """
 
 from __future__ import annotations
