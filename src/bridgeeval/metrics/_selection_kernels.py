@@ -206,7 +206,7 @@ def _best_of_row(line, alpha, beta, i, c, include_self):
     """The ``c`` best scores ``alpha * line[j] - beta[j]`` of row ``i`` (self at +inf, or left out),
     best first, as float64, with their columns. Split into ``c`` groups of columns, each holds a
     score at least its own maximum, so the least of the groups' maxima is a floor that ``c``
-    distinct scores reach: only the scores at or above it (about 2c-3c of a row) go on to a
+    distinct scores reach: only the scores at or above it (a few times c in a row) go on to a
     quickselect and an insertion sort."""
     n = line.shape[0]
     floor = np.float32(np.inf)
