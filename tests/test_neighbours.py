@@ -217,7 +217,8 @@ def test_many_rows_on_the_slow_path_keep_exact_lists(metric, include_self, monke
     slow = []
     resolve = neighbours._resolve_rows
     monkeypatch.setattr(neighbours, "_resolve_rows", lambda s, r, p, *a: (slow.append(len(p)), resolve(s, r, p, *a)))
-    monkeypatch.setattr(neighbours, "_U32", neighbours._U32 * 4096)
+    bound = neighbours.dot_error_bound
+    monkeypatch.setattr(neighbours, "dot_error_bound", lambda dim: bound(dim) * 4096)
     monkeypatch.setattr(neighbours, "_RESOLVE_PAIRS", 500)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(900, 16))

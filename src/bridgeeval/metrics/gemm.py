@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+_U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
 _MIN_WORK = 1 << 27  # multiply-adds below which the choice does not matter
 _TRIALS = 3  # timed real calls per kernel before the choice
 Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -30,6 +31,12 @@ def block_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.device.type != "cpu" or a.shape[0] * b.shape[0] * a.shape[1] < _MIN_WORK:
         return a @ b.T
     return _CHOICE.run(a, b)
+
+
+def dot_error_bound(dim: int) -> float:
+    """``gamma`` with ``|float32 <a, b> - <a, b>| <= gamma |a| |b|`` for products of length ``dim``
+    of float32 (or float64 rounded to float32) vectors, summed in any order: ``2 (dim + 6) u``."""
+    return 2.0 * (dim + 6) * _U32
 
 
 @contextlib.contextmanager

@@ -28,11 +28,10 @@ import numpy as np
 import torch
 
 from bridgeeval.metrics import progress, selection, sharding
-from bridgeeval.metrics.gemm import block_products, ieee_float32
+from bridgeeval.metrics.gemm import block_products, dot_error_bound, ieee_float32
 from bridgeeval.metrics.tiles import diagonal_tiles
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points, rowwise
 
-_U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
 _RESCORE_ELEMENTS = 1 << 22  # float64 elements per rescoring chunk (32 MiB)
 _RESOLVE_ELEMENTS = 1 << 22  # slow path: query rows x points of one block's scores
 _RESOLVE_PAIRS = 1 << 24  # slow path: (query, point) pairs held at once, unless one row has more
@@ -158,10 +157,10 @@ class _Space:
             self.inv_norm32 = (1.0 / norms64).float()
         else:
             self.sq_norm32 = rowwise(lambda rows: rows.pow(2).sum(dim=1), self.x32)
-            self.max_norm = float(norms64.max())
+        self.max_norm = float(norms64.max())
         # Worst-case error of a float32 score (dot products of length d, input rounding, scaling):
         # the products run in IEEE float32 whatever the user set (gemm.ieee_float32).
-        self.gamma = 2.0 * (self.dim + 6) * _U32
+        self.gamma = dot_error_bound(self.dim)
 
     def search_rows(self, rows: slice | torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The float32 rows the GEMMs take: unit rows for cosine (scaled per block, never a second
@@ -186,10 +185,7 @@ class _Space:
 
     def tolerance(self, rows: torch.Tensor) -> torch.Tensor:
         """Bound on |float32 score - exact score| for the query rows, as float64."""
-        if self.metric == "cosine":
-            return torch.full((len(rows),), self.gamma, dtype=torch.float64, device=self.x.device)
-        q = self.norms64[rows]
-        return self.gamma * (2.0 * q * self.max_norm + self.max_norm**2) * 2.0
+        return _score_tolerance(self.gamma, self.metric, self.norms64[rows], self.max_norm)
 
     def distance_from_score(self, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         s = scores.double()
@@ -256,6 +252,14 @@ class _Space:
         ids = self.duplicate_ids()
         # The all-pairs matrix shares one set of columns ([1, N]): canonicalised with one sort.
         return dist if ids is None else _identical_at_one_distance(dist, ids[columns])
+
+
+def _score_tolerance(gamma: float, metric: str, norms, max_norm: float):
+    """Bound on |float32 score - exact score| per query row of norm ``norms`` (a tensor or array,
+    float64): ``gamma`` for cosine (unit rows), else the error of 2<q, x> - |x|^2 over the set."""
+    if metric == "cosine":
+        return norms * 0.0 + gamma
+    return gamma * (2.0 * norms * max_norm + max_norm**2) * 2.0
 
 
 def _duplicate_ids(x: torch.Tensor, sq_norms64: torch.Tensor) -> torch.Tensor | None:
@@ -329,14 +333,12 @@ def _one_block_knn(x: torch.Tensor, k: int, metric: str, include_self: bool) -> 
     check_k(k, n, include_self)
     norms = np.sqrt(squares)
     x32 = values.float()
-    gamma = 2.0 * (x.shape[1] + 6) * _U32
+    tol2 = 2.0 * _score_tolerance(dot_error_bound(x.shape[1]), metric, norms, float(norms.max()))
     if cosine:
         gram = _symmetric_gram(x32 * torch.from_numpy((1.0 / norms).astype(np.float32)).unsqueeze(1))
-        alpha, beta, tol2 = 1.0, np.zeros(n, np.float32), np.full(n, 2.0 * gamma)
+        alpha, beta = 1.0, np.zeros(n, np.float32)
     else:
-        top = norms.max()
         gram, alpha, beta = _symmetric_gram(x32), 2.0, squares.astype(np.float32)
-        tol2 = 4.0 * gamma * (2.0 * norms * top + top * top)
     ids = _duplicate_ids(values, torch.from_numpy(squares))
     c = min(n if include_self else n - 1, k + _margin(k))
     out, unresolved, kth = selection.one_block(

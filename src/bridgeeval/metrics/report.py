@@ -8,6 +8,7 @@ import torch
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.flatness import flat_reason
+from bridgeeval.metrics.gemm import dot_error_bound
 from bridgeeval.metrics.neighbours import knn_indices
 from bridgeeval.metrics.overlap import mnno_chance, mnno_from_indices
 from bridgeeval.metrics.scaling import range_exponent, scale_down_
@@ -26,7 +27,6 @@ REPORT_KEYS = (
 # The values that depend on the neighbour metric (cosine, euclidean); MSE and R^2 do not.
 NEIGHBOUR_KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "recall_at_k", "hubness")
 _RANK_BLOCK = 2048
-_U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
 
 
 class TargetSide:
@@ -215,7 +215,7 @@ def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str,
     decides = bool(_in_float32_range(q_norms).all() and _in_float32_range(t_norms).all())
     q32, t32 = (q.float(), t.float()) if decides else (None, None)
     # |float32 <q, t> - <q, t>| <= gamma |q| |t|; distances scale it by 1/|t|, or by 2.
-    gamma = 2.0 * (q.shape[1] + 6) * _U32
+    gamma = dot_error_bound(q.shape[1])
     band = 2.0 * gamma * (1.0 + 1e-6) * q_norms * (1.0 if metric == "cosine" else 2.0 * float(t_norms.max()))
     for start in range(0, len(q), _RANK_BLOCK):
         stop = min(start + _RANK_BLOCK, len(q))
