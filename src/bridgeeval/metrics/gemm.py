@@ -21,6 +21,9 @@ from collections.abc import Callable, Iterator
 import torch
 
 _U32 = torch.finfo(torch.float32).eps / 2  # unit roundoff of float32
+# Magnitudes within 2^-40 .. 2^40: float32 copies, their squares and products neither overflow nor
+# underflow, so dot_error_bound holds (scaling.SAFE_EXPONENT is float64's range, for the measures).
+FLOAT32_SAFE_EXPONENT = 40
 _MIN_WORK = 1 << 27  # multiply-adds below which the choice does not matter
 _TRIALS = 3  # timed real calls per kernel before the choice
 Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

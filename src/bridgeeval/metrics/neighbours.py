@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from bridgeeval.metrics import progress, selection, sharding
-from bridgeeval.metrics.gemm import block_products, dot_error_bound, ieee_float32
+from bridgeeval.metrics.gemm import FLOAT32_SAFE_EXPONENT, block_products, dot_error_bound, ieee_float32
 from bridgeeval.metrics.tiles import diagonal_tiles
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_points, rowwise
 
@@ -328,7 +328,7 @@ def _one_block_knn(x: torch.Tensor, k: int, metric: str, include_self: bool) -> 
     if not (np.isfinite(sums).all() and np.isfinite(squares).all() and (peaks.min() > 0 or not cosine)):
         return None  # the general route's checks name the row
     exponents = np.frexp(peaks if cosine else peaks.max(keepdims=True))[1]
-    if (np.abs(exponents[peaks > 0] if cosine else exponents) > _SAFE_EXPONENT).any():
+    if (np.abs(exponents[peaks > 0] if cosine else exponents) > FLOAT32_SAFE_EXPONENT).any():
         return None  # scaled into range there
     check_k(k, n, include_self)
     norms = np.sqrt(squares)
@@ -378,9 +378,6 @@ def _dense_knn(space: _Space, k: int, include_self: bool) -> torch.Tensor:
     return out
 
 
-_SAFE_EXPONENT = 40  # |values| within 2^-40 .. 2^40: squares and float32 copies neither overflow nor underflow
-
-
 def _in_safe_range(x: torch.Tensor, metric: str) -> torch.Tensor:
     """``x`` scaled by powers of two (exact, and neighbour order is unchanged by them) into a range
     where squared norms and the float32 search copy neither overflow nor underflow: each row for
@@ -390,7 +387,7 @@ def _in_safe_range(x: torch.Tensor, metric: str) -> torch.Tensor:
     peak = peaks if metric == "cosine" else peaks.amax().reshape(1, 1)
     exponent = torch.frexp(peak.double())[1]
     finite_peak = peak > 0
-    if not bool(((exponent.abs() > _SAFE_EXPONENT) & finite_peak).any()):
+    if not bool(((exponent.abs() > FLOAT32_SAFE_EXPONENT) & finite_peak).any()):
         return x
     shift = torch.where(finite_peak, -exponent, torch.zeros_like(exponent))
     return x * torch.pow(2.0, shift.double()).to(x.dtype)

@@ -8,7 +8,7 @@ import torch
 
 from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.flatness import flat_reason
-from bridgeeval.metrics.gemm import dot_error_bound
+from bridgeeval.metrics.gemm import FLOAT32_SAFE_EXPONENT, dot_error_bound
 from bridgeeval.metrics.neighbours import knn_indices
 from bridgeeval.metrics.overlap import mnno_chance, mnno_from_indices
 from bridgeeval.metrics.scaling import range_exponent, scale_down_
@@ -250,7 +250,7 @@ def _distances(prod: torch.Tensor, scale: torch.Tensor, metric: str) -> torch.Te
 
 def _in_float32_range(norms: torch.Tensor) -> torch.Tensor:
     """Rows whose float32 copies and products neither overflow nor lose relative precision."""
-    return (norms >= 2.0**-40) & (norms <= 2.0**40)
+    return (norms >= 2.0**-FLOAT32_SAFE_EXPONENT) & (norms <= 2.0**FLOAT32_SAFE_EXPONENT)
 
 
 def recall_at_k(mapped: torch.Tensor, target: torch.Tensor, k: int, metric: str = "cosine",
