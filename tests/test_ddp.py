@@ -64,6 +64,23 @@ def test_padded_repeats_count_once_and_order_is_restored():
     assert order.tolist() == [1, 4, 2, 5, 0]  # the first occurrence of each repeated item
 
 
+@pytest.mark.parametrize("batches", [
+    [range(0, 32), range(32, 64), range(64, 101)],  # in item order: the batches serve as they are
+    [range(64, 101), range(0, 32), [0, 5, 99], range(32, 64)],  # shuffled, items repeated
+])
+def test_one_process_report_in_any_batch_order_is_the_ordered_sets_report(batches):
+    """One process: batches in item order are used without reordering (Y read from the cache),
+    batches out of order or with repeated items are put in order first; both give the report of
+    the ordered sets computed from scratch, every key exactly."""
+    x, y, f = _sets(101)
+    metric = MeanNearestNeighborOverlap(k=10, metric="cosine")
+    metric.cache_reference(knn_indices(x, 10, "cosine"), knn_indices(y, 10, "cosine"), y, inputs=x)
+    for rows in batches:
+        rows = torch.tensor(list(rows))
+        metric.update(x[rows], y[rows], f[rows], rows)
+    assert metric.compute() == cross_modal_report(x, y, f, k=10, metric="cosine")
+
+
 def _validate(tmp_path, name: str, n_items: int, *overrides: str) -> dict:
     import subprocess
     import sys

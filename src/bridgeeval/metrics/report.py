@@ -10,7 +10,7 @@ from bridgeeval.errors import BridgeEvalError
 from bridgeeval.metrics.flatness import flat_reason
 from bridgeeval.metrics.gemm import FLOAT32_SAFE_EXPONENT, dot_error_bound
 from bridgeeval.metrics.neighbours import knn_indices
-from bridgeeval.metrics.overlap import mnno_chance, mnno_from_indices
+from bridgeeval.metrics.overlap import mnno_chance, nn_overlap
 from bridgeeval.metrics.scaling import range_exponent, scale_down_
 from bridgeeval.metrics.validation import as_tensor, check_k, check_metric, check_paired
 
@@ -30,21 +30,23 @@ _RANK_BLOCK = 2048
 
 
 class TargetSide:
-    """What the report derives from the targets alone: their float64 copy, R^2's total sum of
-    squares and retrieval's per-target scale. A validation set's targets never change during
-    training, so the hook computes these once (``CrossModalReport.cache_reference``); the report's
-    values are the same with or without them."""
+    """What the report derives from the targets alone: their float64 and float32 copies, R^2's
+    total sum of squares and retrieval's per-target scale. A validation set's targets never change
+    during training, so the hook computes these once (``CrossModalReport.cache_reference``); the
+    report's values are the same with or without them."""
 
     def __init__(self, y, metric: str = "cosine"):
         check_metric(metric)
         self.metric = metric
         self.y64 = as_tensor(y, "target").double()
+        self.y32 = self.y64.float()  # retrieval's products (used only where float32 holds them)
         centred = self.y64 - self.y64.mean(dim=0)
         self.ss_tot = centred.mul_(centred).sum(dim=0)
         self.retrieval_scale = _retrieval_scale(self.y64, metric)
 
-    def fits(self, y: torch.Tensor, metric: str) -> bool:
-        return metric == self.metric and tuple(y.shape) == tuple(self.y64.shape) and y.device == self.y64.device
+    def fits(self, shape: tuple[int, ...], metric: str, device: torch.device) -> bool:
+        """Whether these are the targets of a report of ``shape`` (Y's) under ``metric`` on ``device``."""
+        return metric == self.metric and tuple(shape) == tuple(self.y64.shape) and device == self.y64.device
 
 
 def cross_modal_report(
@@ -92,9 +94,11 @@ def cross_modal_report(
     check_k(k, n, include_self)
     undefined = undefined_keys({"input": x, "target": y, "mapped": mapped}, metric, flat)  # in their own dtypes
     dev = mapped.device
-    # One float64 copy of each set serves every measure below.
     y = y.to(dev)
-    if targets is not None and not targets.fits(y, metric):
+    # Each set is searched in its own dtype (its float64 copy has the same lists, and float32 is half
+    # the reading); one float64 copy of Y and f(X) serves every other measure below.
+    searched = {"input": x, "target": y, "mapped": mapped}
+    if targets is not None and not targets.fits(y.shape, metric, y.device):
         raise BridgeEvalError(f"cached targets are {tuple(targets.y64.shape)} ({targets.metric}), "
                               f"the report's {tuple(y.shape)} ({metric})")
     y = targets.y64 if targets is not None else y.double()
@@ -105,12 +109,8 @@ def cross_modal_report(
     if exponent:  # copies: y may be the cached targets
         y, mapped, targets = scale_down_(y.clone(), exponent), scale_down_(mapped.clone(), exponent), None
     cached = neighbours or {}
-    idx = {
-        "input": cached.get("input"),
-        "target": cached.get("target"),
-        "mapped": cached.get("mapped"),
-    }
-    for name, t in (("input", x), ("target", y), ("mapped", mapped)):
+    idx = {name: cached.get(name) for name in searched}
+    for name, t in searched.items():
         if idx[name] is None:
             idx[name] = knn_indices(t.to(dev), k, metric, include_self, name=name)  # checks t too
         else:
@@ -122,12 +122,10 @@ def cross_modal_report(
     diff = mapped - y
     sq_err = diff.mul_(diff)
     report = {
-        "mnno_input_mapped": mnno_from_indices(idx["input"], idx["mapped"]),
-        "mnno_target_mapped": mnno_from_indices(idx["target"], idx["mapped"]),
-        "mnno_input_target": mnno_from_indices(idx["input"], idx["target"]),
+        **_pair_mnnos(idx),
         "mse": _in_data_units(_mean(sq_err), 2 * exponent),
         "r2": r2_score(mapped, y, sq_err, None if targets is None else targets.ss_tot),
-        "recall_at_k": recall_at_k(mapped, y, k, metric, None if targets is None else targets.retrieval_scale),
+        "recall_at_k": recall_at_k(mapped, y, k, metric, targets),
         "hubness": hubness(idx["mapped"], n),
         "mnno_chance": mnno_chance(n, k, include_self),  # what the three mNNOs read against
     }
@@ -135,6 +133,16 @@ def cross_modal_report(
     if reasons is not None:
         reasons.update(undefined)
     return report
+
+
+def _pair_mnnos(idx: dict[str, torch.Tensor]) -> dict[str, float]:
+    """mNNO of the three pairs from one overlap pass over their stacked lists (each value equals
+    :func:`~bridgeeval.metrics.overlap.mnno_from_indices` of its pair: integer counts sum exactly in float64)."""
+    pairs = (("input", "mapped"), ("target", "mapped"), ("input", "target"))
+    n, k = idx["input"].shape
+    shared = nn_overlap(torch.cat([idx[a] for a, _ in pairs]), torch.cat([idx[b] for _, b in pairs]))
+    means = (shared.view(len(pairs), n).double().mean(dim=1) / k).tolist()
+    return {f"mnno_{a}_{b}": value for (a, b), value in zip(pairs, means, strict=True)}
 
 
 def undefined_keys(sets: dict[str, torch.Tensor], metric: str, known: dict[str, str | None] | None = None) -> dict[str, str]:
@@ -198,22 +206,23 @@ def _retrieval_scale(t: torch.Tensor, metric: str) -> torch.Tensor:
 
 
 def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str,
-                    target_scale: torch.Tensor | None = None) -> torch.Tensor:
+                    side: TargetSide | None = None) -> torch.Tensor:
     """Rank of the paired target among all targets for each query (0 = nearest; ties by index),
-    as float64 distances rank them. ``target_scale`` may pass what the ranking derives from the
-    targets alone (``TargetSide``).
+    as float64 distances rank them. ``side`` may pass what the ranking derives from the targets
+    alone (:class:`TargetSide` of these ``targets``).
 
     float32 products decide every pair they can: a target whose float32 distance lies more than
     twice the float32 error bound from the paired one's is on the same side of it in float64. A
     query with any pair inside that band (a tie, a duplicate target) is ranked in float64 whole.
     """
-    q, t = queries.double(), targets.double()
-    scale = _retrieval_scale(t, metric) if target_scale is None else target_scale  # -1/|t|, or |t|^2
+    q = queries.double()
+    t = targets.double() if side is None else side.y64
+    scale = _retrieval_scale(t, metric) if side is None else side.retrieval_scale  # -1/|t|, or |t|^2
     ranks = torch.empty(len(q), dtype=torch.long, device=q.device)
     q_norms = q.norm(dim=1)
     t_norms = -1.0 / scale if metric == "cosine" else scale.sqrt()  # |t| from the scale: one pass fewer
     decides = bool(_in_float32_range(q_norms).all() and _in_float32_range(t_norms).all())
-    q32, t32 = (q.float(), t.float()) if decides else (None, None)
+    q32, t32 = (q.float(), t.float() if side is None else side.y32) if decides else (None, None)
     # |float32 <q, t> - <q, t>| <= gamma |q| |t|; distances scale it by 1/|t|, or by 2.
     gamma = dot_error_bound(q.shape[1])
     band = 2.0 * gamma * (1.0 + 1e-6) * q_norms * (1.0 if metric == "cosine" else 2.0 * float(t_norms.max()))
@@ -254,9 +263,9 @@ def _in_float32_range(norms: torch.Tensor) -> torch.Tensor:
 
 
 def recall_at_k(mapped: torch.Tensor, target: torch.Tensor, k: int, metric: str = "cosine",
-                target_scale: torch.Tensor | None = None) -> float:
+                side: TargetSide | None = None) -> float:
     """Fraction of items whose own target is among the k targets nearest to the mapped vector."""
-    return float((retrieval_ranks(mapped, target, metric, target_scale) < k).double().mean())
+    return float((retrieval_ranks(mapped, target, metric, side) < k).double().mean())
 
 
 def hubness(neighbour_idx: torch.Tensor, n: int) -> float:

@@ -83,12 +83,19 @@ class CrossModalReport(Metric):
             return self._compute()
 
     def _compute(self) -> dict[str, float]:
-        order = first_of_each(dim_zero_cat(self.index))
-        x, y, f = (dim_zero_cat(s)[order] for s in (self.inputs, self.targets, self.mapped))
+        index = dim_zero_cat(self.index)
+        # None where the batches already are in item order, each once (one process, no shuffling).
+        order = None if bool((index[1:] > index[:-1]).all()) else first_of_each(index)
+        x, f = (_in_order(s, order) for s in (self.inputs, self.mapped))
+        shape = (len(x), (self.targets[0] if isinstance(self.targets, list) else self.targets).shape[-1])
+        targets = self._targets if self._targets is not None and self._targets.fits(
+            shape, self.metric, f.device) else None
+        # The report reads cached targets rather than y: y is gathered only where another reads it.
+        reads_y = targets is None or bool(self.alignment) or self.retrieval
+        y = _in_order(self.targets, order) if reads_y else targets.y64
         lists = dict(self._cached)
         if self.alignment:  # f(X)'s neighbours searched once for the report and the measures
             lists["mapped"] = knn_indices(f, self.k, self.metric, self.include_self, name="mapped")
-        targets = self._targets if self._targets is not None and self._targets.fits(y, self.metric) else None
         report = cross_modal_report(x, y, f, k=self.k, metric=self.metric, include_self=self.include_self,
                                     neighbours=lists, targets=targets, flat=self._flat if targets is not None else None)
         if self.alignment:
@@ -133,6 +140,13 @@ class ItemMean(Metric):
 
 # The name of earlier versions (it returns seven values, not one mNNO).
 MeanNearestNeighborOverlap = CrossModalReport
+
+
+def _in_order(batches: list[torch.Tensor] | torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
+    """The batches (one tensor once synced across processes) in item order (:func:`first_of_each`;
+    None: as they are)."""
+    rows = dim_zero_cat(batches)
+    return rows if order is None else rows[order]
 
 
 def first_of_each(index: torch.Tensor) -> torch.Tensor:
