@@ -166,15 +166,18 @@ def brute_retrieval_ranks(q, t, metric):
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_retrieval_ranks_equal_brute_force_where_float32_decides_and_where_it_cannot(metric, dtype, monkeypatch):
-    """float32 products rank every pair outside the error band around the paired target; queries
-    with a pair inside it (duplicate targets, a query equal to its target, one equal to another's)
-    are ranked in float64 whole. Sets at 1e-30 are outside float32's safe range: float64 throughout."""
+    """float32 products rank every pair outside the error band around the paired target; the pairs
+    inside it (duplicate targets, a query equal to its target, one equal to another's) are placed
+    by float64 products of those pairs, or of whole rows where they are too many. Sets at 1e-30 are
+    outside float32's safe range: float64 throughout."""
     from bridgeeval.metrics import report
 
-    recomputed = []
-    ranks64 = report._ranks64
+    in_band, whole = [], []
+    band_ranks, ranks64 = report._ranks_in_band, report._ranks64
+    monkeypatch.setattr(report, "_ranks_in_band", lambda q, t, m, s, rows, near, below: (
+        in_band.append(int(near.sum())), band_ranks(q, t, m, s, rows, near, below))[1])
     monkeypatch.setattr(report, "_ranks64",
-                        lambda q, t, m, s, rows: (recomputed.append(len(rows)), ranks64(q, t, m, s, rows))[1])
+                        lambda q, t, m, s, rows: (whole.append(len(rows)), ranks64(q, t, m, s, rows))[1])
     rng = np.random.default_rng(5)
     t = rng.normal(size=(300, 40))
     t[[5, 9, 100]] = t[7]
@@ -182,10 +185,36 @@ def test_retrieval_ranks_equal_brute_force_where_float32_decides_and_where_it_ca
     q[50], q[60], q[61] = t[50], t[7], t[9]
     q, t = q.astype(dtype), t.astype(dtype)
     expected = brute_retrieval_ranks(q, t, metric)
-    np.testing.assert_array_equal(report.retrieval_ranks(torch.from_numpy(q), torch.from_numpy(t), metric).numpy(), expected)
-    assert 0 < sum(recomputed) < 30  # the tied queries only
-    recomputed.clear()
+    ranks = lambda: report.retrieval_ranks(torch.from_numpy(q), torch.from_numpy(t), metric).numpy()  # noqa: E731
+    np.testing.assert_array_equal(ranks(), expected)
+    assert 0 < sum(in_band) < 60 and whole == []  # the tied queries' few pairs only
+    monkeypatch.setattr(report, "_BAND_ELEMENTS", 40)  # one pair at a time: whole rows instead
+    np.testing.assert_array_equal(ranks(), expected)
+    assert 0 < sum(whole) < 30
+    whole.clear()
     q, t = q * dtype(1e-30), t * dtype(1e-30)
     tiny = report.retrieval_ranks(torch.from_numpy(q), torch.from_numpy(t), metric).numpy()
     np.testing.assert_array_equal(tiny, brute_retrieval_ranks(q, t, metric))
-    assert sum(recomputed) == len(q)
+    assert sum(whole) == len(q)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_retrieval_ranks_of_a_least_squares_map_on_the_built_in_set(metric, monkeypatch):
+    """Real image features are close to one another: half of 128 held-out queries of a least-squares
+    map have targets inside the float32 band (the hook met this every epoch). Their pairs are placed
+    in float64 and the ranks equal the brute force from differences."""
+    from bridgeeval.data import builtin
+    from bridgeeval.metrics import report
+
+    data = builtin.load_imagenet1k()
+    x, y = data.text.astype(np.float64), data.image.astype(np.float64)
+    design = np.c_[x, np.ones(len(x))]
+    weights = np.linalg.lstsq(design[128:], y[128:], rcond=None)[0]
+    mapped, targets = (design[:128] @ weights).astype(np.float32), y[:128].astype(np.float32)
+    in_band = []
+    band_ranks = report._ranks_in_band
+    monkeypatch.setattr(report, "_ranks_in_band", lambda q, t, m, s, rows, near, below: (
+        in_band.append(len(rows)), band_ranks(q, t, m, s, rows, near, below))[1])
+    got = report.retrieval_ranks(torch.from_numpy(mapped), torch.from_numpy(targets), metric).numpy()
+    np.testing.assert_array_equal(got, brute_retrieval_ranks(mapped, targets, metric))
+    assert sum(in_band) >= 10

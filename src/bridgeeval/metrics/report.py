@@ -27,6 +27,7 @@ REPORT_KEYS = (
 # The values that depend on the neighbour metric (cosine, euclidean); MSE and R^2 do not.
 NEIGHBOUR_KEYS = ("mnno_input_mapped", "mnno_target_mapped", "mnno_input_target", "recall_at_k", "hubness")
 _RANK_BLOCK = 2048
+_BAND_ELEMENTS = 1 << 22  # float64 elements of the pairs retrieval rescores at once (32 MiB)
 
 
 class TargetSide:
@@ -212,8 +213,9 @@ def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str,
     alone (:class:`TargetSide` of these ``targets``).
 
     float32 products decide every pair they can: a target whose float32 distance lies more than
-    twice the float32 error bound from the paired one's is on the same side of it in float64. A
-    query with any pair inside that band (a tie, a duplicate target) is ranked in float64 whole.
+    twice the float32 error bound from the paired one's is on the same side of it in float64. The
+    targets inside that band (a tie, a duplicate target, a near one) are placed by float64 products
+    of those pairs alone; a query with very many of them is ranked from float64 products whole.
     """
     q = queries.double()
     t = targets.double() if side is None else side.y64
@@ -237,11 +239,32 @@ def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str,
         own = dist[rows, rows + start].unsqueeze(1)
         width = band[start:stop].unsqueeze(1)
         ranks[start:stop] = (dist < own - width).sum(dim=1)
-        unsure = ((dist - own).abs_() <= width).sum(dim=1) > 1  # the paired target is always in its band
+        near = (dist - own).abs_() <= width
+        unsure = near.sum(dim=1) > 1  # the paired target is always in its band
         if bool(unsure.any()):
-            rows = unsure.nonzero().squeeze(1) + start
-            ranks[rows] = _ranks64(q, t, metric, scale, rows)
+            rows = unsure.nonzero().squeeze(1)
+            rows = rows + start
+            ranks[rows] = _ranks_in_band(q, t, metric, scale, rows, near[rows - start], ranks[rows])
     return ranks
+
+
+def _ranks_in_band(q: torch.Tensor, t: torch.Tensor, metric: str, scale: torch.Tensor, rows: torch.Tensor,
+                   near: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
+    """The ranks of ``rows``: the ``below`` targets float32 places before the paired one, and those
+    inside the band (``near``) that float64 distances put before it (ties to the lower index), from
+    float64 products of those pairs; from whole rows of float64 products where the pairs are too
+    many (a set of duplicates)."""
+    local, cols = near.nonzero(as_tuple=True)
+    if len(cols) * q.shape[1] > _BAND_ELEMENTS:
+        return _ranks64(q, t, metric, scale, rows)
+    queries = rows[local]
+    prod = (q[queries] * t[cols]).sum(dim=1)
+    dist = prod.mul_(scale[cols]) if metric == "cosine" else scale[cols] - 2.0 * prod
+    own = torch.empty(len(rows), dtype=dist.dtype, device=dist.device)
+    paired = cols == queries
+    own[local[paired]] = dist[paired]
+    before = (dist < own[local]) | ((dist == own[local]) & (cols < queries))
+    return below + torch.bincount(local[before], minlength=len(rows))
 
 
 def _ranks64(q: torch.Tensor, t: torch.Tensor, metric: str, scale: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
