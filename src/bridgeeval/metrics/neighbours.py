@@ -339,7 +339,8 @@ def _one_block_knn(x: torch.Tensor, k: int, metric: str, include_self: bool) -> 
         alpha, beta = 1.0, np.zeros(n, np.float32)
     else:
         gram, alpha, beta = _symmetric_gram(x32), 2.0, squares.astype(np.float32)
-    ids = _duplicate_ids(values, torch.from_numpy(squares))
+    ordered = np.sort(squares)  # no two norms alike (the usual case): no identical rows, and no torch calls
+    ids = _duplicate_ids(values, torch.from_numpy(squares)) if (ordered[1:] == ordered[:-1]).any() else None
     c = min(n if include_self else n - 1, k + _margin(k))
     out, unresolved, kth = selection.one_block(
         gram, alpha, beta, values.numpy(), squares, norms, tol2, ids, k, c, include_self, cosine,
