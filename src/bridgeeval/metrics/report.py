@@ -242,9 +242,9 @@ def retrieval_ranks(queries: torch.Tensor, targets: torch.Tensor, metric: str,
         near = (dist - own).abs_() <= width
         unsure = near.sum(dim=1) > 1  # the paired target is always in its band
         if bool(unsure.any()):
-            rows = unsure.nonzero().squeeze(1)
-            rows = rows + start
-            ranks[rows] = _ranks_in_band(q, t, metric, scale, rows, near[rows - start], ranks[rows])
+            local = unsure.nonzero().squeeze(1)
+            rows = local + start
+            ranks[rows] = _ranks_in_band(q, t, metric, scale, rows, near[local], ranks[rows])
     return ranks
 
 
