@@ -163,9 +163,22 @@ def brute_retrieval_ranks(q, t, metric):
     return np.array([int(np.flatnonzero(np.lexsort((order, row)) == i)[0]) for i, row in enumerate(dist)])
 
 
+@pytest.fixture(params=["numba", "torch"])
+def band_products(request, monkeypatch):
+    """Retrieval's in-band pairs rescored by the numba kernel, or by torch's gather (numba missing)."""
+    from bridgeeval.metrics import selection
+
+    if request.param == "numba":
+        assert selection.available()  # loaded: the kernel serves any amount of work
+    else:
+        monkeypatch.setattr(selection, "pair_dots", lambda *args: None)
+    return request.param
+
+
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_retrieval_ranks_equal_brute_force_where_float32_decides_and_where_it_cannot(metric, dtype, monkeypatch):
+def test_retrieval_ranks_equal_brute_force_where_float32_decides_and_where_it_cannot(metric, dtype, monkeypatch,
+                                                                                      band_products):
     """float32 products rank every pair outside the error band around the paired target; the pairs
     inside it (duplicate targets, a query equal to its target, one equal to another's) are placed
     by float64 products of those pairs, or of whole rows where they are too many. Sets at 1e-30 are
@@ -199,7 +212,7 @@ def test_retrieval_ranks_equal_brute_force_where_float32_decides_and_where_it_ca
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_retrieval_ranks_of_a_least_squares_map_on_the_built_in_set(metric, monkeypatch):
+def test_retrieval_ranks_of_a_least_squares_map_on_the_built_in_set(metric, monkeypatch, band_products):
     """Real image features are close to one another: half of 128 held-out queries of a least-squares
     map have targets inside the float32 band (the hook met this every epoch). Their pairs are placed
     in float64 and the ranks equal the brute force from differences."""

@@ -98,8 +98,8 @@ def columns_pass(block, alpha, beta, row0, col0, values, indices, threads):
 
 
 @_compiled(fastmath={"reassoc", "contract"})
-def pair_dots(x, rows, cand, out):
-    """``out[r, t] = <x[rows[r]], x[cand[r, t]]>`` in float64, the rows read in place. Reassociation
+def pair_dots(x, rows, y, cand, out):
+    """``out[r, t] = <x[rows[r]], y[cand[r, t]]>`` in float64, the rows read in place. Reassociation
     lets the sum vectorise; the products of float32 values are exact in float64, and a float64 sum
     in any order is within (d - 1) u64 sum |x_i y_i|, as a float64 GEMM's is."""
     n_rows, width = cand.shape
@@ -107,7 +107,7 @@ def pair_dots(x, rows, cand, out):
     for r in numba.prange(n_rows):
         q = x[rows[r]]
         for t in range(width):
-            v = x[cand[r, t]]
+            v = y[cand[r, t]]
             total = 0.0
             for i in range(dim):
                 total += np.float64(q[i]) * np.float64(v[i])

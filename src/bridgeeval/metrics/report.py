@@ -7,6 +7,7 @@ import math
 import torch
 
 from bridgeeval.errors import BridgeEvalError
+from bridgeeval.metrics import selection
 from bridgeeval.metrics.flatness import flat_reason
 from bridgeeval.metrics.gemm import FLOAT32_SAFE_EXPONENT, dot_error_bound
 from bridgeeval.metrics.neighbours import knn_indices
@@ -258,7 +259,8 @@ def _ranks_in_band(q: torch.Tensor, t: torch.Tensor, metric: str, scale: torch.T
     if len(cols) * q.shape[1] > _BAND_ELEMENTS:
         return _ranks64(q, t, metric, scale, rows)
     queries = rows[local]
-    prod = (q[queries] * t[cols]).sum(dim=1)
+    dots = selection.pair_dots(q, queries, cols.unsqueeze(1), t)  # read in place where numba serves
+    prod = dots.squeeze(1) if dots is not None else (q[queries] * t[cols]).sum(dim=1)
     dist = prod.mul_(scale[cols]) if metric == "cosine" else scale[cols] - 2.0 * prod
     own = torch.empty(len(rows), dtype=dist.dtype, device=dist.device)
     paired = cols == queries

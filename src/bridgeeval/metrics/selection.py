@@ -51,19 +51,24 @@ def _size_numba_pool(threads: int) -> None:
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
 
 
-def pair_dots(x: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor) -> torch.Tensor | None:
-    """float64 ``[R, c]`` dot products of ``x[rows[r]]`` with ``x[cand[r, t]]``, read in place (no
-    gathered float64 copies of the candidates: 10x faster than ``index_select`` and ``bmm`` for the
-    rescoring of a 10,000 x 2,048 search); None where the kernel cannot take ``x`` (not a contiguous
-    float32 or float64 CPU tensor, or numba missing): the caller computes them itself."""
-    usable = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
+def pair_dots(x: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor, y: torch.Tensor | None = None
+              ) -> torch.Tensor | None:
+    """float64 ``[R, c]`` dot products of ``x[rows[r]]`` with ``y[cand[r, t]]`` (``y``: ``x`` where
+    not given), read in place (no gathered float64 copies of the candidates: 10x faster than
+    ``index_select`` and ``bmm`` for the rescoring of a 10,000 x 2,048 search); None where the
+    kernel cannot take the sets (not contiguous float32 or float64 CPU tensors of one dtype, or
+    numba missing): the caller computes them itself."""
+    y = x if y is None else y
+    usable = all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous()
+                 for t in (x, y)) and x.dtype == y.dtype
     # numba's import only for work that repays it, or once it is loaded anyway:
     # the validation hook's small searches keep torch's gather.
     worth = _kernels is not None or cand.numel() * x.shape[1] >= _PAIR_DOTS_MIN_WORK
     if not (usable and worth and available()):
         return None
     out = np.empty(tuple(cand.shape), dtype=np.float64)
-    _kernels.pair_dots(x.detach().numpy(), rows.contiguous().numpy(), cand.contiguous().numpy(), out)
+    _kernels.pair_dots(x.detach().numpy(), rows.contiguous().numpy(), y.detach().numpy(),
+                       cand.contiguous().numpy(), out)
     return torch.from_numpy(out)
 
 
