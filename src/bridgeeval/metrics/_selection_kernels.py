@@ -1,6 +1,6 @@
 """The numba kernels of the exact search: the running selection of :mod:`bridgeeval.metrics.selection`
 and the float64 rescoring of chosen pairs (``pair_dots``) of :mod:`bridgeeval.metrics.neighbours`
-(imported on first use: importing numba costs about 0.3 s)."""
+and of retrieval's ranking (imported on first use: importing numba costs about 0.3 s)."""
 
 from __future__ import annotations
 
