@@ -61,8 +61,8 @@ def pair_dots(x: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor, y: torch.
     y = x if y is None else y
     usable = all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous()
                  for t in (x, y)) and x.dtype == y.dtype
-    # numba's import only for work that repays it, or once it is loaded anyway:
-    # the validation hook's small searches keep torch's gather.
+    # numba's import only for work that repays it, or once it is loaded anyway (by any search
+    # on the CPU's numba route): small work in a process without it keeps torch's gather.
     worth = _kernels is not None or cand.numel() * x.shape[1] >= _PAIR_DOTS_MIN_WORK
     if not (usable and worth and available()):
         return None
