@@ -62,6 +62,14 @@ def _claim_then_die(url: str) -> None:
     os._exit(9)
 
 
+def _claim_suggest_one_then_die(url: str) -> None:
+    """A worker killed between two suggest calls: its trial holds part of its point."""
+    study = optuna.load_study(study_name="s", storage=open_storage(url))
+    trial = co.claim_next(study)
+    trial.suggest_categorical("optimizer.lr", [0.01, 0.001])
+    os._exit(9)
+
+
 def _fill_two_then_die(url: str) -> None:
     """A study creator killed while filling the grid, holding the study lock."""
     study = optuna.create_study(study_name="s", storage=open_storage(url))
@@ -148,6 +156,32 @@ def test_point_claimed_by_a_killed_worker_runs_again_and_first(tmp_path):
     assert len(points) == 6 and len(set(points)) == 6
     run_sweep(tmp_path, *args)
     assert len(study_of(url).trials) == 9  # 6 points + the 3 lost; reruns add nothing
+
+
+def test_a_point_half_suggested_is_neither_enqueued_again_nor_retried_as_half(tmp_path):
+    """A worker between two suggest calls holds a trial with part of its point in ``params``:
+    another worker's repair must not take that point for missing (it did, and enqueued it again:
+    a grid point queued twice), and a worker killed there is retried with its whole point."""
+    url = f"journal:///{tmp_path}/j.log"
+    grid = the_grid()
+    study = optuna.create_study(study_name="s", storage=open_storage(url))
+    co.repair(study, grid, grace_period=300, max_retries=2)
+    trial = co.claim_next(study)
+    trial.suggest_categorical("optimizer.lr", [0.01, 0.001])
+    other = optuna.load_study(study_name="s", storage=open_storage(url))  # another worker's view
+    assert len(other.trials[trial.number].params) == 1  # the half-suggested state, as others see it
+    assert not co.needs_repair(other.trials, grid, grace_period=300, max_retries=2)
+    assert co.repair(other, grid, grace_period=300, max_retries=2) == []
+    assert len(other.trials) == 6
+
+    assert in_child(_claim_suggest_one_then_die, url) == 9
+    actions = co.repair(other, grid, grace_period=300, max_retries=2)
+    trials = study_of(url).trials
+    lost, retry = next(t for t in trials if t.state == TrialState.FAIL), trials[-1]
+    n = lost.number
+    assert [a.split(" (")[0] for a in actions] == [f"trial {n} lost", f"trial {n} requeued"]  # nothing enqueued
+    assert len(trials) == 7 and retry.user_attrs[co.RETRY_OF] == lost.number
+    assert retry.system_attrs["fixed_params"] == grid[lost.number]  # the whole point, not the half
 
 
 @pytest.mark.slow

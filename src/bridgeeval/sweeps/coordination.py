@@ -67,8 +67,10 @@ def trial_id(study: optuna.Study, number: int) -> int:
 
 
 def point_of(trial: FrozenTrial) -> dict:
-    """The parameters a trial runs: suggested ones, or the enqueued ones before the job started."""
-    return dict(trial.params or trial.system_attrs.get("fixed_params") or {})
+    """The parameters a trial runs: the enqueued point (grid points, retries), else the suggested
+    ones. The enqueued point comes first: a worker between two suggest calls holds a trial with
+    only part of it in ``params``, and that part is no grid point (read so, it was enqueued again)."""
+    return dict(trial.system_attrs.get("fixed_params") or trial.params or {})
 
 
 def point_key(params: dict) -> tuple:
