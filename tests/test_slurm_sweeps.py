@@ -103,15 +103,21 @@ def test_array_workers_share_a_postgresql_study_and_survive_kill_9(tmp_path, clu
     wait_for(lambda: not [j for j in cluster.jobs() if j.startswith(f"{array}_")], what="the workers to end")
     study = study_of(postgres, name)
     points = completed_points(study)
-    assert len(points) == 6 and len(set(points)) == 6, [(t.number, t.state, t.user_attrs) for t in study.trials]
+    assert len(points) == 6 and len(set(points)) == 6, summary(study)
+    assert len(study.trials) == 7, summary(study)  # the 6 points and the lost one: nothing queued twice
     lost = study.trials[victim.number]
     assert lost.state == TrialState.FAIL and "no heartbeat: its worker" in lost.user_attrs["error"]
     # The surviving worker reran the lost point; a resubmitted worker finds nothing left to do.
     again = submit("0")
     wait_for(lambda: not [j for j in cluster.jobs() if j.startswith(f"{again}_")], what="the resubmitted worker")
-    assert len(study_of(postgres, name).trials) == 7
+    assert len(study_of(postgres, name).trials) == 7, summary(study_of(postgres, name))
     log = Path(tmp_path / f"worker-{again}_0.out").read_text()
     assert "6/6 trials done" in log and "Traceback" not in log
+
+
+def summary(study) -> list:
+    """What a failed assertion shows of a study: each trial's number, state, point and retry link."""
+    return [(t.number, t.state.name, co.point_of(t), t.user_attrs.get(co.RETRY_OF)) for t in study.trials]
 
 
 def test_a_request_no_node_can_satisfy_stops_the_driver_with_one_line(tmp_path, cluster):
