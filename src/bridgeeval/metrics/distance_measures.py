@@ -46,7 +46,7 @@ def distance_correlation(a, b) -> float:
     var_a, var_b = _double_centred(s["aa"], s["row_a"], s["row_a"]), _double_centred(s["bb"], s["row_b"], s["row_b"])
     if not (var_a > 0 and var_b > 0):
         return float("nan")
-    return math.sqrt(max(0.0, cov / math.sqrt(var_a * var_b)))
+    return math.sqrt(min(1.0, max(0.0, cov / math.sqrt(var_a * var_b))))  # in [0, 1] but for rounding
 
 
 def rsm_norm_difference(a, b) -> float:
@@ -90,7 +90,7 @@ def rsa_whitened(ra: Representation, rb: Representation, method: str = "cosine")
         return value
 
     ab, aa, bb = inner("a", "b"), inner("a", "a"), inner("b", "b")
-    return ab / math.sqrt(aa * bb) if aa > 0 and bb > 0 else float("nan")
+    return min(1.0, max(-1.0, ab / math.sqrt(aa * bb))) if aa > 0 and bb > 0 else float("nan")  # a cosine
 
 
 def _distances(x: torch.Tensor, sq: torch.Tensor | None, i0: int, i1: int, j0: int, j1: int) -> torch.Tensor:

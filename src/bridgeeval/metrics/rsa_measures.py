@@ -139,7 +139,8 @@ def _streamed(ra: Representation, rb: Representation, metric: str, centred: bool
         var_b = sbb + 2.0 * shift_b * sb + m * shift_b * shift_b
     if var_a <= 0 or var_b <= 0:
         return float("nan")  # every pair at the same distance in one set (or at 0, for the cosine)
-    return cov / math.sqrt(var_a * var_b)
+    # A cosine, in [-1, 1]: rounding put a scaled copy's at 1 + 2^-52 (and atanh of it is NaN).
+    return min(1.0, max(-1.0, cov / math.sqrt(var_a * var_b)))
 
 
 def _shifted_sums(ra: Representation, rb: Representation, metric: str):
