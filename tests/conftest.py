@@ -50,14 +50,6 @@ def brute_knn(x, k: int, metric: str = "cosine", include_self: bool = False) -> 
     """float64 full distance matrix, sorted by (distance, index): the reference for knn_indices."""
     x = np.asarray(x, dtype=np.float64)
     if metric == "cosine":
-        # Integer rows by their gcd first: rows of one direction then normalise to the same bits
-        # (distance exactly 0), whatever the platform's rounding of the norms (x / |x| alone gave
-        # [3, 3] and [2, 2] last bits apart on one CPU and not on another).
-        whole = (x == np.round(x)).all(axis=1) & (np.abs(x).max(axis=1) < 2.0**53)
-        divisor = np.gcd.reduce(np.abs(x[whole]).astype(np.int64), axis=1) if whole.any() else None
-        if divisor is not None:
-            x = x.copy()
-            x[whole] /= np.maximum(divisor, 1)[:, None]
         xn = x / np.linalg.norm(x, axis=1, keepdims=True)
         dist = 0.5 * ((xn[:, None, :] - xn[None, :, :]) ** 2).sum(-1)
     else:
