@@ -24,6 +24,28 @@ def use_route(route: str, monkeypatch) -> None:
         monkeypatch.setattr(neighbours, "_dense_route", lambda space: route == "dense")
 
 
+def test_norms_are_correctly_rounded_roots():
+    """The search's float64 norms are IEEE roots (math.sqrt's). torch's CPU sqrt is within 0.5001
+    ulp: on an AVX-512 machine it gave sqrt(0.5) and 0.7% of random roots one ulp off."""
+    from bridgeeval.metrics.neighbours import ieee_sqrt
+
+    values = torch.cat([torch.tensor([0.5, 2.0, 8.0, 18.0, 1e-300, 0.0]), 10 * torch.rand(20000, dtype=torch.float64)])
+    assert ieee_sqrt(values).tolist() == [math.sqrt(v) for v in values.tolist()]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("include_self", [False, True])
+def test_rows_of_one_direction_rank_as_the_brute_force_does_on_every_route(route, include_self, monkeypatch):
+    """[1, 1], [2, 2], [4, 4] normalise to the same bits, [3, 3] one bit away (IEEE float64): the
+    routes agree with the brute force (the general route, on torch's roots, tied all four)."""
+    use_route(route, monkeypatch)
+    rng = np.random.default_rng(1)
+    x = rng.integers(1, 4, size=(200, 2)).astype(float)
+    x[:4] = [[2.0, 2.0], [3.0, 3.0], [1.0, 1.0], [4.0, 4.0]]
+    got = knn_indices(x, 5, "cosine", include_self).numpy()
+    np.testing.assert_array_equal(got, brute_knn(x, 5, "cosine", include_self))
+
+
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 @pytest.mark.parametrize("include_self", [False, True])
 @pytest.mark.parametrize("k", [1, 3, 10])
