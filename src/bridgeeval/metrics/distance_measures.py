@@ -90,7 +90,10 @@ def rsa_whitened(ra: Representation, rb: Representation, method: str = "cosine")
         return value
 
     ab, aa, bb = inner("a", "b"), inner("a", "a"), inner("b", "b")
-    return min(1.0, max(-1.0, ab / math.sqrt(aa * bb))) if aa > 0 and bb > 0 else float("nan")  # a cosine
+    if not (aa > 0 and bb > 0):
+        return float("nan")
+    r = ab / math.sqrt(aa * bb)  # a cosine, in [-1, 1] but for rounding
+    return r if math.isnan(r) else min(1.0, max(-1.0, r))
 
 
 def _distances(x: torch.Tensor, sq: torch.Tensor | None, i0: int, i1: int, j0: int, j1: int) -> torch.Tensor:

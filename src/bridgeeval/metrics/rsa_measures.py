@@ -140,7 +140,8 @@ def _streamed(ra: Representation, rb: Representation, metric: str, centred: bool
     if var_a <= 0 or var_b <= 0:
         return float("nan")  # every pair at the same distance in one set (or at 0, for the cosine)
     # A cosine, in [-1, 1]: rounding put a scaled copy's at 1 + 2^-52 (and atanh of it is NaN).
-    return min(1.0, max(-1.0, cov / math.sqrt(var_a * var_b)))
+    r = cov / math.sqrt(var_a * var_b)
+    return r if math.isnan(r) else min(1.0, max(-1.0, r))
 
 
 def _shifted_sums(ra: Representation, rb: Representation, metric: str):
